@@ -1,0 +1,1 @@
+//! Benchmarks for corral-core; see `benches/`.

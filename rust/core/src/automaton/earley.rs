@@ -1,0 +1,183 @@
+//! A byte-level Earley parser whose items are `(DFA state, origin set)`.
+//!
+//! Sets are stored back to back in one vector and only ever appended to or
+//! truncated, so undoing bytes (for a trie walk or `rollback`) is a truncation
+//! and a copy of the parser is a plain clone. Nullable rules are handled the
+//! Aycock–Horspool way: predicting a nullable rule also advances over it.
+//!
+//! Items are marked *kernel* when they were scanned or completed into their
+//! set, and *derived* when prediction added them. Every derived item is
+//! reachable from a kernel item of the same set by prediction alone, so the
+//! token-classification cache only needs the kernel items' entries.
+
+use super::{Automaton, DEAD};
+
+/// One parser item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// Global DFA state (identifies the rule too).
+    pub state: u32,
+    /// Index of the set where this rule instance started.
+    pub origin: u32,
+    /// Scanned or completed into its set (as opposed to predicted).
+    pub kernel: bool,
+}
+
+/// The parser: a stack of Earley sets.
+#[derive(Clone, Debug, Default)]
+pub struct Parser {
+    items: Vec<Item>,
+    set_start: Vec<u32>,
+}
+
+impl Parser {
+    /// A parser at the start of `a`'s root rule.
+    pub fn new(a: &Automaton) -> Parser {
+        Self::starting_at(a, a.rule_start[a.root as usize])
+    }
+
+    /// A parser whose only initial item is `state` (used to classify tokens
+    /// for that item independently of the rest of the stack).
+    pub fn starting_at(a: &Automaton, state: u32) -> Parser {
+        let mut p = Parser { items: Vec::with_capacity(64), set_start: vec![0] };
+        p.items.push(Item { state, origin: 0, kernel: true });
+        p.close(a, 0);
+        p
+    }
+
+    /// Number of sets (1 + bytes/tokens consumed).
+    #[inline]
+    pub fn num_sets(&self) -> usize {
+        self.set_start.len()
+    }
+
+    /// Drop sets so that `n` remain (`n >= 1`).
+    #[inline]
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.set_start.len() && n >= 1 {
+            self.items.truncate(self.set_start[n] as usize);
+            self.set_start.truncate(n);
+        }
+    }
+
+    /// Items of set `i`.
+    #[inline]
+    pub fn set(&self, i: usize) -> &[Item] {
+        let a = self.set_start[i] as usize;
+        let b = self.set_start.get(i + 1).map_or(self.items.len(), |&b| b as usize);
+        &self.items[a..b]
+    }
+
+    /// Items of the last set.
+    #[inline]
+    pub fn current(&self) -> &[Item] {
+        self.set(self.set_start.len() - 1)
+    }
+
+    /// Can the root rule (started in set 0) end here?
+    pub fn can_accept(&self, a: &Automaton) -> bool {
+        self.current().iter().any(|it| {
+            it.origin == 0 && a.accepting[it.state as usize] && a.state_rule[it.state as usize] == a.root
+        })
+    }
+
+    /// Does the last set complete `rule` started in set 0?
+    pub fn completes_at_origin0(&self, a: &Automaton, rule: u32) -> bool {
+        self.current().iter().any(|it| {
+            it.origin == 0 && a.accepting[it.state as usize] && a.state_rule[it.state as usize] == rule
+        })
+    }
+
+    /// Scan `byte` from the last set into a new set. Returns false (and
+    /// leaves the parser unchanged) if no item can take the byte.
+    pub fn push_byte(&mut self, a: &Automaton, byte: u8) -> bool {
+        let cur = self.set_start.len() - 1;
+        let (lo, hi) = (self.set_start[cur] as usize, self.items.len());
+        let new_start = hi;
+        let class = a.class_of[byte as usize] as usize;
+        for k in lo..hi {
+            let it = self.items[k];
+            let t = a.byte_next[it.state as usize * a.num_classes + class];
+            if t != DEAD {
+                let item = Item { state: t, origin: it.origin, kernel: true };
+                if !self.items[new_start..].iter().any(|x| x.state == t && x.origin == it.origin) {
+                    self.items.push(item);
+                }
+            }
+        }
+        if self.items.len() == new_start {
+            return false;
+        }
+        self.set_start.push(new_start as u32);
+        self.close(a, new_start);
+        true
+    }
+
+    /// Start a new set from `seeds` (items advanced over a whole token).
+    /// Returns false (parser unchanged) if `seeds` is empty.
+    pub fn push_items(&mut self, a: &Automaton, seeds: &[Item]) -> bool {
+        if seeds.is_empty() {
+            return false;
+        }
+        let start = self.items.len();
+        self.set_start.push(start as u32);
+        for &s in seeds {
+            self.add(s);
+        }
+        self.close(a, start);
+        true
+    }
+
+    /// Add `seeds` to the last set and close over them.
+    pub fn extend_current(&mut self, a: &Automaton, seeds: &[Item]) {
+        let from = self.items.len();
+        for &s in seeds {
+            self.add(s);
+        }
+        self.close(a, from);
+    }
+
+    /// Add an item to the last set unless present (upgrading it to kernel).
+    #[inline]
+    fn add(&mut self, item: Item) {
+        let lo = self.set_start[self.set_start.len() - 1] as usize;
+        for x in &mut self.items[lo..] {
+            if x.state == item.state && x.origin == item.origin {
+                x.kernel |= item.kernel;
+                return;
+            }
+        }
+        self.items.push(item);
+    }
+
+    /// Predict and complete over the last set, starting at item index `from`.
+    fn close(&mut self, a: &Automaton, from: usize) {
+        let cur = (self.set_start.len() - 1) as u32;
+        let mut k = from;
+        while k < self.items.len() {
+            let it = self.items[k];
+            k += 1;
+            for &(q, t) in a.rule_edges(it.state) {
+                self.add(Item { state: a.rule_start[q as usize], origin: cur, kernel: false });
+                if a.nullable[q as usize] {
+                    self.add(Item { state: t, origin: it.origin, kernel: false });
+                }
+            }
+            // Completion into the same set is covered by the nullable advance above.
+            if a.accepting[it.state as usize] && it.origin != cur {
+                let rule = a.state_rule[it.state as usize];
+                let o = it.origin as usize;
+                let (lo, hi) = (
+                    self.set_start[o] as usize,
+                    self.set_start.get(o + 1).map_or(self.items.len(), |&h| h as usize),
+                );
+                for j in lo..hi {
+                    let parent = self.items[j];
+                    if let Some(t) = a.next_rule(parent.state, rule) {
+                        self.add(Item { state: t, origin: parent.origin, kernel: true });
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,739 @@
+//! From grammar IR to the byte-level recogniser.
+//!
+//! Each rule body becomes a Thompson NFA over an alphabet of byte ranges,
+//! rule references and token elements, then a DFA by subset construction.
+//! All rules' DFA states share one global numbering, so a parser item is just
+//! `(state, origin)`. After construction the automaton is trimmed: edges on
+//! rules that can never complete, and edges into states from which the rule
+//! can never finish, are removed. That makes every live parser state
+//! completable, which is what lets a mask be exact: a token is allowed iff
+//! the parser survives its bytes.
+//!
+//! The Earley parser that runs these DFAs is in [`earley`].
+
+pub mod earley;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::grammar::{Expr, Grammar, RuleId, TokenRef};
+use crate::limits::Limits;
+use crate::vocab::{TokenId, Vocabulary};
+use regex_syntax::utf8::Utf8Sequences;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+
+/// "No transition".
+pub const DEAD: u32 = u32::MAX;
+
+/// A token element after resolution against the vocabulary.
+#[derive(Clone, Debug)]
+pub struct TokenElem {
+    /// True for `!<...>`: any non-stop token not listed.
+    pub negated: bool,
+    /// Sorted, deduplicated ids named by the element.
+    pub ids: Vec<TokenId>,
+}
+
+impl TokenElem {
+    /// Does this element match token `id`?
+    pub fn matches(&self, id: TokenId, vocab: &Vocabulary) -> bool {
+        let listed = self.ids.binary_search(&id).is_ok();
+        if self.negated {
+            !listed && (id as usize) < vocab.tokenizer_size() && !vocab.is_stop(id)
+        } else {
+            listed
+        }
+    }
+
+    /// OR the ids this element matches into `mask`.
+    pub fn or_into(&self, mask: &mut [u32], vocab: &Vocabulary) {
+        if self.negated {
+            let n = vocab.tokenizer_size();
+            let full = n / 32;
+            for w in mask.iter_mut().take(full) {
+                *w = u32::MAX;
+            }
+            for id in (full * 32) as u32..n as u32 {
+                crate::mask::set_bit(mask, id);
+            }
+            for &id in self.ids.iter().chain(vocab.stop_ids()) {
+                if let Some(w) = mask.get_mut((id / 32) as usize) {
+                    *w &= !(1 << (id % 32));
+                }
+            }
+        } else {
+            for &id in &self.ids {
+                crate::mask::set_bit(mask, id);
+            }
+        }
+    }
+}
+
+/// The compiled recogniser tables for a whole grammar.
+#[derive(Debug)]
+pub struct Automaton {
+    /// Byte -> equivalence class.
+    pub class_of: [u8; 256],
+    /// Number of byte classes.
+    pub num_classes: usize,
+    /// `byte_next[state * num_classes + class]`: target state or [`DEAD`].
+    pub byte_next: Vec<u32>,
+    /// Rule-reference transitions of state `s`: `rule_trans[rule_trans_start[s]..rule_trans_start[s+1]]`.
+    pub rule_trans: Vec<(RuleId, u32)>,
+    /// Offsets into `rule_trans`.
+    pub rule_trans_start: Vec<u32>,
+    /// Token-element transitions `(element index, target)`, indexed like `rule_trans`.
+    pub token_trans: Vec<(u32, u32)>,
+    /// Offsets into `token_trans`.
+    pub token_trans_start: Vec<u32>,
+    /// Is the state accepting (its rule may end here)?
+    pub accepting: Vec<bool>,
+    /// Does the state have any byte transition?
+    pub has_bytes: Vec<bool>,
+    /// The rule each state belongs to.
+    pub state_rule: Vec<RuleId>,
+    /// Start state of each rule.
+    pub rule_start: Vec<u32>,
+    /// Can the rule derive the empty string?
+    pub nullable: Vec<bool>,
+    /// Resolved token elements.
+    pub token_elems: Vec<TokenElem>,
+    /// Rule names, for diagnostics.
+    pub rule_names: Vec<String>,
+    /// The start rule.
+    pub root: RuleId,
+}
+
+impl Automaton {
+    /// Number of DFA states over all rules.
+    pub fn num_states(&self) -> usize {
+        self.accepting.len()
+    }
+
+    /// Byte transition of `state` on `byte`.
+    #[inline]
+    pub fn next_byte(&self, state: u32, byte: u8) -> u32 {
+        self.byte_next[state as usize * self.num_classes + self.class_of[byte as usize] as usize]
+    }
+
+    /// Rule-reference transitions of `state`.
+    #[inline]
+    pub fn rule_edges(&self, state: u32) -> &[(RuleId, u32)] {
+        let s = state as usize;
+        &self.rule_trans[self.rule_trans_start[s] as usize..self.rule_trans_start[s + 1] as usize]
+    }
+
+    /// Token-element transitions of `state`.
+    #[inline]
+    pub fn token_edges(&self, state: u32) -> &[(u32, u32)] {
+        let s = state as usize;
+        &self.token_trans[self.token_trans_start[s] as usize..self.token_trans_start[s + 1] as usize]
+    }
+
+    /// Target of `state` on rule `rule`, if any.
+    #[inline]
+    pub fn next_rule(&self, state: u32, rule: RuleId) -> Option<u32> {
+        self.rule_edges(state).iter().find(|e| e.0 == rule).map(|e| e.1)
+    }
+
+    /// Heap bytes used by the tables.
+    pub fn heap_bytes(&self) -> usize {
+        self.byte_next.len() * 4
+            + self.rule_trans.len() * 8
+            + self.token_trans.len() * 8
+            + self.accepting.len() * 14
+    }
+
+    /// Build the automaton for `grammar`, resolving token elements against `vocab`.
+    /// `source` is the grammar text, used to point at token elements in errors.
+    pub fn build(
+        grammar: &Grammar,
+        vocab: &Vocabulary,
+        limits: &Limits,
+        source: Option<&str>,
+    ) -> Result<Automaton> {
+        Builder::new(grammar, vocab, limits, source).build()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Edge {
+    Eps,
+    Bytes(u8, u8),
+    Rule(RuleId),
+    Token(u32),
+}
+
+#[derive(Default)]
+struct Nfa {
+    edges: Vec<Vec<(Edge, u32)>>,
+}
+
+impl Nfa {
+    fn state(&mut self) -> u32 {
+        self.edges.push(Vec::new());
+        (self.edges.len() - 1) as u32
+    }
+    fn edge(&mut self, from: u32, e: Edge, to: u32) {
+        self.edges[from as usize].push((e, to));
+    }
+}
+
+struct Builder<'a> {
+    grammar: &'a Grammar,
+    vocab: &'a Vocabulary,
+    limits: &'a Limits,
+    source: Option<&'a str>,
+    token_elems: Vec<TokenElem>,
+    token_elem_ids: FxHashMap<(bool, Vec<TokenId>), u32>,
+}
+
+/// Upper bound on NFA states an expression needs (saturating).
+fn estimate(e: &Expr) -> u64 {
+    match e {
+        Expr::Empty | Expr::Rule(_) | Expr::Token { .. } | Expr::Bytes(_) => 2,
+        Expr::Literal(b) => b.len() as u64 + 1,
+        Expr::Class { ranges, .. } => 8 + 4 * ranges.len() as u64,
+        Expr::Seq(v) | Expr::Alt(v) => {
+            v.iter().map(estimate).fold(2u64, u64::saturating_add)
+        }
+        Expr::Repeat { expr, min, max } => {
+            let copies = u64::from(max.unwrap_or(*min)).max(1) + 1;
+            estimate(expr).saturating_add(2).saturating_mul(copies)
+        }
+    }
+}
+
+/// Normalise code-point ranges: clamp, sort, merge, and complement if negated.
+fn normalise_class(negated: bool, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut v: Vec<(u32, u32)> =
+        ranges.iter().filter(|r| r.0 <= r.1 && r.0 <= 0x10FFFF).map(|&(a, b)| (a, b.min(0x10FFFF))).collect();
+    v.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::new();
+    for (a, b) in v {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    if !negated {
+        return merged;
+    }
+    let mut out = Vec::new();
+    let mut next = 0u32;
+    for (a, b) in merged {
+        if a > next {
+            out.push((next, a - 1));
+        }
+        next = b + 1;
+    }
+    if next <= 0x10FFFF {
+        out.push((next, 0x10FFFF));
+    }
+    out
+}
+
+/// Split a code-point range into ranges that avoid the surrogate block.
+fn to_chars(a: u32, b: u32) -> Vec<(char, char)> {
+    let mut out = Vec::new();
+    let mut push = |x: u32, y: u32| {
+        if let (Some(cx), Some(cy)) = (char::from_u32(x), char::from_u32(y)) {
+            if x <= y {
+                out.push((cx, cy));
+            }
+        }
+    };
+    if b < 0xD800 || a > 0xDFFF {
+        push(a, b);
+    } else {
+        if a < 0xD800 {
+            push(a, 0xD7FF);
+        }
+        if b > 0xDFFF {
+            push(0xE000, b);
+        }
+    }
+    out
+}
+
+impl<'a> Builder<'a> {
+    fn new(grammar: &'a Grammar, vocab: &'a Vocabulary, limits: &'a Limits, source: Option<&'a str>) -> Self {
+        Builder { grammar, vocab, limits, source, token_elems: Vec::new(), token_elem_ids: FxHashMap::default() }
+    }
+
+    fn located(&self, kind: ErrorKind, msg: String, span: Option<crate::error::Span>) -> Error {
+        match (span, self.source) {
+            (Some(sp), Some(src)) => Error::at(kind, msg, sp, src),
+            _ => Error::new(kind, msg),
+        }
+    }
+
+    fn token_elem(&mut self, negated: bool, tokens: &[TokenRef], span: Option<crate::error::Span>) -> Result<u32> {
+        let mut ids = Vec::new();
+        for t in tokens {
+            match t {
+                TokenRef::Id(id) => {
+                    if *id as usize >= self.vocab.tokenizer_size() {
+                        return Err(self.located(
+                            ErrorKind::Grammar,
+                            format!(
+                                "token id {id} is out of range (the tokenizer has {} tokens)",
+                                self.vocab.tokenizer_size()
+                            ),
+                            span,
+                        ));
+                    }
+                    ids.push(*id);
+                }
+                TokenRef::Text(text) => {
+                    let found = self.vocab.ids_for_text(text.as_bytes());
+                    if found.is_empty() {
+                        return Err(self.located(
+                            ErrorKind::Grammar,
+                            format!("no token in the vocabulary has the text `{text}`"),
+                            span,
+                        ));
+                    }
+                    ids.extend_from_slice(found);
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        let key = (negated, ids);
+        if let Some(&i) = self.token_elem_ids.get(&key) {
+            return Ok(i);
+        }
+        let i = self.token_elems.len() as u32;
+        self.token_elems.push(TokenElem { negated: key.0, ids: key.1.clone() });
+        self.token_elem_ids.insert(key, i);
+        Ok(i)
+    }
+
+    /// Thompson construction: returns (start, end) of the fragment for `e`.
+    fn frag(&mut self, nfa: &mut Nfa, e: &Expr) -> Result<(u32, u32)> {
+        Ok(match e {
+            Expr::Empty => {
+                let s = nfa.state();
+                (s, s)
+            }
+            Expr::Literal(bytes) => {
+                let s = nfa.state();
+                let mut cur = s;
+                for &b in bytes {
+                    let n = nfa.state();
+                    nfa.edge(cur, Edge::Bytes(b, b), n);
+                    cur = n;
+                }
+                (s, cur)
+            }
+            Expr::Bytes(ranges) => {
+                let (s, t) = (nfa.state(), nfa.state());
+                for &(a, b) in ranges {
+                    if a <= b {
+                        nfa.edge(s, Edge::Bytes(a, b), t);
+                    }
+                }
+                (s, t)
+            }
+            Expr::Class { negated, ranges } => {
+                let (s, t) = (nfa.state(), nfa.state());
+                for (a, b) in normalise_class(*negated, ranges) {
+                    for (ca, cb) in to_chars(a, b) {
+                        for seq in Utf8Sequences::new(ca, cb) {
+                            let rs = seq.as_slice();
+                            let mut cur = s;
+                            for (k, r) in rs.iter().enumerate() {
+                                let n = if k + 1 == rs.len() { t } else { nfa.state() };
+                                nfa.edge(cur, Edge::Bytes(r.start, r.end), n);
+                                cur = n;
+                            }
+                        }
+                    }
+                }
+                (s, t)
+            }
+            Expr::Rule(r) => {
+                let (s, t) = (nfa.state(), nfa.state());
+                nfa.edge(s, Edge::Rule(*r), t);
+                (s, t)
+            }
+            Expr::Token { negated, tokens, span } => {
+                let id = self.token_elem(*negated, tokens, *span)?;
+                let (s, t) = (nfa.state(), nfa.state());
+                nfa.edge(s, Edge::Token(id), t);
+                (s, t)
+            }
+            Expr::Seq(items) => {
+                let s = nfa.state();
+                let mut cur = s;
+                for it in items {
+                    let (a, b) = self.frag(nfa, it)?;
+                    nfa.edge(cur, Edge::Eps, a);
+                    cur = b;
+                }
+                (s, cur)
+            }
+            Expr::Alt(alts) => {
+                let (s, t) = (nfa.state(), nfa.state());
+                for it in alts {
+                    let (a, b) = self.frag(nfa, it)?;
+                    nfa.edge(s, Edge::Eps, a);
+                    nfa.edge(b, Edge::Eps, t);
+                }
+                (s, t)
+            }
+            Expr::Repeat { expr, min, max } => {
+                let s = nfa.state();
+                let mut cur = s;
+                for _ in 0..*min {
+                    let (a, b) = self.frag(nfa, expr)?;
+                    nfa.edge(cur, Edge::Eps, a);
+                    cur = b;
+                }
+                match max {
+                    None => {
+                        // Kleene star on a fresh copy: hub -> e -> hub.
+                        let hub = nfa.state();
+                        nfa.edge(cur, Edge::Eps, hub);
+                        let (a, b) = self.frag(nfa, expr)?;
+                        nfa.edge(hub, Edge::Eps, a);
+                        nfa.edge(b, Edge::Eps, hub);
+                        (s, hub)
+                    }
+                    Some(mx) => {
+                        let end = nfa.state();
+                        nfa.edge(cur, Edge::Eps, end);
+                        for _ in *min..*mx {
+                            let (a, b) = self.frag(nfa, expr)?;
+                            nfa.edge(cur, Edge::Eps, a);
+                            nfa.edge(b, Edge::Eps, end);
+                            cur = b;
+                        }
+                        (s, end)
+                    }
+                }
+            }
+        })
+    }
+
+    fn build(mut self) -> Result<Automaton> {
+        let g = self.grammar;
+        if g.rules.is_empty() {
+            return Err(Error::new(ErrorKind::Grammar, "grammar is empty: no rules defined"));
+        }
+        if g.root as usize >= g.rules.len() {
+            return Err(Error::new(ErrorKind::Grammar, "root rule id is out of range"));
+        }
+        let total: u64 = g.rules.iter().map(|r| estimate(&r.body)).fold(0, u64::saturating_add);
+        if total > self.limits.max_nfa_states as u64 {
+            return Err(Error::limit(format!(
+                "grammar needs about {total} automaton states, exceeds Limits.max_nfa_states={}",
+                self.limits.max_nfa_states
+            )));
+        }
+        let mut nfas = Vec::with_capacity(g.rules.len());
+        for rule in &g.rules {
+            let mut nfa = Nfa::default();
+            let (s, t) = self.frag(&mut nfa, &rule.body)?;
+            nfas.push((nfa, s, t));
+        }
+        // Byte classes: bytes that no range boundary separates behave alike.
+        let mut boundary = [false; 257];
+        for (nfa, _, _) in &nfas {
+            for edges in &nfa.edges {
+                for (e, _) in edges {
+                    if let Edge::Bytes(a, b) = *e {
+                        boundary[a as usize] = true;
+                        boundary[b as usize + 1] = true;
+                    }
+                }
+            }
+        }
+        let mut class_of = [0u8; 256];
+        let mut c: usize = 0;
+        for b in 0..256 {
+            if b > 0 && boundary[b] {
+                c += 1;
+            }
+            class_of[b] = c as u8;
+        }
+        let num_classes = c + 1;
+
+        let mut out = Tables { num_classes, ..Tables::default() };
+        let mut rule_start = Vec::with_capacity(g.rules.len());
+        for (rid, (nfa, s, t)) in nfas.iter().enumerate() {
+            rule_start.push(out.accepting.len() as u32);
+            determinise(nfa, *s, *t, rid as RuleId, &class_of, &mut out, self.limits)?;
+        }
+        let mut a = Automaton {
+            class_of,
+            num_classes,
+            byte_next: out.byte_next,
+            rule_trans: Vec::new(),
+            rule_trans_start: Vec::new(),
+            token_trans: Vec::new(),
+            token_trans_start: Vec::new(),
+            has_bytes: Vec::new(),
+            accepting: out.accepting,
+            state_rule: out.state_rule,
+            rule_start,
+            nullable: vec![false; g.rules.len()],
+            token_elems: std::mem::take(&mut self.token_elems),
+            rule_names: g.rules.iter().map(|r| r.name.clone()).collect(),
+            root: g.root,
+        };
+        trim(&mut a, out.rule_edges, out.token_edges)?;
+        Ok(a)
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    num_classes: usize,
+    byte_next: Vec<u32>,
+    rule_edges: Vec<Vec<(RuleId, u32)>>,
+    token_edges: Vec<Vec<(u32, u32)>>,
+    accepting: Vec<bool>,
+    state_rule: Vec<RuleId>,
+}
+
+fn eps_closure(nfa: &Nfa, set: &mut Vec<u32>) {
+    let mut seen: Vec<bool> = vec![false; nfa.edges.len()];
+    for &s in set.iter() {
+        seen[s as usize] = true;
+    }
+    let mut i = 0;
+    while i < set.len() {
+        let s = set[i] as usize;
+        i += 1;
+        for &(e, t) in &nfa.edges[s] {
+            if e == Edge::Eps && !seen[t as usize] {
+                seen[t as usize] = true;
+                set.push(t);
+            }
+        }
+    }
+    set.sort_unstable();
+}
+
+/// Subset construction for one rule, appending its states to `out`.
+fn determinise(
+    nfa: &Nfa,
+    start: u32,
+    end: u32,
+    rule: RuleId,
+    class_of: &[u8; 256],
+    out: &mut Tables,
+    limits: &Limits,
+) -> Result<()> {
+    let base = out.accepting.len() as u32;
+    let nc = out.num_classes;
+    let mut ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
+    let mut sets: Vec<Vec<u32>> = Vec::new();
+    let mut first = vec![start];
+    eps_closure(nfa, &mut first);
+    ids.insert(first.clone(), 0);
+    sets.push(first);
+    let mut i = 0;
+    while i < sets.len() {
+        if base as usize + sets.len() > limits.max_dfa_states {
+            return Err(Error::limit(format!(
+                "grammar needs more than {} DFA states, exceeds Limits.max_dfa_states={}",
+                base as usize + sets.len(),
+                limits.max_dfa_states
+            )));
+        }
+        let set = sets[i].clone();
+        let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); nc];
+        let mut by_rule: BTreeMap<RuleId, Vec<u32>> = BTreeMap::new();
+        let mut by_token: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for &s in &set {
+            for &(e, t) in &nfa.edges[s as usize] {
+                match e {
+                    Edge::Eps => {}
+                    Edge::Bytes(a, b) => {
+                        for c in class_of[a as usize]..=class_of[b as usize] {
+                            by_class[c as usize].push(t);
+                        }
+                    }
+                    Edge::Rule(r) => by_rule.entry(r).or_default().push(t),
+                    Edge::Token(k) => by_token.entry(k).or_default().push(t),
+                }
+            }
+        }
+        let mut intern = |mut targets: Vec<u32>, sets: &mut Vec<Vec<u32>>| -> u32 {
+            targets.sort_unstable();
+            targets.dedup();
+            eps_closure(nfa, &mut targets);
+            targets.dedup();
+            if let Some(&id) = ids.get(&targets) {
+                return base + id;
+            }
+            let id = sets.len() as u32;
+            ids.insert(targets.clone(), id);
+            sets.push(targets);
+            base + id
+        };
+        let mut row = vec![DEAD; nc];
+        for (c, targets) in by_class.into_iter().enumerate() {
+            if !targets.is_empty() {
+                row[c] = intern(targets, &mut sets);
+            }
+        }
+        let rules: Vec<(RuleId, u32)> =
+            by_rule.into_iter().map(|(r, t)| (r, intern(t, &mut sets))).collect();
+        let tokens: Vec<(u32, u32)> =
+            by_token.into_iter().map(|(k, t)| (k, intern(t, &mut sets))).collect();
+        out.byte_next.extend_from_slice(&row);
+        out.rule_edges.push(rules);
+        out.token_edges.push(tokens);
+        out.accepting.push(set.binary_search(&end).is_ok());
+        out.state_rule.push(rule);
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Remove edges on rules that can never complete and edges into states that
+/// cannot reach an accepting state; compute nullability; flatten edge lists.
+fn trim(
+    a: &mut Automaton,
+    mut rule_edges: Vec<Vec<(RuleId, u32)>>,
+    token_edges: Vec<Vec<(u32, u32)>>,
+) -> Result<()> {
+    let n = a.num_states();
+    let nr = a.rule_start.len();
+    let nc = a.num_classes;
+    let mut rule_states: Vec<(u32, u32)> = Vec::with_capacity(nr);
+    for r in 0..nr {
+        let s = a.rule_start[r];
+        let e = a.rule_start.get(r + 1).copied().unwrap_or(n as u32);
+        rule_states.push((s, e));
+    }
+    // Which states can reach acceptance, and which rules can complete? One
+    // worklist pass over reversed edges; an edge on rule `r` counts once `r`
+    // is known to complete (its start state is live).
+    let mut start_of_rule: FxHashMap<u32, RuleId> = FxHashMap::default();
+    for (r, &s) in a.rule_start.iter().enumerate() {
+        start_of_rule.insert(s, r as RuleId);
+    }
+    let mut rev: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n]; // (source, rule or DEAD)
+    for s in 0..n {
+        let mut targets: Vec<u32> =
+            a.byte_next[s * nc..(s + 1) * nc].iter().copied().filter(|&t| t != DEAD).collect();
+        targets.extend(token_edges[s].iter().map(|&(_, t)| t));
+        targets.sort_unstable();
+        targets.dedup();
+        for t in targets {
+            rev[t as usize].push((s as u32, DEAD));
+        }
+        for &(r, t) in &rule_edges[s] {
+            rev[t as usize].push((s as u32, r));
+        }
+    }
+    let mut live = vec![false; n];
+    let mut productive = vec![false; nr];
+    let mut pending: Vec<Vec<u32>> = vec![Vec::new(); nr];
+    let mut work: Vec<u32> = Vec::new();
+    let mark = |s: u32,
+                live: &mut Vec<bool>,
+                work: &mut Vec<u32>,
+                productive: &mut Vec<bool>,
+                pending: &mut Vec<Vec<u32>>| {
+        let mut stack = vec![s];
+        while let Some(s) = stack.pop() {
+            if live[s as usize] {
+                continue;
+            }
+            live[s as usize] = true;
+            work.push(s);
+            if let Some(&r) = start_of_rule.get(&s) {
+                productive[r as usize] = true;
+                stack.extend(std::mem::take(&mut pending[r as usize]));
+            }
+        }
+    };
+    for s in 0..n {
+        if a.accepting[s] {
+            mark(s as u32, &mut live, &mut work, &mut productive, &mut pending);
+        }
+    }
+    while let Some(t) = work.pop() {
+        for k in 0..rev[t as usize].len() {
+            let (s, r) = rev[t as usize][k];
+            if live[s as usize] {
+                continue;
+            }
+            if r == DEAD || productive[r as usize] {
+                mark(s, &mut live, &mut work, &mut productive, &mut pending);
+            } else {
+                pending[r as usize].push(s);
+            }
+        }
+    }
+    if !productive[a.root as usize] {
+        return Err(Error::new(
+            ErrorKind::Grammar,
+            format!(
+                "the grammar matches no string: rule `{}` can never complete",
+                a.rule_names[a.root as usize]
+            ),
+        ));
+    }
+    for t in a.byte_next.iter_mut() {
+        if *t != DEAD && !live[*t as usize] {
+            *t = DEAD;
+        }
+    }
+    for edges in rule_edges.iter_mut() {
+        edges.retain(|&(r, t)| productive[r as usize] && live[t as usize]);
+    }
+    // Nullable: an accepting state is reachable from the start through nullable rule edges.
+    let mut nullable = vec![false; nr];
+    loop {
+        let mut changed = false;
+        for r in 0..nr {
+            if nullable[r] {
+                continue;
+            }
+            let (lo, hi) = rule_states[r];
+            let mut seen = vec![false; (hi - lo) as usize];
+            let mut stack = vec![a.rule_start[r]];
+            let mut found = false;
+            while let Some(s) = stack.pop() {
+                let k = (s - lo) as usize;
+                if seen[k] {
+                    continue;
+                }
+                seen[k] = true;
+                if a.accepting[s as usize] {
+                    found = true;
+                    break;
+                }
+                for &(q, t) in &rule_edges[s as usize] {
+                    if nullable[q as usize] {
+                        stack.push(t);
+                    }
+                }
+            }
+            if found {
+                nullable[r] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    a.nullable = nullable;
+    a.has_bytes = (0..n).map(|s| a.byte_next[s * nc..(s + 1) * nc].iter().any(|&t| t != DEAD)).collect();
+    a.rule_trans_start.push(0);
+    a.token_trans_start.push(0);
+    for s in 0..n {
+        a.rule_trans.extend_from_slice(&rule_edges[s]);
+        a.rule_trans_start.push(a.rule_trans.len() as u32);
+        a.token_trans.extend(token_edges[s].iter().filter(|&&(_, t)| live[t as usize]).copied());
+        a.token_trans_start.push(a.token_trans.len() as u32);
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Compiling grammar text into a [`CompiledGrammar`]: the automaton plus the
+//! lazily filled token-classification cache that every matcher of the
+//! grammar shares.
+//!
+//! The cache maps a DFA state `s` (an item's position inside its rule) to a
+//! split of the vocabulary computed by a parser that starts from `s` alone:
+//! *accepted* tokens are consumed without leaving the rule instance (so any
+//! full parser holding an item at `s` accepts them); *uncertain* tokens make
+//! the rule complete part-way through, so what follows depends on the
+//! parent and is checked at mask time with the full parser; every other
+//! token is rejected by that item.
+
+use crate::automaton::earley::Parser;
+use crate::automaton::Automaton;
+use crate::error::{Error, ErrorKind, Result};
+use crate::grammar::ebnf::parse_gbnf;
+use crate::grammar::Grammar;
+use crate::limits::Limits;
+use crate::mask::TokenSet;
+use crate::trie::ByteStepper;
+use crate::vocab::{TokenId, Vocabulary};
+use rustc_hash::FxHashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The classification of the vocabulary for one DFA state.
+#[derive(Debug)]
+pub struct CacheEntry {
+    /// Tokens accepted whatever the rest of the parse stack is.
+    pub accepted: TokenSet,
+    /// Trie ranks (pre-order positions) of tokens the parent context decides, ascending.
+    pub uncertain: Vec<u32>,
+}
+
+/// A grammar compiled against a vocabulary. Immutable apart from its
+/// internally synchronised cache; share it across threads with `Arc`.
+#[derive(Debug)]
+pub struct CompiledGrammar {
+    automaton: Automaton,
+    vocab: Arc<Vocabulary>,
+    cache: Vec<OnceLock<CacheEntry>>,
+}
+
+impl CompiledGrammar {
+    /// Compile an already-built grammar IR.
+    pub fn from_grammar(
+        grammar: &Grammar,
+        vocab: Arc<Vocabulary>,
+        limits: &Limits,
+        source: Option<&str>,
+    ) -> Result<CompiledGrammar> {
+        let automaton = Automaton::build(grammar, &vocab, limits, source)?;
+        let cache = (0..automaton.num_states()).map(|_| OnceLock::new()).collect();
+        Ok(CompiledGrammar { automaton, vocab, cache })
+    }
+
+    /// The recogniser tables.
+    pub fn automaton(&self) -> &Automaton {
+        &self.automaton
+    }
+
+    /// The vocabulary this grammar was compiled for.
+    pub fn vocab(&self) -> &Arc<Vocabulary> {
+        &self.vocab
+    }
+
+    /// Number of rules.
+    pub fn num_rules(&self) -> usize {
+        self.automaton.rule_start.len()
+    }
+
+    /// Number of DFA states over all rules.
+    pub fn num_states(&self) -> usize {
+        self.automaton.num_states()
+    }
+
+    /// Name of the root rule.
+    pub fn root_name(&self) -> &str {
+        &self.automaton.rule_names[self.automaton.root as usize]
+    }
+
+    /// Number of filled cache entries and their heap bytes.
+    pub fn cache_stats(&self) -> (usize, usize) {
+        self.cache.iter().filter_map(OnceLock::get).fold((0, 0), |(n, b), e| {
+            (n + 1, b + e.accepted.heap_bytes() + e.uncertain.len() * 4)
+        })
+    }
+
+    /// The cache entry of `state`, computing it on first use.
+    pub fn entry(&self, state: u32) -> &CacheEntry {
+        self.cache[state as usize].get_or_init(|| self.classify(state))
+    }
+
+    /// Fill every cache entry now (otherwise entries fill on first use).
+    pub fn warm_up(&self) {
+        for s in 0..self.num_states() as u32 {
+            let _ = self.entry(s);
+        }
+    }
+
+    fn classify(&self, state: u32) -> CacheEntry {
+        let a = &self.automaton;
+        let rule = a.state_rule[state as usize];
+        let mut stepper = LocalStepper {
+            parser: Parser::starting_at(a, state),
+            a,
+            rule,
+            completed: Vec::with_capacity(64),
+            num_completed: 0,
+        };
+        let trie = self.vocab.trie();
+        let mut accepted: Vec<TokenId> = Vec::new();
+        let mut uncertain: Vec<u32> = Vec::new();
+        let order = trie.tokens_in_order();
+        trie.walk(
+            &mut stepper,
+            |_, _, toks| accepted.extend_from_slice(toks),
+            |st, _, toks| {
+                // The rule could end strictly inside the token: the parent decides.
+                if st.num_completed > 0 {
+                    if let Some(&first) = toks.first() {
+                        let r = trie.rank(first).unwrap_or(0);
+                        uncertain.extend(r..r + toks.len() as u32);
+                    }
+                }
+            },
+        );
+        debug_assert!(uncertain.iter().all(|&r| (r as usize) < order.len()));
+        accepted.sort_unstable();
+        CacheEntry { accepted: TokenSet::from_sorted_ids(accepted, self.vocab.vocab_size()), uncertain }
+    }
+}
+
+struct LocalStepper<'a> {
+    parser: Parser,
+    a: &'a Automaton,
+    rule: u32,
+    completed: Vec<bool>,
+    num_completed: usize,
+}
+
+impl ByteStepper for LocalStepper<'_> {
+    #[inline]
+    fn push(&mut self, byte: u8) -> bool {
+        if !self.parser.push_byte(self.a, byte) {
+            return false;
+        }
+        let c = self.parser.completes_at_origin0(self.a, self.rule);
+        self.completed.push(c);
+        self.num_completed += usize::from(c);
+        true
+    }
+    #[inline]
+    fn pop(&mut self) {
+        let n = self.parser.num_sets();
+        self.parser.truncate(n - 1);
+        if self.completed.pop() == Some(true) {
+            self.num_completed -= 1;
+        }
+    }
+}
+
+/// Compiles grammars against one vocabulary; caches results by grammar text.
+#[derive(Debug)]
+pub struct Compiler {
+    vocab: Arc<Vocabulary>,
+    limits: Limits,
+    cache: Mutex<FxHashMap<(Vec<u8>, String), Arc<CompiledGrammar>>>,
+}
+
+impl Compiler {
+    /// A compiler for `vocab` with default limits.
+    pub fn new(vocab: Arc<Vocabulary>) -> Compiler {
+        Self::with_limits(vocab, Limits::default())
+    }
+
+    /// A compiler with explicit limits.
+    pub fn with_limits(vocab: Arc<Vocabulary>, limits: Limits) -> Compiler {
+        Compiler { vocab, limits, cache: Mutex::new(FxHashMap::default()) }
+    }
+
+    /// The vocabulary.
+    pub fn vocab(&self) -> &Arc<Vocabulary> {
+        &self.vocab
+    }
+
+    /// Compile GBNF text (llama.cpp dialect) with start rule `root`.
+    pub fn compile_gbnf(&self, src: &[u8], root: &str) -> Result<Arc<CompiledGrammar>> {
+        let key = (src.to_vec(), root.to_owned());
+        if let Some(g) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(g);
+        }
+        if src.len() > self.limits.max_grammar_bytes {
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "grammar is {} bytes, exceeds Limits.max_grammar_bytes={}",
+                    src.len(),
+                    self.limits.max_grammar_bytes
+                ),
+            ));
+        }
+        let grammar = parse_gbnf(src, root)?;
+        let text = std::str::from_utf8(src).ok();
+        let compiled =
+            Arc::new(CompiledGrammar::from_grammar(&grammar, self.vocab.clone(), &self.limits, text)?);
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, compiled.clone());
+        }
+        Ok(compiled)
+    }
+}

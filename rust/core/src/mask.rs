@@ -1,0 +1,86 @@
+//! The packed token bitmask: `u32` words, bit `i % 32` of word `i / 32` set
+//! means token `i` is allowed (the layout xgrammar and llguidance use).
+
+/// Number of `u32` words needed for `vocab_size` tokens.
+pub fn words_for(vocab_size: usize) -> usize {
+    vocab_size.div_ceil(32)
+}
+
+/// Set bit `id` in `mask`.
+#[inline]
+pub fn set_bit(mask: &mut [u32], id: u32) {
+    if let Some(w) = mask.get_mut((id / 32) as usize) {
+        *w |= 1 << (id % 32);
+    }
+}
+
+/// Is bit `id` set in `mask`?
+#[inline]
+pub fn get_bit(mask: &[u32], id: u32) -> bool {
+    mask.get((id / 32) as usize).is_some_and(|w| w & (1 << (id % 32)) != 0)
+}
+
+/// OR `src` into `dst` word by word (written so the compiler vectorises it).
+#[inline]
+pub fn or_into(dst: &mut [u32], src: &[u32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d |= *s;
+    }
+}
+
+/// A set of token ids, stored as a bitset or a sorted id list, whichever is smaller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenSet {
+    /// A dense bitset over the vocabulary (same layout as the output mask).
+    Bits(Vec<u32>),
+    /// Sorted token ids.
+    List(Vec<u32>),
+}
+
+impl TokenSet {
+    /// Build from sorted, deduplicated ids over a vocabulary of `vocab_size` tokens.
+    pub fn from_sorted_ids(ids: Vec<u32>, vocab_size: usize) -> Self {
+        let words = words_for(vocab_size);
+        if ids.len() >= words {
+            let mut bits = vec![0u32; words];
+            for &id in &ids {
+                set_bit(&mut bits, id);
+            }
+            TokenSet::Bits(bits)
+        } else {
+            TokenSet::List(ids)
+        }
+    }
+
+    /// OR this set into `mask`.
+    pub fn or_into(&self, mask: &mut [u32]) {
+        match self {
+            TokenSet::Bits(bits) => or_into(mask, bits),
+            TokenSet::List(ids) => {
+                for &id in ids {
+                    set_bit(mask, id);
+                }
+            }
+        }
+    }
+
+    /// Number of tokens in the set.
+    pub fn len(&self) -> usize {
+        match self {
+            TokenSet::Bits(bits) => bits.iter().map(|w| w.count_ones() as usize).sum(),
+            TokenSet::List(ids) => ids.len(),
+        }
+    }
+
+    /// Is the set empty?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Heap bytes used.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            TokenSet::Bits(v) | TokenSet::List(v) => v.len() * 4,
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The per-generation state: accept tokens, fill the next-token mask, roll
+//! back, fork.
+//!
+//! The mask for the current parser set is the OR of the cached *accepted*
+//! sets of its kernel items, plus the *uncertain* tokens that survive a
+//! walk with the full parser (in trie order, so shared prefixes are parsed
+//! once), plus tokens named by token elements, plus the stop tokens when the
+//! grammar can end here.
+
+use crate::automaton::earley::{Item, Parser};
+use crate::compiler::CompiledGrammar;
+use crate::error::{Error, ErrorKind, Result};
+use crate::mask::{get_bit, set_bit};
+use crate::vocab::TokenId;
+use std::sync::Arc;
+
+/// The state of one constrained generation. `Clone` is `fork()`.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    grammar: Arc<CompiledGrammar>,
+    parser: Parser,
+    /// Number of parser sets before each accepted token (for rollback).
+    history: Vec<u32>,
+    terminated: bool,
+    stop_ids: Vec<TokenId>,
+    max_rollback: Option<usize>,
+    error: Option<String>,
+    scratch_items: Vec<Item>,
+    scratch_ranks: Vec<u32>,
+}
+
+impl Matcher {
+    /// A matcher at the start of `grammar`.
+    pub fn new(grammar: Arc<CompiledGrammar>) -> Matcher {
+        let parser = Parser::new(grammar.automaton());
+        let stop_ids = grammar.vocab().stop_ids().to_vec();
+        Matcher {
+            grammar,
+            parser,
+            history: Vec::new(),
+            terminated: false,
+            stop_ids,
+            max_rollback: None,
+            error: None,
+            scratch_items: Vec::new(),
+            scratch_ranks: Vec::new(),
+        }
+    }
+
+    /// Use these stop tokens instead of the vocabulary's.
+    pub fn set_stop_tokens(&mut self, mut ids: Vec<TokenId>) -> Result<()> {
+        let n = self.grammar.vocab().vocab_size();
+        if let Some(bad) = ids.iter().find(|&&i| i as usize >= n) {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                format!("stop token id {bad} is out of range (vocab_size {n})"),
+            ));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        self.stop_ids = ids;
+        Ok(())
+    }
+
+    /// Keep at most `n` tokens of rollback history (`None`: unlimited).
+    pub fn set_max_rollback(&mut self, n: Option<usize>) {
+        self.max_rollback = n;
+    }
+
+    /// The compiled grammar.
+    pub fn grammar(&self) -> &Arc<CompiledGrammar> {
+        &self.grammar
+    }
+
+    /// The stop tokens in effect.
+    pub fn stop_ids(&self) -> &[TokenId] {
+        &self.stop_ids
+    }
+
+    /// Number of tokens accepted since the start (or last reset).
+    pub fn num_accepted_tokens(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Has a stop token been accepted?
+    pub fn is_terminated(&self) -> bool {
+        self.terminated
+    }
+
+    /// Could the grammar end here (so a stop token is allowed)?
+    pub fn can_terminate(&self) -> bool {
+        !self.terminated && self.error.is_none() && self.parser.can_accept(self.grammar.automaton())
+    }
+
+    /// The sticky internal error, if one happened.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Put the matcher into the sticky error state.
+    pub fn set_error(&mut self, msg: String) {
+        self.error = Some(msg);
+    }
+
+    /// Back to the start of the grammar.
+    pub fn reset(&mut self) {
+        self.parser.truncate(1);
+        self.history.clear();
+        self.terminated = false;
+        self.error = None;
+    }
+
+    fn is_stop(&self, id: TokenId) -> bool {
+        self.stop_ids.binary_search(&id).is_ok()
+    }
+
+    /// Accept one token. Returns false, leaving the state unchanged, if the
+    /// grammar does not allow it here (or the id is out of range).
+    pub fn accept_token(&mut self, id: TokenId) -> bool {
+        if self.terminated || self.error.is_some() {
+            return false;
+        }
+        let g = Arc::clone(&self.grammar);
+        let (a, vocab) = (g.automaton(), g.vocab());
+        if id as usize >= vocab.vocab_size() {
+            return false;
+        }
+        let before = self.parser.num_sets();
+        // Token elements (`<[id]>`, `!<...>`) consume the token whole.
+        let mut seeds = std::mem::take(&mut self.scratch_items);
+        seeds.clear();
+        for it in self.parser.current() {
+            for &(k, t) in a.token_edges(it.state) {
+                if a.token_elems[k as usize].matches(id, vocab) {
+                    seeds.push(Item { state: t, origin: it.origin, kernel: true });
+                }
+            }
+        }
+        let mut ok = false;
+        if self.is_stop(id) && seeds.is_empty() {
+            if self.parser.can_accept(a) {
+                self.terminated = true;
+                ok = true;
+            }
+        } else if !vocab.is_special(id) && (id as usize) < vocab.tokenizer_size() {
+            let bytes = vocab.token_bytes(id);
+            ok = !bytes.is_empty() && bytes.iter().all(|&b| self.parser.push_byte(a, b));
+            if ok {
+                self.parser.extend_current(a, &seeds);
+            } else {
+                self.parser.truncate(before);
+            }
+        }
+        if !ok && !self.terminated {
+            ok = self.parser.push_items(a, &seeds);
+        }
+        self.scratch_items = seeds;
+        if ok {
+            self.history.push(before as u32);
+        }
+        ok
+    }
+
+    /// Accept raw bytes (not tokens) as one step of history; all or nothing.
+    pub fn accept_bytes(&mut self, data: &[u8]) -> bool {
+        if self.terminated || self.error.is_some() {
+            return false;
+        }
+        let g = Arc::clone(&self.grammar);
+        let before = self.parser.num_sets();
+        if data.iter().all(|&b| self.parser.push_byte(g.automaton(), b)) {
+            self.history.push(before as u32);
+            true
+        } else {
+            self.parser.truncate(before);
+            false
+        }
+    }
+
+    /// Undo the last `n` accepted tokens (or `accept_bytes` calls).
+    pub fn rollback(&mut self, n: usize) -> Result<()> {
+        let limit = self.max_rollback.unwrap_or(usize::MAX).min(self.history.len());
+        if n > limit {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                format!("cannot roll back {n} tokens: only {limit} can be rolled back"),
+            ));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let keep = self.history.len() - n;
+        let sets = self.history[keep] as usize;
+        self.history.truncate(keep);
+        self.parser.truncate(sets);
+        self.terminated = false;
+        Ok(())
+    }
+
+    /// Write the allowed-token mask into `mask` (at least
+    /// `ceil(vocab_size / 32)` words; extra words are zeroed). Returns true
+    /// when some token of the vocabulary is disallowed.
+    pub fn fill_mask(&mut self, mask: &mut [u32]) -> bool {
+        mask.fill(0);
+        if self.terminated || self.error.is_some() {
+            return true;
+        }
+        let g = Arc::clone(&self.grammar);
+        let (a, vocab) = (g.automaton(), g.vocab());
+        let mut ranks = std::mem::take(&mut self.scratch_ranks);
+        ranks.clear();
+        let mut sources = 0usize;
+        for it in self.parser.current() {
+            if it.kernel && (a.has_bytes[it.state as usize] || !a.rule_edges(it.state).is_empty()) {
+                let e = g.entry(it.state);
+                e.accepted.or_into(mask);
+                if !e.uncertain.is_empty() {
+                    ranks.extend_from_slice(&e.uncertain);
+                    sources += 1;
+                }
+            }
+            for &(k, _) in a.token_edges(it.state) {
+                a.token_elems[k as usize].or_into(mask, vocab);
+            }
+        }
+        if sources > 1 {
+            ranks.sort_unstable();
+            ranks.dedup();
+        }
+        self.check_uncertain(&ranks, mask);
+        self.scratch_ranks = ranks;
+        if self.parser.can_accept(a) {
+            for &s in &self.stop_ids {
+                set_bit(mask, s);
+            }
+        }
+        let n = vocab.vocab_size();
+        let full = n / 32;
+        mask[..full].iter().any(|&w| w != u32::MAX)
+            || (n % 32 != 0 && mask.get(full).is_some_and(|&w| w != (1u32 << (n % 32)) - 1))
+    }
+
+    /// Run the full parser over the uncertain tokens (given by trie rank, ascending).
+    fn check_uncertain(&mut self, ranks: &[u32], mask: &mut [u32]) {
+        if ranks.is_empty() {
+            return;
+        }
+        let g = Arc::clone(&self.grammar);
+        let (a, vocab) = (g.automaton(), g.vocab());
+        let order = vocab.trie().tokens_in_order();
+        let base = self.parser.num_sets();
+        let mut path: &[u8] = &[];
+        let mut pushed = 0usize;
+        for &r in ranks {
+            let id = order[r as usize];
+            if get_bit(mask, id) {
+                continue;
+            }
+            let t = vocab.token_bytes(id);
+            let lcp = path[..pushed].iter().zip(t).take_while(|(x, y)| x == y).count();
+            if lcp < pushed {
+                self.parser.truncate(base + lcp);
+                pushed = lcp;
+            }
+            while pushed < t.len() && self.parser.push_byte(a, t[pushed]) {
+                pushed += 1;
+            }
+            if pushed == t.len() {
+                set_bit(mask, id);
+            }
+            path = t;
+        }
+        self.parser.truncate(base);
+    }
+}

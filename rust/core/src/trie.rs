@@ -1,0 +1,181 @@
+//! The token trie: every text token's bytes in one prefix tree, stored as a
+//! flat array of nodes in depth-first pre-order. Each node records where its
+//! subtree ends, so a walk that finds a dead prefix jumps over the whole
+//! subtree, and a full walk is a linear scan of the array.
+
+use crate::vocab::TokenId;
+
+/// One trie node: the byte on the edge into it, its depth (1 for the
+/// children of the root) and the index one past its subtree.
+#[derive(Clone, Copy, Debug)]
+pub struct Node {
+    /// Index one past the last node of this node's subtree.
+    pub subtree_end: u32,
+    /// Depth of the node = length of the prefix it stands for.
+    pub depth: u32,
+    /// The byte on the edge into this node.
+    pub byte: u8,
+}
+
+/// The token trie (see the module docs).
+#[derive(Debug, Default)]
+pub struct TokenTrie {
+    nodes: Vec<Node>,
+    /// Tokens ending at node `i` are `token_ids[token_start[i]..token_start[i + 1]]`.
+    token_start: Vec<u32>,
+    token_ids: Vec<TokenId>,
+    /// Rank of each token in pre-order (`u32::MAX` for tokens not in the trie).
+    rank: Vec<u32>,
+    max_depth: usize,
+}
+
+/// Callbacks for [`TokenTrie::walk`]: a byte-level recogniser that can push a
+/// byte (returning false, without changing state, if the byte is rejected)
+/// and pop the last pushed byte.
+pub trait ByteStepper {
+    /// Try to consume `byte`; on `false` the state must be unchanged.
+    fn push(&mut self, byte: u8) -> bool;
+    /// Undo the last successful `push`.
+    fn pop(&mut self);
+}
+
+impl TokenTrie {
+    /// Build the trie over `ids`, whose bytes `bytes_of` returns (all non-empty).
+    pub fn build<'a>(ids: &[TokenId], bytes_of: impl Fn(TokenId) -> &'a [u8]) -> TokenTrie {
+        let mut sorted: Vec<TokenId> = ids.to_vec();
+        sorted.sort_by(|&a, &b| bytes_of(a).cmp(bytes_of(b)).then(a.cmp(&b)));
+        let max_id = ids.iter().copied().max().map_or(0, |m| m as usize + 1);
+        let mut trie = TokenTrie { rank: vec![u32::MAX; max_id], ..TokenTrie::default() };
+        // `open[d]` = index of the node at depth d+1 on the current path.
+        let mut open: Vec<usize> = Vec::new();
+        let mut prev: &[u8] = &[];
+        for (rank, &id) in sorted.iter().enumerate() {
+            let cur = bytes_of(id);
+            let lcp = prev.iter().zip(cur).take_while(|(a, b)| a == b).count();
+            while open.len() > lcp {
+                if let Some(n) = open.pop() {
+                    trie.nodes[n].subtree_end = trie.nodes.len() as u32;
+                }
+            }
+            for (d, &b) in cur.iter().enumerate().skip(lcp) {
+                open.push(trie.nodes.len());
+                trie.nodes.push(Node { subtree_end: 0, depth: d as u32 + 1, byte: b });
+                trie.token_start.push(trie.token_ids.len() as u32);
+            }
+            // Tokens are attached in rank order, so `token_ids` is the pre-order.
+            trie.token_ids.push(id);
+            trie.rank[id as usize] = rank as u32;
+            trie.max_depth = trie.max_depth.max(cur.len());
+            prev = cur;
+        }
+        while let Some(n) = open.pop() {
+            trie.nodes[n].subtree_end = trie.nodes.len() as u32;
+        }
+        trie.token_start.push(trie.token_ids.len() as u32);
+        trie
+    }
+
+    /// Number of nodes.
+    pub fn num_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Length of the longest token.
+    pub fn max_depth(&self) -> usize {
+        self.max_depth
+    }
+
+    /// Tokens in pre-order (sorted by bytes).
+    pub fn tokens_in_order(&self) -> &[TokenId] {
+        &self.token_ids
+    }
+
+    /// Pre-order rank of token `id`, if it is in the trie.
+    pub fn rank(&self, id: TokenId) -> Option<u32> {
+        self.rank.get(id as usize).copied().filter(|&r| r != u32::MAX)
+    }
+
+    /// Approximate heap bytes used.
+    pub fn heap_bytes(&self) -> usize {
+        self.nodes.len() * std::mem::size_of::<Node>()
+            + (self.token_start.len() + self.token_ids.len() + self.rank.len()) * 4
+    }
+
+    /// Walk the whole trie with `stepper`. For every node whose byte is
+    /// accepted, `on_node(stepper, depth, tokens_ending_here)` is called; for
+    /// a rejected node, `on_dead(stepper, depth, tokens_in_subtree)` is called
+    /// and the subtree is skipped.
+    pub fn walk<S: ByteStepper>(
+        &self,
+        stepper: &mut S,
+        mut on_node: impl FnMut(&mut S, usize, &[TokenId]),
+        mut on_dead: impl FnMut(&mut S, usize, &[TokenId]),
+    ) {
+        let mut depth = 0usize;
+        let mut i = 0usize;
+        while let Some(node) = self.nodes.get(i) {
+            let d = node.depth as usize;
+            while depth >= d {
+                stepper.pop();
+                depth -= 1;
+            }
+            let end = node.subtree_end as usize;
+            if stepper.push(node.byte) {
+                depth += 1;
+                let (a, b) = (self.token_start[i] as usize, self.token_start[i + 1] as usize);
+                on_node(stepper, d, &self.token_ids[a..b]);
+                i += 1;
+            } else {
+                let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
+                on_dead(stepper, d, &self.token_ids[a..b]);
+                i = end;
+            }
+        }
+        while depth > 0 {
+            stepper.pop();
+            depth -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Prefixes<'a> {
+        allowed: &'a [&'a [u8]],
+        path: Vec<u8>,
+    }
+    impl ByteStepper for Prefixes<'_> {
+        fn push(&mut self, b: u8) -> bool {
+            self.path.push(b);
+            if self.allowed.iter().any(|a| a.starts_with(&self.path)) {
+                true
+            } else {
+                self.path.pop();
+                false
+            }
+        }
+        fn pop(&mut self) {
+            self.path.pop();
+        }
+    }
+
+    #[test]
+    fn walk_visits_live_tokens_and_skips_dead_subtrees() {
+        let toks: Vec<&[u8]> = vec![b"a", b"ab", b"abc", b"b", b"ba", b"c", b"ab"];
+        let ids: Vec<u32> = (0..toks.len() as u32).collect();
+        let trie = TokenTrie::build(&ids, |i| toks[i as usize]);
+        assert_eq!(trie.max_depth(), 3);
+        let allowed: Vec<&[u8]> = vec![b"abx", b"c"];
+        let mut s = Prefixes { allowed: &allowed, path: vec![] };
+        let mut live = vec![];
+        let mut dead = vec![];
+        trie.walk(&mut s, |_, _, t| live.extend_from_slice(t), |_, _, t| dead.extend_from_slice(t));
+        live.sort_unstable();
+        dead.sort_unstable();
+        assert_eq!(live, vec![0, 1, 5, 6]);
+        assert_eq!(dead, vec![2, 3, 4]);
+        assert!(s.path.is_empty());
+    }
+}
