@@ -1,0 +1,77 @@
+//! The only `unsafe` in the bindings: writing a mask row into a caller's
+//! int32 buffer (numpy array, CPU torch tensor, array.array, memoryview).
+#![allow(unsafe_code)]
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+/// A checked, writable view of one row of an int32 bitmask buffer.
+pub(crate) struct MaskRow {
+    // Keeps the exporter alive and its memory pinned while we write.
+    _buf: PyBuffer<i32>,
+    ptr: *mut u32,
+    len: usize,
+}
+
+// SAFETY: the buffer is kept alive by `_buf`; the row is only written through
+// the `&mut [u32]` handed out by `as_mut_slice`, by one thread at a time.
+unsafe impl Send for MaskRow {}
+
+impl MaskRow {
+    /// Check `obj` (1-D or 2-D, C-contiguous, writable, int32) and select row `index`
+    /// of width at least `min_words`.
+    pub(crate) fn new(obj: &Bound<'_, PyAny>, index: usize, min_words: usize) -> PyResult<MaskRow> {
+        let buf = match PyBuffer::<i32>::get(obj) {
+            Ok(b) => b,
+            // CPU torch tensors do not export buffers; their `.numpy()` view shares memory.
+            Err(e) => match obj.getattr("numpy") {
+                Ok(f) => PyBuffer::<i32>::get(&f.call0().map_err(|err| {
+                    PyTypeError::new_err(format!(
+                        "bitmask must be an int32 array in CPU memory (allocate it with \
+                         corral.allocate_token_bitmask and move it to the device after filling): {err}"
+                    ))
+                })?)?,
+                Err(_) => return Err(e),
+            },
+        };
+        if buf.readonly() {
+            return Err(PyValueError::new_err("bitmask buffer is read-only"));
+        }
+        if !buf.is_c_contiguous() {
+            return Err(PyValueError::new_err("bitmask must be C-contiguous"));
+        }
+        let shape = buf.shape();
+        let (rows, width) = match *shape {
+            [w] => (1, w),
+            [r, w] => (r, w),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "bitmask must be 1-D or 2-D, got {} dimensions",
+                    shape.len()
+                )))
+            }
+        };
+        if width < min_words {
+            return Err(PyValueError::new_err(format!(
+                "bitmask rows have {width} words, need at least {min_words} for the vocabulary"
+            )));
+        }
+        if index >= rows {
+            return Err(PyValueError::new_err(format!(
+                "index {index} is out of range for a bitmask with {rows} rows"
+            )));
+        }
+        // SAFETY: the buffer is C-contiguous with rows*width i32 elements, so the row
+        // `index` lies inside it; i32 and u32 have the same size and alignment.
+        let ptr = unsafe { (buf.buf_ptr() as *mut u32).add(index * width) };
+        Ok(MaskRow { _buf: buf, ptr, len: width })
+    }
+
+    /// The row as a mutable slice.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u32] {
+        // SAFETY: `ptr..ptr+len` is inside the live, writable buffer (checked in `new`),
+        // and `&mut self` guarantees this is the only slice handed out.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}

@@ -1,0 +1,125 @@
+//! `GrammarMatcher`: one generation's state.
+
+use crate::buffers::MaskRow;
+use crate::compiler::{PyCompiledGrammar, Text};
+use crate::errors::{panic_text, to_py};
+use corral_core::mask::words_for;
+use corral_core::Matcher;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// See `_core.pyi`.
+#[pyclass(name = "GrammarMatcher", module = "corral")]
+pub(crate) struct PyGrammarMatcher {
+    inner: Matcher,
+}
+
+impl PyGrammarMatcher {
+    /// Run a hot-path call; a panic puts the matcher into its sticky error state.
+    fn hot<T>(&mut self, fallback: T, f: impl FnOnce(&mut Matcher) -> T) -> T {
+        match catch_unwind(AssertUnwindSafe(|| f(&mut self.inner))) {
+            Ok(v) => v,
+            Err(p) => {
+                self.inner.set_error(format!("internal error: {}", panic_text(&p)));
+                fallback
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl PyGrammarMatcher {
+    #[new]
+    #[pyo3(signature = (compiled_grammar, *, override_stop_tokens=None, max_rollback_tokens=-1))]
+    fn new(
+        py: Python<'_>,
+        compiled_grammar: &PyCompiledGrammar,
+        override_stop_tokens: Option<Vec<u32>>,
+        max_rollback_tokens: i64,
+    ) -> PyResult<Self> {
+        let mut m = Matcher::new(compiled_grammar.inner.clone());
+        if let Some(ids) = override_stop_tokens {
+            m.set_stop_tokens(ids).map_err(|e| to_py(py, &e))?;
+        }
+        m.set_max_rollback(usize::try_from(max_rollback_tokens).ok());
+        Ok(PyGrammarMatcher { inner: m })
+    }
+
+    fn accept_token(&mut self, token_id: i64) -> bool {
+        match u32::try_from(token_id) {
+            Ok(id) => self.hot(false, |m| m.accept_token(id)),
+            Err(_) => false,
+        }
+    }
+
+    fn accept_string(&mut self, data: Text) -> bool {
+        let bytes = data.into_bytes();
+        self.hot(false, |m| m.accept_bytes(&bytes))
+    }
+
+    #[pyo3(signature = (bitmask, index=0))]
+    fn fill_next_token_bitmask(
+        &mut self,
+        py: Python<'_>,
+        bitmask: &Bound<'_, PyAny>,
+        index: usize,
+    ) -> PyResult<bool> {
+        let words = words_for(self.inner.grammar().vocab().vocab_size());
+        let mut row = MaskRow::new(bitmask, index, words)?;
+        Ok(py.detach(|| {
+            let slice = row.as_mut_slice();
+            match catch_unwind(AssertUnwindSafe(|| self.inner.fill_mask(slice))) {
+                Ok(v) => v,
+                Err(p) => {
+                    slice.fill(0);
+                    self.inner.set_error(format!("internal error: {}", panic_text(&p)));
+                    true
+                }
+            }
+        }))
+    }
+
+    fn rollback(&mut self, num_tokens: usize) -> PyResult<()> {
+        self.inner.rollback(num_tokens).map_err(|e| PyValueError::new_err(e.message().to_owned()))
+    }
+
+    fn fork(&self) -> Self {
+        PyGrammarMatcher { inner: self.inner.clone() }
+    }
+
+    fn reset(&mut self) {
+        self.inner.reset();
+    }
+
+    fn is_terminated(&self) -> bool {
+        self.inner.is_terminated()
+    }
+
+    fn can_terminate(&self) -> bool {
+        self.inner.can_terminate()
+    }
+
+    fn error(&self) -> Option<String> {
+        self.inner.error().map(str::to_owned)
+    }
+
+    #[getter]
+    fn compiled_grammar(&self) -> PyCompiledGrammar {
+        PyCompiledGrammar { inner: self.inner.grammar().clone() }
+    }
+
+    #[getter]
+    fn num_accepted_tokens(&self) -> usize {
+        self.inner.num_accepted_tokens()
+    }
+
+    #[getter]
+    fn stop_token_ids(&self) -> Vec<u32> {
+        self.inner.stop_ids().to_vec()
+    }
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyGrammarMatcher>()
+}
