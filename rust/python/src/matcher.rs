@@ -114,6 +114,12 @@ impl PyGrammarMatcher {
         self.inner.num_accepted_tokens()
     }
 
+    /// Testing hook: panic inside the guarded hot path, to show the panic is
+    /// caught and the matcher enters its sticky error state.
+    fn _debug_panic(&mut self) -> bool {
+        self.hot(false, |_| -> bool { panic!("deliberate panic for testing") })
+    }
+
     #[getter]
     fn stop_token_ids(&self) -> Vec<u32> {
         self.inner.stop_ids().to_vec()
