@@ -49,8 +49,14 @@ impl CompiledGrammar {
         source: Option<&str>,
     ) -> Result<CompiledGrammar> {
         let automaton = Automaton::build(grammar, &vocab, limits, source)?;
-        let cache = (0..automaton.num_states()).map(|_| OnceLock::new()).collect();
-        Ok(CompiledGrammar { automaton, vocab, cache })
+        let cache = (0..automaton.num_states())
+            .map(|_| OnceLock::new())
+            .collect();
+        Ok(CompiledGrammar {
+            automaton,
+            vocab,
+            cache,
+        })
     }
 
     /// The recogniser tables.
@@ -80,9 +86,12 @@ impl CompiledGrammar {
 
     /// Number of filled cache entries and their heap bytes.
     pub fn cache_stats(&self) -> (usize, usize) {
-        self.cache.iter().filter_map(OnceLock::get).fold((0, 0), |(n, b), e| {
-            (n + 1, b + e.accepted.heap_bytes() + e.uncertain.len() * 4)
-        })
+        self.cache
+            .iter()
+            .filter_map(OnceLock::get)
+            .fold((0, 0), |(n, b), e| {
+                (n + 1, b + e.accepted.heap_bytes() + e.uncertain.len() * 4)
+            })
     }
 
     /// The cache entry of `state`, computing it on first use.
@@ -126,7 +135,10 @@ impl CompiledGrammar {
         );
         debug_assert!(uncertain.iter().all(|&r| (r as usize) < order.len()));
         accepted.sort_unstable();
-        CacheEntry { accepted: TokenSet::from_sorted_ids(accepted, self.vocab.vocab_size()), uncertain }
+        CacheEntry {
+            accepted: TokenSet::from_sorted_ids(accepted, self.vocab.vocab_size()),
+            uncertain,
+        }
     }
 }
 
@@ -164,8 +176,11 @@ impl ByteStepper for LocalStepper<'_> {
 pub struct Compiler {
     vocab: Arc<Vocabulary>,
     limits: Limits,
-    cache: Mutex<FxHashMap<(Vec<u8>, String), Arc<CompiledGrammar>>>,
+    cache: Mutex<FxHashMap<CacheKey, Arc<CompiledGrammar>>>,
 }
+
+/// Grammar text and start rule.
+type CacheKey = (Vec<u8>, String);
 
 impl Compiler {
     /// A compiler for `vocab` with default limits.
@@ -175,7 +190,11 @@ impl Compiler {
 
     /// A compiler with explicit limits.
     pub fn with_limits(vocab: Arc<Vocabulary>, limits: Limits) -> Compiler {
-        Compiler { vocab, limits, cache: Mutex::new(FxHashMap::default()) }
+        Compiler {
+            vocab,
+            limits,
+            cache: Mutex::new(FxHashMap::default()),
+        }
     }
 
     /// The vocabulary.
@@ -201,8 +220,12 @@ impl Compiler {
         }
         let grammar = parse_gbnf(src, root)?;
         let text = std::str::from_utf8(src).ok();
-        let compiled =
-            Arc::new(CompiledGrammar::from_grammar(&grammar, self.vocab.clone(), &self.limits, text)?);
+        let compiled = Arc::new(CompiledGrammar::from_grammar(
+            &grammar,
+            self.vocab.clone(),
+            &self.limits,
+            text,
+        )?);
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key, compiled.clone());
         }

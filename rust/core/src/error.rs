@@ -54,13 +54,26 @@ pub struct Error {
 impl Error {
     /// An error without a source position.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), span: None, source_line: None }
+        Error {
+            kind,
+            message: message.into(),
+            span: None,
+            source_line: None,
+        }
     }
 
     /// An error located in `source` (the whole grammar text) at `span`.
     pub fn at(kind: ErrorKind, message: impl Into<String>, span: Span, source: &str) -> Self {
-        let line = source.lines().nth(span.line.saturating_sub(1) as usize).map(str::to_owned);
-        Error { kind, message: message.into(), span: Some(span), source_line: line }
+        let line = source
+            .lines()
+            .nth(span.line.saturating_sub(1) as usize)
+            .map(str::to_owned);
+        Error {
+            kind,
+            message: message.into(),
+            span: Some(span),
+            source_line: line,
+        }
     }
 
     /// A syntax error at `span` of `source`.

@@ -15,6 +15,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_grammar_bytes: 4 << 20, max_nfa_states: 2_000_000, max_dfa_states: 500_000 }
+        Limits {
+            max_grammar_bytes: 4 << 20,
+            max_nfa_states: 2_000_000,
+            max_dfa_states: 500_000,
+        }
     }
 }

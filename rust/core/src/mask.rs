@@ -17,7 +17,8 @@ pub fn set_bit(mask: &mut [u32], id: u32) {
 /// Is bit `id` set in `mask`?
 #[inline]
 pub fn get_bit(mask: &[u32], id: u32) -> bool {
-    mask.get((id / 32) as usize).is_some_and(|w| w & (1 << (id % 32)) != 0)
+    mask.get((id / 32) as usize)
+        .is_some_and(|w| w & (1 << (id % 32)) != 0)
 }
 
 /// OR `src` into `dst` word by word (written so the compiler vectorises it).

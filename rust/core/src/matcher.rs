@@ -132,7 +132,11 @@ impl Matcher {
         for it in self.parser.current() {
             for &(k, t) in a.token_edges(it.state) {
                 if a.token_elems[k as usize].matches(id, vocab) {
-                    seeds.push(Item { state: t, origin: it.origin, kernel: true });
+                    seeds.push(Item {
+                        state: t,
+                        origin: it.origin,
+                        kernel: true,
+                    });
                 }
             }
         }
@@ -168,7 +172,10 @@ impl Matcher {
         }
         let g = Arc::clone(&self.grammar);
         let before = self.parser.num_sets();
-        if data.iter().all(|&b| self.parser.push_byte(g.automaton(), b)) {
+        if data
+            .iter()
+            .all(|&b| self.parser.push_byte(g.automaton(), b))
+        {
             self.history.push(before as u32);
             true
         } else {
@@ -179,7 +186,10 @@ impl Matcher {
 
     /// Undo the last `n` accepted tokens (or `accept_bytes` calls).
     pub fn rollback(&mut self, n: usize) -> Result<()> {
-        let limit = self.max_rollback.unwrap_or(usize::MAX).min(self.history.len());
+        let limit = self
+            .max_rollback
+            .unwrap_or(usize::MAX)
+            .min(self.history.len());
         if n > limit {
             return Err(Error::new(
                 ErrorKind::Invalid,
@@ -257,7 +267,11 @@ impl Matcher {
                 continue;
             }
             let t = vocab.token_bytes(id);
-            let lcp = path[..pushed].iter().zip(t).take_while(|(x, y)| x == y).count();
+            let lcp = path[..pushed]
+                .iter()
+                .zip(t)
+                .take_while(|(x, y)| x == y)
+                .count();
             if lcp < pushed {
                 self.parser.truncate(base + lcp);
                 pushed = lcp;

@@ -45,7 +45,10 @@ impl TokenTrie {
         let mut sorted: Vec<TokenId> = ids.to_vec();
         sorted.sort_by(|&a, &b| bytes_of(a).cmp(bytes_of(b)).then(a.cmp(&b)));
         let max_id = ids.iter().copied().max().map_or(0, |m| m as usize + 1);
-        let mut trie = TokenTrie { rank: vec![u32::MAX; max_id], ..TokenTrie::default() };
+        let mut trie = TokenTrie {
+            rank: vec![u32::MAX; max_id],
+            ..TokenTrie::default()
+        };
         // `open[d]` = index of the node at depth d+1 on the current path.
         let mut open: Vec<usize> = Vec::new();
         let mut prev: &[u8] = &[];
@@ -59,7 +62,11 @@ impl TokenTrie {
             }
             for (d, &b) in cur.iter().enumerate().skip(lcp) {
                 open.push(trie.nodes.len());
-                trie.nodes.push(Node { subtree_end: 0, depth: d as u32 + 1, byte: b });
+                trie.nodes.push(Node {
+                    subtree_end: 0,
+                    depth: d as u32 + 1,
+                    byte: b,
+                });
                 trie.token_start.push(trie.token_ids.len() as u32);
             }
             // Tokens are attached in rank order, so `token_ids` is the pre-order.
@@ -92,7 +99,10 @@ impl TokenTrie {
 
     /// Pre-order rank of token `id`, if it is in the trie.
     pub fn rank(&self, id: TokenId) -> Option<u32> {
-        self.rank.get(id as usize).copied().filter(|&r| r != u32::MAX)
+        self.rank
+            .get(id as usize)
+            .copied()
+            .filter(|&r| r != u32::MAX)
     }
 
     /// Approximate heap bytes used.
@@ -122,7 +132,10 @@ impl TokenTrie {
             let end = node.subtree_end as usize;
             if stepper.push(node.byte) {
                 depth += 1;
-                let (a, b) = (self.token_start[i] as usize, self.token_start[i + 1] as usize);
+                let (a, b) = (
+                    self.token_start[i] as usize,
+                    self.token_start[i + 1] as usize,
+                );
                 on_node(stepper, d, &self.token_ids[a..b]);
                 i += 1;
             } else {
@@ -168,10 +181,17 @@ mod tests {
         let trie = TokenTrie::build(&ids, |i| toks[i as usize]);
         assert_eq!(trie.max_depth(), 3);
         let allowed: Vec<&[u8]> = vec![b"abx", b"c"];
-        let mut s = Prefixes { allowed: &allowed, path: vec![] };
+        let mut s = Prefixes {
+            allowed: &allowed,
+            path: vec![],
+        };
         let mut live = vec![];
         let mut dead = vec![];
-        trie.walk(&mut s, |_, _, t| live.extend_from_slice(t), |_, _, t| dead.extend_from_slice(t));
+        trie.walk(
+            &mut s,
+            |_, _, t| live.extend_from_slice(t),
+            |_, _, t| dead.extend_from_slice(t),
+        );
         live.sort_unstable();
         dead.sort_unstable();
         assert_eq!(live, vec![0, 1, 5, 6]);

@@ -42,7 +42,10 @@ impl Vocabulary {
             return Err(Error::new(ErrorKind::Vocab, "vocabulary is empty"));
         }
         if n >= u32::MAX as usize {
-            return Err(Error::new(ErrorKind::Vocab, format!("vocabulary has {n} tokens, too many")));
+            return Err(Error::new(
+                ErrorKind::Vocab,
+                format!("vocabulary has {n} tokens, too many"),
+            ));
         }
         let vocab_size = vocab_size.unwrap_or(n);
         if vocab_size < n {
@@ -83,8 +86,9 @@ impl Vocabulary {
             }
         }
         // Text tokens become trie entries; special and empty tokens never match bytes.
-        let text_ids: Vec<TokenId> =
-            (0..n as u32).filter(|&i| !is_special[i as usize] && !tokens[i as usize].is_empty()).collect();
+        let text_ids: Vec<TokenId> = (0..n as u32)
+            .filter(|&i| !is_special[i as usize] && !tokens[i as usize].is_empty())
+            .collect();
         let trie = TokenTrie::build(&text_ids, |id| &tokens[id as usize]);
         for &id in &text_ids {
             let t = &tokens[id as usize];
@@ -93,7 +97,16 @@ impl Vocabulary {
                 by_text.entry(t.clone()).or_default().push(id);
             }
         }
-        Ok(Vocabulary { bytes, offsets, vocab_size, stop_ids, special_ids, is_special, trie, by_text })
+        Ok(Vocabulary {
+            bytes,
+            offsets,
+            vocab_size,
+            stop_ids,
+            special_ids,
+            is_special,
+            trie,
+            by_text,
+        })
     }
 
     /// The byte-level test vocabulary: ids 0..=255 are the single bytes, id 256 is EOS.

@@ -6,7 +6,11 @@ use corral_core::{CompiledGrammar, Limits, Matcher, Vocabulary};
 use std::sync::Arc;
 
 fn rule(name: &str, body: Expr) -> Rule {
-    Rule { name: name.into(), body, span: None }
+    Rule {
+        name: name.into(),
+        body,
+        span: None,
+    }
 }
 
 fn lit(s: &str) -> Expr {
@@ -49,9 +53,22 @@ fn check_mask_vs_accept(g: &Arc<CompiledGrammar>, s: &str) {
 #[test]
 fn left_recursive_sum() {
     // root ::= root "+" num | num ; num ::= [0-9]+
-    let num = Expr::Repeat { expr: Box::new(Expr::Class { negated: false, ranges: vec![(48, 57)] }), min: 1, max: None };
+    let num = Expr::Repeat {
+        expr: Box::new(Expr::Class {
+            negated: false,
+            ranges: vec![(48, 57)],
+        }),
+        min: 1,
+        max: None,
+    };
     let g = compile(vec![
-        rule("root", Expr::Alt(vec![Expr::Seq(vec![Expr::Rule(0), lit("+"), Expr::Rule(1)]), Expr::Rule(1)])),
+        rule(
+            "root",
+            Expr::Alt(vec![
+                Expr::Seq(vec![Expr::Rule(0), lit("+"), Expr::Rule(1)]),
+                Expr::Rule(1),
+            ]),
+        ),
         rule("num", num),
     ]);
     assert!(accepts(&g, "1+22+333"));
@@ -70,9 +87,16 @@ fn left_recursive_sum() {
 #[test]
 fn nullable_and_utf8() {
     // root ::= ws "é" ws ; ws ::= " "*
-    let ws = Expr::Repeat { expr: Box::new(lit(" ")), min: 0, max: None };
+    let ws = Expr::Repeat {
+        expr: Box::new(lit(" ")),
+        min: 0,
+        max: None,
+    };
     let g = compile(vec![
-        rule("root", Expr::Seq(vec![Expr::Rule(1), lit("é"), Expr::Rule(1)])),
+        rule(
+            "root",
+            Expr::Seq(vec![Expr::Rule(1), lit("é"), Expr::Rule(1)]),
+        ),
         rule("ws", ws),
     ]);
     assert!(accepts(&g, "é"));
@@ -101,7 +125,10 @@ fn rollback_and_fork() {
 fn unproductive_branches_are_trimmed() {
     // root ::= "a" x | "b" ; x ::= x "c"   (x never completes)
     let g = compile(vec![
-        rule("root", Expr::Alt(vec![Expr::Seq(vec![lit("a"), Expr::Rule(1)]), lit("b")])),
+        rule(
+            "root",
+            Expr::Alt(vec![Expr::Seq(vec![lit("a"), Expr::Rule(1)]), lit("b")]),
+        ),
         rule("x", Expr::Seq(vec![Expr::Rule(1), lit("c")])),
     ]);
     let mut m = Matcher::new(g);

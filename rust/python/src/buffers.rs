@@ -65,7 +65,11 @@ impl MaskRow {
         // SAFETY: the buffer is C-contiguous with rows*width i32 elements, so the row
         // `index` lies inside it; i32 and u32 have the same size and alignment.
         let ptr = unsafe { (buf.buf_ptr() as *mut u32).add(index * width) };
-        Ok(MaskRow { _buf: buf, ptr, len: width })
+        Ok(MaskRow {
+            _buf: buf,
+            ptr,
+            len: width,
+        })
     }
 
     /// The row as a mutable slice.

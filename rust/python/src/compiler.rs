@@ -32,19 +32,31 @@ impl Text {
 impl PyGrammarCompiler {
     #[new]
     fn new(tokenizer_info: &PyTokenizerInfo) -> Self {
-        PyGrammarCompiler { inner: Compiler::new(tokenizer_info.inner.clone()) }
+        PyGrammarCompiler {
+            inner: Compiler::new(tokenizer_info.inner.clone()),
+        }
     }
 
     #[getter]
     fn tokenizer_info(&self) -> PyTokenizerInfo {
-        PyTokenizerInfo { inner: self.inner.vocab().clone() }
+        PyTokenizerInfo {
+            inner: self.inner.vocab().clone(),
+        }
     }
 
     #[pyo3(signature = (grammar, root="root"))]
-    fn compile_grammar(&self, py: Python<'_>, grammar: Text, root: &str) -> PyResult<PyCompiledGrammar> {
+    fn compile_grammar(
+        &self,
+        py: Python<'_>,
+        grammar: Text,
+        root: &str,
+    ) -> PyResult<PyCompiledGrammar> {
         let src = grammar.into_bytes();
-        let result = py.detach(|| guard("compile_grammar", || self.inner.compile_gbnf(&src, root)))?;
-        result.map(|g| PyCompiledGrammar { inner: g }).map_err(|e| to_py(py, &e))
+        let result =
+            py.detach(|| guard("compile_grammar", || self.inner.compile_gbnf(&src, root)))?;
+        result
+            .map(|g| PyCompiledGrammar { inner: g })
+            .map_err(|e| to_py(py, &e))
     }
 }
 
@@ -58,7 +70,9 @@ pub(crate) struct PyCompiledGrammar {
 impl PyCompiledGrammar {
     #[getter]
     fn tokenizer_info(&self) -> PyTokenizerInfo {
-        PyTokenizerInfo { inner: self.inner.vocab().clone() }
+        PyTokenizerInfo {
+            inner: self.inner.vocab().clone(),
+        }
     }
 
     #[getter]

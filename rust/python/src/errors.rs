@@ -4,7 +4,12 @@ use corral_core::{Error, ErrorKind};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
-pyo3::create_exception!(corral, GrammarError, PyValueError, "A grammar cannot be compiled.");
+pyo3::create_exception!(
+    corral,
+    GrammarError,
+    PyValueError,
+    "A grammar cannot be compiled."
+);
 pyo3::create_exception!(
     corral,
     GrammarSyntaxError,
@@ -17,7 +22,12 @@ pyo3::create_exception!(
     GrammarError,
     "A resource limit would be exceeded."
 );
-pyo3::create_exception!(corral, VocabError, PyValueError, "A vocabulary description is invalid.");
+pyo3::create_exception!(
+    corral,
+    VocabError,
+    PyValueError,
+    "A vocabulary description is invalid."
+);
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -40,7 +50,9 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         _ => PyRuntimeError::new_err(msg),
     };
     let value = err.value(py);
-    let (line, column) = e.span().map_or((None, None), |s| (Some(s.line), Some(s.column)));
+    let (line, column) = e
+        .span()
+        .map_or((None, None), |s| (Some(s.line), Some(s.column)));
     // Attributes are best effort: the message already carries everything.
     let _ = value.setattr("line", line);
     let _ = value.setattr("column", column);
@@ -51,8 +63,9 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
 
 /// Run `f`, turning a panic into a Python `RuntimeError` instead of letting it unwind.
 pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> T) -> PyResult<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .map_err(|p| PyRuntimeError::new_err(format!("internal error in {what}: {}", panic_text(&p))))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        PyRuntimeError::new_err(format!("internal error in {what}: {}", panic_text(&p)))
+    })
 }
 
 /// The message of a caught panic payload.

@@ -21,7 +21,8 @@ impl PyGrammarMatcher {
         match catch_unwind(AssertUnwindSafe(|| f(&mut self.inner))) {
             Ok(v) => v,
             Err(p) => {
-                self.inner.set_error(format!("internal error: {}", panic_text(&p)));
+                self.inner
+                    .set_error(format!("internal error: {}", panic_text(&p)));
                 fallback
             }
         }
@@ -73,7 +74,8 @@ impl PyGrammarMatcher {
                 Ok(v) => v,
                 Err(p) => {
                     slice.fill(0);
-                    self.inner.set_error(format!("internal error: {}", panic_text(&p)));
+                    self.inner
+                        .set_error(format!("internal error: {}", panic_text(&p)));
                     true
                 }
             }
@@ -81,11 +83,15 @@ impl PyGrammarMatcher {
     }
 
     fn rollback(&mut self, num_tokens: usize) -> PyResult<()> {
-        self.inner.rollback(num_tokens).map_err(|e| PyValueError::new_err(e.message().to_owned()))
+        self.inner
+            .rollback(num_tokens)
+            .map_err(|e| PyValueError::new_err(e.message().to_owned()))
     }
 
     fn fork(&self) -> Self {
-        PyGrammarMatcher { inner: self.inner.clone() }
+        PyGrammarMatcher {
+            inner: self.inner.clone(),
+        }
     }
 
     fn reset(&mut self) {
@@ -106,7 +112,9 @@ impl PyGrammarMatcher {
 
     #[getter]
     fn compiled_grammar(&self) -> PyCompiledGrammar {
-        PyCompiledGrammar { inner: self.inner.grammar().clone() }
+        PyCompiledGrammar {
+            inner: self.inner.grammar().clone(),
+        }
     }
 
     #[getter]
@@ -117,7 +125,9 @@ impl PyGrammarMatcher {
     /// Testing hook: panic inside the guarded hot path, to show the panic is
     /// caught and the matcher enters its sticky error state.
     fn _debug_panic(&mut self) -> bool {
-        self.hot(false, |_| -> bool { panic!("deliberate panic for testing") })
+        self.hot(false, |_| -> bool {
+            panic!("deliberate panic for testing")
+        })
     }
 
     #[getter]

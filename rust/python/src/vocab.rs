@@ -24,7 +24,8 @@ impl PyTokenizerInfo {
         special_token_ids: Vec<u32>,
     ) -> PyResult<Self> {
         let v = py.detach(|| Vocabulary::new(tokens, vocab_size, eos_token_ids, special_token_ids));
-        v.map(|v| PyTokenizerInfo { inner: Arc::new(v) }).map_err(|e| to_py(py, &e))
+        v.map(|v| PyTokenizerInfo { inner: Arc::new(v) })
+            .map_err(|e| to_py(py, &e))
     }
 
     #[getter]

@@ -39,8 +39,15 @@ impl Parser {
     /// A parser whose only initial item is `state` (used to classify tokens
     /// for that item independently of the rest of the stack).
     pub fn starting_at(a: &Automaton, state: u32) -> Parser {
-        let mut p = Parser { items: Vec::with_capacity(64), set_start: vec![0] };
-        p.items.push(Item { state, origin: 0, kernel: true });
+        let mut p = Parser {
+            items: Vec::with_capacity(64),
+            set_start: vec![0],
+        };
+        p.items.push(Item {
+            state,
+            origin: 0,
+            kernel: true,
+        });
         p.close(a, 0);
         p
     }
@@ -64,7 +71,10 @@ impl Parser {
     #[inline]
     pub fn set(&self, i: usize) -> &[Item] {
         let a = self.set_start[i] as usize;
-        let b = self.set_start.get(i + 1).map_or(self.items.len(), |&b| b as usize);
+        let b = self
+            .set_start
+            .get(i + 1)
+            .map_or(self.items.len(), |&b| b as usize);
         &self.items[a..b]
     }
 
@@ -77,14 +87,18 @@ impl Parser {
     /// Can the root rule (started in set 0) end here?
     pub fn can_accept(&self, a: &Automaton) -> bool {
         self.current().iter().any(|it| {
-            it.origin == 0 && a.accepting[it.state as usize] && a.state_rule[it.state as usize] == a.root
+            it.origin == 0
+                && a.accepting[it.state as usize]
+                && a.state_rule[it.state as usize] == a.root
         })
     }
 
     /// Does the last set complete `rule` started in set 0?
     pub fn completes_at_origin0(&self, a: &Automaton, rule: u32) -> bool {
         self.current().iter().any(|it| {
-            it.origin == 0 && a.accepting[it.state as usize] && a.state_rule[it.state as usize] == rule
+            it.origin == 0
+                && a.accepting[it.state as usize]
+                && a.state_rule[it.state as usize] == rule
         })
     }
 
@@ -99,8 +113,15 @@ impl Parser {
             let it = self.items[k];
             let t = a.byte_next[it.state as usize * a.num_classes + class];
             if t != DEAD {
-                let item = Item { state: t, origin: it.origin, kernel: true };
-                if !self.items[new_start..].iter().any(|x| x.state == t && x.origin == it.origin) {
+                let item = Item {
+                    state: t,
+                    origin: it.origin,
+                    kernel: true,
+                };
+                if !self.items[new_start..]
+                    .iter()
+                    .any(|x| x.state == t && x.origin == it.origin)
+                {
                     self.items.push(item);
                 }
             }
@@ -158,9 +179,17 @@ impl Parser {
             let it = self.items[k];
             k += 1;
             for &(q, t) in a.rule_edges(it.state) {
-                self.add(Item { state: a.rule_start[q as usize], origin: cur, kernel: false });
+                self.add(Item {
+                    state: a.rule_start[q as usize],
+                    origin: cur,
+                    kernel: false,
+                });
                 if a.nullable[q as usize] {
-                    self.add(Item { state: t, origin: it.origin, kernel: false });
+                    self.add(Item {
+                        state: t,
+                        origin: it.origin,
+                        kernel: false,
+                    });
                 }
             }
             // Completion into the same set is covered by the nullable advance above.
@@ -169,12 +198,18 @@ impl Parser {
                 let o = it.origin as usize;
                 let (lo, hi) = (
                     self.set_start[o] as usize,
-                    self.set_start.get(o + 1).map_or(self.items.len(), |&h| h as usize),
+                    self.set_start
+                        .get(o + 1)
+                        .map_or(self.items.len(), |&h| h as usize),
                 );
                 for j in lo..hi {
                     let parent = self.items[j];
                     if let Some(t) = a.next_rule(parent.state, rule) {
-                        self.add(Item { state: t, origin: parent.origin, kernel: true });
+                        self.add(Item {
+                            state: t,
+                            origin: parent.origin,
+                            kernel: true,
+                        });
                     }
                 }
             }

@@ -126,13 +126,17 @@ impl Automaton {
     #[inline]
     pub fn token_edges(&self, state: u32) -> &[(u32, u32)] {
         let s = state as usize;
-        &self.token_trans[self.token_trans_start[s] as usize..self.token_trans_start[s + 1] as usize]
+        &self.token_trans
+            [self.token_trans_start[s] as usize..self.token_trans_start[s + 1] as usize]
     }
 
     /// Target of `state` on rule `rule`, if any.
     #[inline]
     pub fn next_rule(&self, state: u32, rule: RuleId) -> Option<u32> {
-        self.rule_edges(state).iter().find(|e| e.0 == rule).map(|e| e.1)
+        self.rule_edges(state)
+            .iter()
+            .find(|e| e.0 == rule)
+            .map(|e| e.1)
     }
 
     /// Heap bytes used by the tables.
@@ -193,9 +197,7 @@ fn estimate(e: &Expr) -> u64 {
         Expr::Empty | Expr::Rule(_) | Expr::Token { .. } | Expr::Bytes(_) => 2,
         Expr::Literal(b) => b.len() as u64 + 1,
         Expr::Class { ranges, .. } => 8 + 4 * ranges.len() as u64,
-        Expr::Seq(v) | Expr::Alt(v) => {
-            v.iter().map(estimate).fold(2u64, u64::saturating_add)
-        }
+        Expr::Seq(v) | Expr::Alt(v) => v.iter().map(estimate).fold(2u64, u64::saturating_add),
         Expr::Repeat { expr, min, max } => {
             let copies = u64::from(max.unwrap_or(*min)).max(1) + 1;
             estimate(expr).saturating_add(2).saturating_mul(copies)
@@ -205,8 +207,11 @@ fn estimate(e: &Expr) -> u64 {
 
 /// Normalise code-point ranges: clamp, sort, merge, and complement if negated.
 fn normalise_class(negated: bool, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let mut v: Vec<(u32, u32)> =
-        ranges.iter().filter(|r| r.0 <= r.1 && r.0 <= 0x10FFFF).map(|&(a, b)| (a, b.min(0x10FFFF))).collect();
+    let mut v: Vec<(u32, u32)> = ranges
+        .iter()
+        .filter(|r| r.0 <= r.1 && r.0 <= 0x10FFFF)
+        .map(|&(a, b)| (a, b.min(0x10FFFF)))
+        .collect();
     v.sort_unstable();
     let mut merged: Vec<(u32, u32)> = Vec::new();
     for (a, b) in v {
@@ -256,8 +261,20 @@ fn to_chars(a: u32, b: u32) -> Vec<(char, char)> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(grammar: &'a Grammar, vocab: &'a Vocabulary, limits: &'a Limits, source: Option<&'a str>) -> Self {
-        Builder { grammar, vocab, limits, source, token_elems: Vec::new(), token_elem_ids: FxHashMap::default() }
+    fn new(
+        grammar: &'a Grammar,
+        vocab: &'a Vocabulary,
+        limits: &'a Limits,
+        source: Option<&'a str>,
+    ) -> Self {
+        Builder {
+            grammar,
+            vocab,
+            limits,
+            source,
+            token_elems: Vec::new(),
+            token_elem_ids: FxHashMap::default(),
+        }
     }
 
     fn located(&self, kind: ErrorKind, msg: String, span: Option<crate::error::Span>) -> Error {
@@ -267,7 +284,12 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn token_elem(&mut self, negated: bool, tokens: &[TokenRef], span: Option<crate::error::Span>) -> Result<u32> {
+    fn token_elem(
+        &mut self,
+        negated: bool,
+        tokens: &[TokenRef],
+        span: Option<crate::error::Span>,
+    ) -> Result<u32> {
         let mut ids = Vec::new();
         for t in tokens {
             match t {
@@ -304,7 +326,10 @@ impl<'a> Builder<'a> {
             return Ok(i);
         }
         let i = self.token_elems.len() as u32;
-        self.token_elems.push(TokenElem { negated: key.0, ids: key.1.clone() });
+        self.token_elems.push(TokenElem {
+            negated: key.0,
+            ids: key.1.clone(),
+        });
         self.token_elem_ids.insert(key, i);
         Ok(i)
     }
@@ -357,7 +382,11 @@ impl<'a> Builder<'a> {
                 nfa.edge(s, Edge::Rule(*r), t);
                 (s, t)
             }
-            Expr::Token { negated, tokens, span } => {
+            Expr::Token {
+                negated,
+                tokens,
+                span,
+            } => {
                 let id = self.token_elem(*negated, tokens, *span)?;
                 let (s, t) = (nfa.state(), nfa.state());
                 nfa.edge(s, Edge::Token(id), t);
@@ -419,12 +448,22 @@ impl<'a> Builder<'a> {
     fn build(mut self) -> Result<Automaton> {
         let g = self.grammar;
         if g.rules.is_empty() {
-            return Err(Error::new(ErrorKind::Grammar, "grammar is empty: no rules defined"));
+            return Err(Error::new(
+                ErrorKind::Grammar,
+                "grammar is empty: no rules defined",
+            ));
         }
         if g.root as usize >= g.rules.len() {
-            return Err(Error::new(ErrorKind::Grammar, "root rule id is out of range"));
+            return Err(Error::new(
+                ErrorKind::Grammar,
+                "root rule id is out of range",
+            ));
         }
-        let total: u64 = g.rules.iter().map(|r| estimate(&r.body)).fold(0, u64::saturating_add);
+        let total: u64 = g
+            .rules
+            .iter()
+            .map(|r| estimate(&r.body))
+            .fold(0, u64::saturating_add);
         if total > self.limits.max_nfa_states as u64 {
             return Err(Error::limit(format!(
                 "grammar needs about {total} automaton states, exceeds Limits.max_nfa_states={}",
@@ -459,7 +498,10 @@ impl<'a> Builder<'a> {
         }
         let num_classes = c + 1;
 
-        let mut out = Tables { num_classes, ..Tables::default() };
+        let mut out = Tables {
+            num_classes,
+            ..Tables::default()
+        };
         let mut rule_start = Vec::with_capacity(g.rules.len());
         for (rid, (nfa, s, t)) in nfas.iter().enumerate() {
             rule_start.push(out.accepting.len() as u32);
@@ -580,10 +622,14 @@ fn determinise(
                 row[c] = intern(targets, &mut sets);
             }
         }
-        let rules: Vec<(RuleId, u32)> =
-            by_rule.into_iter().map(|(r, t)| (r, intern(t, &mut sets))).collect();
-        let tokens: Vec<(u32, u32)> =
-            by_token.into_iter().map(|(k, t)| (k, intern(t, &mut sets))).collect();
+        let rules: Vec<(RuleId, u32)> = by_rule
+            .into_iter()
+            .map(|(r, t)| (r, intern(t, &mut sets)))
+            .collect();
+        let tokens: Vec<(u32, u32)> = by_token
+            .into_iter()
+            .map(|(k, t)| (k, intern(t, &mut sets)))
+            .collect();
         out.byte_next.extend_from_slice(&row);
         out.rule_edges.push(rules);
         out.token_edges.push(tokens);
@@ -619,8 +665,11 @@ fn trim(
     }
     let mut rev: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n]; // (source, rule or DEAD)
     for s in 0..n {
-        let mut targets: Vec<u32> =
-            a.byte_next[s * nc..(s + 1) * nc].iter().copied().filter(|&t| t != DEAD).collect();
+        let mut targets: Vec<u32> = a.byte_next[s * nc..(s + 1) * nc]
+            .iter()
+            .copied()
+            .filter(|&t| t != DEAD)
+            .collect();
         targets.extend(token_edges[s].iter().map(|&(_, t)| t));
         targets.sort_unstable();
         targets.dedup();
@@ -655,12 +704,17 @@ fn trim(
     };
     for s in 0..n {
         if a.accepting[s] {
-            mark(s as u32, &mut live, &mut work, &mut productive, &mut pending);
+            mark(
+                s as u32,
+                &mut live,
+                &mut work,
+                &mut productive,
+                &mut pending,
+            );
         }
     }
     while let Some(t) = work.pop() {
-        for k in 0..rev[t as usize].len() {
-            let (s, r) = rev[t as usize][k];
+        for &(s, r) in &rev[t as usize] {
             if live[s as usize] {
                 continue;
             }
@@ -726,13 +780,20 @@ fn trim(
         }
     }
     a.nullable = nullable;
-    a.has_bytes = (0..n).map(|s| a.byte_next[s * nc..(s + 1) * nc].iter().any(|&t| t != DEAD)).collect();
+    a.has_bytes = (0..n)
+        .map(|s| a.byte_next[s * nc..(s + 1) * nc].iter().any(|&t| t != DEAD))
+        .collect();
     a.rule_trans_start.push(0);
     a.token_trans_start.push(0);
     for s in 0..n {
         a.rule_trans.extend_from_slice(&rule_edges[s]);
         a.rule_trans_start.push(a.rule_trans.len() as u32);
-        a.token_trans.extend(token_edges[s].iter().filter(|&&(_, t)| live[t as usize]).copied());
+        a.token_trans.extend(
+            token_edges[s]
+                .iter()
+                .filter(|&&(_, t)| live[t as usize])
+                .copied(),
+        );
         a.token_trans_start.push(a.token_trans.len() as u32);
     }
     Ok(())

@@ -90,6 +90,9 @@ pub enum Expr {
 impl Grammar {
     /// The id of the rule called `name`, if any.
     pub fn rule_id(&self, name: &str) -> Option<RuleId> {
-        self.rules.iter().position(|r| r.name == name).map(|i| i as RuleId)
+        self.rules
+            .iter()
+            .position(|r| r.name == name)
+            .map(|i| i as RuleId)
     }
 }
