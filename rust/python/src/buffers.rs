@@ -22,17 +22,18 @@ impl MaskRow {
     /// Check `obj` (1-D or 2-D, C-contiguous, writable, int32) and select row `index`
     /// of width at least `min_words`.
     pub(crate) fn new(obj: &Bound<'_, PyAny>, index: usize, min_words: usize) -> PyResult<MaskRow> {
+        let wrong = |err: PyErr| {
+            PyTypeError::new_err(format!(
+                "bitmask must be an int32 array in CPU memory (allocate it with \
+                 corral.allocate_token_bitmask and move it to the device after filling): {err}"
+            ))
+        };
         let buf = match PyBuffer::<i32>::get(obj) {
             Ok(b) => b,
             // CPU torch tensors do not export buffers; their `.numpy()` view shares memory.
             Err(e) => match obj.getattr("numpy") {
-                Ok(f) => PyBuffer::<i32>::get(&f.call0().map_err(|err| {
-                    PyTypeError::new_err(format!(
-                        "bitmask must be an int32 array in CPU memory (allocate it with \
-                         corral.allocate_token_bitmask and move it to the device after filling): {err}"
-                    ))
-                })?)?,
-                Err(_) => return Err(e),
+                Ok(f) => PyBuffer::<i32>::get(&f.call0().map_err(wrong)?).map_err(wrong)?,
+                Err(_) => return Err(wrong(e)),
             },
         };
         if buf.readonly() {

@@ -5,8 +5,9 @@ use crate::compiler::{PyCompiledGrammar, Text};
 use crate::errors::{panic_text, to_py};
 use corral_core::mask::words_for;
 use corral_core::Matcher;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyInt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// See `_core.pyi`.
@@ -32,7 +33,10 @@ impl PyGrammarMatcher {
 #[pymethods]
 impl PyGrammarMatcher {
     #[new]
-    #[pyo3(signature = (compiled_grammar, *, override_stop_tokens=None, max_rollback_tokens=-1))]
+    #[pyo3(
+        signature = (compiled_grammar, *, override_stop_tokens=None, max_rollback_tokens=-1),
+        text_signature = "(compiled_grammar, *, override_stop_tokens=None, max_rollback_tokens=-1)"
+    )]
     fn new(
         py: Python<'_>,
         compiled_grammar: &PyCompiledGrammar,
@@ -47,11 +51,18 @@ impl PyGrammarMatcher {
         Ok(PyGrammarMatcher { inner: m })
     }
 
-    fn accept_token(&mut self, token_id: i64) -> bool {
-        match u32::try_from(token_id) {
+    fn accept_token(&mut self, token_id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        if !token_id.is_instance_of::<PyInt>() {
+            let ty = token_id.get_type().name()?;
+            return Err(PyTypeError::new_err(format!(
+                "token_id must be an int, not {ty}"
+            )));
+        }
+        // Any int that is not a valid id (negative, huge) is simply not accepted.
+        Ok(match token_id.extract::<u32>() {
             Ok(id) => self.hot(false, |m| m.accept_token(id)),
             Err(_) => false,
-        }
+        })
     }
 
     fn accept_string(&mut self, data: Text) -> bool {
@@ -82,9 +93,11 @@ impl PyGrammarMatcher {
         }))
     }
 
-    fn rollback(&mut self, num_tokens: usize) -> PyResult<()> {
+    fn rollback(&mut self, num_tokens: i64) -> PyResult<()> {
+        let n = usize::try_from(num_tokens)
+            .map_err(|_| PyValueError::new_err(format!("cannot roll back {num_tokens} tokens")))?;
         self.inner
-            .rollback(num_tokens)
+            .rollback(n)
             .map_err(|e| PyValueError::new_err(e.message().to_owned()))
     }
 

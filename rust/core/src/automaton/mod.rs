@@ -47,18 +47,29 @@ impl TokenElem {
     /// OR the ids this element matches into `mask`.
     pub fn or_into(&self, mask: &mut [u32], vocab: &Vocabulary) {
         if self.negated {
+            // Only ever set bits: other elements and cache entries share `mask`.
             let n = vocab.tokenizer_size();
-            let full = n / 32;
-            for w in mask.iter_mut().take(full) {
-                *w = u32::MAX;
-            }
-            for id in (full * 32) as u32..n as u32 {
-                crate::mask::set_bit(mask, id);
-            }
-            for &id in self.ids.iter().chain(vocab.stop_ids()) {
-                if let Some(w) = mask.get_mut((id / 32) as usize) {
-                    *w &= !(1 << (id % 32));
+            let mut excluded: Vec<u32> = self.ids.iter().chain(vocab.stop_ids()).copied().collect();
+            excluded.sort_unstable();
+            let mut next = excluded.iter().peekable();
+            for (wi, w) in mask.iter_mut().enumerate() {
+                let lo = wi * 32;
+                if lo >= n {
+                    break;
                 }
+                let mut ours = if n - lo >= 32 {
+                    u32::MAX
+                } else {
+                    (1u32 << (n - lo)) - 1
+                };
+                while let Some(&&id) = next.peek() {
+                    if id as usize >= lo + 32 {
+                        break;
+                    }
+                    ours &= !(1 << (id % 32));
+                    next.next();
+                }
+                *w |= ours;
             }
         } else {
             for &id in &self.ids {

@@ -1,0 +1,256 @@
+"""Type stubs and API reference for the native module `corral._core` (Rust, pyo3).
+
+Everything here is re-exported from the `corral` package; import it from there.
+"""
+
+from typing import Any, final
+
+__all__ = [
+    "CompiledGrammar",
+    "GrammarCompiler",
+    "GrammarError",
+    "GrammarMatcher",
+    "GrammarSyntaxError",
+    "LimitExceededError",
+    "TokenizerInfo",
+    "VocabError",
+    "__version__",
+]
+
+__version__: str
+
+class GrammarError(ValueError):
+    """A grammar cannot be compiled (undefined rule, missing root, ...).
+
+    Attributes:
+        line: 1-based line of the problem in the grammar text, if known.
+        column: 1-based column (in characters) of the problem, if known.
+        snippet: The offending source line, if known.
+        message: The bare message, without position or snippet.
+    """
+
+    line: int | None
+    column: int | None
+    snippet: str | None
+    message: str
+
+class GrammarSyntaxError(GrammarError):
+    """Grammar text is malformed.
+
+    `str(err)` reads `"L:C: error: msg"` followed by the source line and a
+    caret under the offending characters.
+    """
+
+class LimitExceededError(GrammarError):
+    """Compiling the grammar would exceed a resource limit (size, states)."""
+
+class VocabError(ValueError):
+    """A vocabulary description is invalid (bad ids, empty vocabulary, ...)."""
+
+@final
+class TokenizerInfo:
+    """A tokenizer vocabulary: the bytes of every token plus its stop and special ids.
+
+    Build one per tokenizer and share it between compilers and matchers.
+    """
+
+    @staticmethod
+    def from_vocab(
+        tokens: list[bytes],
+        *,
+        eos_token_ids: list[int],
+        vocab_size: int | None = None,
+        special_token_ids: list[int] = ...,
+    ) -> TokenizerInfo:
+        """Build a vocabulary from the raw bytes of each token.
+
+        Args:
+            tokens: `tokens[i]` is the byte string that token `i` decodes to.
+            eos_token_ids: Ids that end generation (stop tokens).
+            vocab_size: The model's vocabulary size (logits width), at least
+                `len(tokens)`; ids past `len(tokens)` are padding and never allowed.
+                Defaults to `len(tokens)`.
+            special_token_ids: Ids that never match grammar text; they are only
+                allowed by token elements such as `<think>` or `<[123]>`. Stop
+                tokens are always special; empty tokens never match text either.
+
+        Raises:
+            VocabError: If an id is out of range or the vocabulary is empty.
+        """
+
+    @property
+    def vocab_size(self) -> int:
+        """The model's vocabulary size: the bitmask covers this many tokens."""
+
+    @property
+    def tokenizer_size(self) -> int:
+        """The number of tokens given to `from_vocab`."""
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """The stop (end-of-sequence) token ids, sorted."""
+
+    @property
+    def special_token_ids(self) -> list[int]:
+        """The special token ids (stop tokens included), sorted."""
+
+    @property
+    def decoded_vocab(self) -> list[bytes]:
+        """The bytes of every token, indexed by id."""
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The bytes of one token.
+
+        Raises:
+            IndexError: If `token_id` is not below `tokenizer_size`.
+        """
+
+@final
+class GrammarCompiler:
+    """Compiles grammars against one vocabulary, caching results by grammar text."""
+
+    def __new__(cls, tokenizer_info: TokenizerInfo) -> GrammarCompiler: ...
+    @property
+    def tokenizer_info(self) -> TokenizerInfo:
+        """The vocabulary grammars are compiled for."""
+
+    def compile_grammar(self, grammar: str | bytes, root: str = "root") -> CompiledGrammar:
+        """Compile GBNF grammar text (llama.cpp dialect).
+
+        The GIL is released while compiling. Compiling the same text and root
+        again returns the cached result.
+
+        Args:
+            grammar: The grammar text.
+            root: The name of the start rule.
+
+        Raises:
+            GrammarSyntaxError: The text is malformed (has `.line` and `.column`).
+            GrammarError: The grammar cannot be built (undefined rule, no root, ...).
+            LimitExceededError: The grammar is too large.
+        """
+
+@final
+class CompiledGrammar:
+    """An immutable compiled grammar; share it between many matchers and threads."""
+
+    @property
+    def tokenizer_info(self) -> TokenizerInfo:
+        """The vocabulary the grammar was compiled for."""
+
+    @property
+    def num_rules(self) -> int:
+        """The number of rules in the grammar."""
+
+    @property
+    def num_states(self) -> int:
+        """The number of DFA states over all rules."""
+
+    @property
+    def root(self) -> str:
+        """The name of the start rule."""
+
+@final
+class GrammarMatcher:
+    """The state of one constrained generation.
+
+    Each decoding step: `fill_next_token_bitmask`, mask the logits, sample a
+    token, `accept_token` it. A stop token is allowed exactly when the grammar
+    can end; accepting it terminates the matcher.
+    """
+
+    def __new__(
+        cls,
+        compiled_grammar: CompiledGrammar,
+        *,
+        override_stop_tokens: list[int] | None = None,
+        max_rollback_tokens: int = -1,
+    ) -> GrammarMatcher:
+        """Start matching `compiled_grammar` from its root.
+
+        Args:
+            compiled_grammar: The grammar to match.
+            override_stop_tokens: Stop tokens to use instead of the vocabulary's.
+            max_rollback_tokens: How many tokens `rollback` may undo; -1 (the
+                default) for no limit.
+
+        Raises:
+            ValueError: If a stop token id is out of range.
+        """
+
+    def accept_token(self, token_id: int) -> bool:
+        """Advance by one token.
+
+        Returns:
+            True if the grammar allows the token here; otherwise False and the
+            state is unchanged (also for ids out of range, after termination,
+            and in the error state).
+        """
+
+    def accept_string(self, data: str | bytes) -> bool:
+        """Advance by raw text, all or nothing; counts as one step for `rollback`.
+
+        Returns:
+            True if the whole text is allowed here; otherwise False and the
+            state is unchanged.
+        """
+
+    def fill_next_token_bitmask(self, bitmask: Any, index: int = 0) -> bool:
+        """Write the allowed-token mask into row `index` of `bitmask`.
+
+        Args:
+            bitmask: A writable, C-contiguous int32 buffer in CPU memory of shape
+                `(batch, words)` or `(words,)` with `words >= ceil(vocab_size / 32)`:
+                a numpy array, a CPU torch tensor, or anything exporting the buffer
+                protocol. Bit `i % 32` of word `i // 32` set means token `i` is allowed.
+            index: The row to write.
+
+        Returns:
+            True if some token is disallowed (the mask needs applying).
+
+        Raises:
+            TypeError: If `bitmask` is not an int32 array in CPU memory.
+            ValueError: If it is read-only, not C-contiguous, not 1-D or 2-D, too
+                narrow, or has no row `index`.
+        """
+
+    def rollback(self, num_tokens: int) -> None:
+        """Undo the last `num_tokens` accepted tokens (or `accept_string` calls).
+
+        Raises:
+            ValueError: If fewer steps than that can be rolled back.
+        """
+
+    def fork(self) -> GrammarMatcher:
+        """An independent copy of this matcher in its current state."""
+
+    def reset(self) -> None:
+        """Back to the start of the grammar; clears termination and the error state."""
+
+    def is_terminated(self) -> bool:
+        """Whether a stop token has been accepted."""
+
+    def can_terminate(self) -> bool:
+        """Whether the text accepted so far is a complete match of the grammar."""
+
+    def error(self) -> str | None:
+        """The message of the sticky error state, or None if the matcher is healthy.
+
+        In the error state every token is refused and masks are all zero.
+        """
+
+    @property
+    def compiled_grammar(self) -> CompiledGrammar:
+        """The grammar being matched."""
+
+    @property
+    def num_accepted_tokens(self) -> int:
+        """The number of steps accepted and not rolled back."""
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """The stop token ids in effect, sorted."""
+
+    def _debug_panic(self) -> bool:
+        """Testing hook: trigger a Rust panic inside; it is caught and the matcher
+        enters its error state. Returns False."""

@@ -1,0 +1,258 @@
+"""Bitmask helpers: shapes, allocation, unpacking, applying to numpy and torch logits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import corral
+from corral import (
+    allocate_token_bitmask,
+    apply_token_bitmask_inplace,
+    bitmask_to_bool,
+    get_bitmask_shape,
+)
+
+NEG = -np.inf
+
+
+def pack(allowed: np.ndarray) -> np.ndarray:
+    """Reference packer, written the slow obvious way: bool (rows, V) -> int32 words."""
+    rows, v = allowed.shape
+    words = np.zeros((rows, -(-v // 32)), dtype=np.uint32)
+    for r in range(rows):
+        for t in range(v):
+            if allowed[r, t]:
+                words[r, t // 32] |= np.uint32(1 << (t % 32))
+    return words.view(np.int32)
+
+
+def random_allowed(rng: np.random.Generator, rows: int, v: int) -> np.ndarray:
+    return rng.random((rows, v)) < 0.3
+
+
+@pytest.mark.parametrize(
+    ("batch", "vocab", "words"),
+    [(1, 1, 1), (1, 32, 1), (1, 33, 2), (4, 64, 2), (2, 151_936, 4748), (3, 259, 9)],
+)
+def test_shape_and_allocate(batch: int, vocab: int, words: int) -> None:
+    assert get_bitmask_shape(batch, vocab) == (batch, words)
+    bm = allocate_token_bitmask(batch, vocab)
+    assert bm.shape == (batch, words)
+    assert bm.dtype == np.int32
+    assert (bm == -1).all()
+    assert bm.flags.c_contiguous
+
+
+@pytest.mark.parametrize(("batch", "vocab"), [(0, 10), (1, 0), (-1, 5), (2, -3)])
+def test_shape_rejects_nonpositive(batch: int, vocab: int) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        get_bitmask_shape(batch, vocab)
+    with pytest.raises(ValueError, match="must be positive"):
+        allocate_token_bitmask(batch, vocab)
+
+
+def test_shape_rejects_non_int() -> None:
+    with pytest.raises(TypeError, match="must be an int"):
+        get_bitmask_shape(1.5, 10)  # type: ignore[arg-type]
+
+
+def test_bitmask_to_bool_roundtrip() -> None:
+    rng = np.random.default_rng(0)
+    allowed = random_allowed(rng, 3, 100)
+    bm = pack(allowed)
+    assert np.array_equal(bitmask_to_bool(bm, 100), allowed)
+    full = bitmask_to_bool(bm)
+    assert full.shape == (3, 128)
+    assert not full[:, 100:].any()
+    one = bitmask_to_bool(bm[1], 100)
+    assert one.shape == (100,)
+    assert np.array_equal(one, allowed[1])
+    assert bitmask_to_bool(allocate_token_bitmask(1, 40), 40).all()
+
+
+def test_bitmask_to_bool_high_bit() -> None:
+    bm = np.array([[np.int32(-(2**31)), 1]], dtype=np.int32)
+    out = bitmask_to_bool(bm, 64)
+    assert list(np.flatnonzero(out[0])) == [31, 32]
+
+
+def test_bitmask_to_bool_torch() -> None:
+    bm = torch.tensor([[5]], dtype=torch.int32)
+    assert list(np.flatnonzero(bitmask_to_bool(bm, 8)[0])) == [0, 2]
+
+
+def test_bitmask_to_bool_errors() -> None:
+    with pytest.raises(TypeError, match="int32"):
+        bitmask_to_bool(np.zeros((1, 2), dtype=np.int64), 10)
+    with pytest.raises(ValueError, match="words per row"):
+        bitmask_to_bool(np.zeros((1, 2), dtype=np.int32), 65)
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        bitmask_to_bool(np.zeros((1, 1, 2), dtype=np.int32), 10)
+    with pytest.raises(TypeError, match="numpy array"):
+        bitmask_to_bool([[1, 2]], 10)
+
+
+def expected(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    out = logits.copy()
+    out[~allowed] = NEG
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_apply_numpy(dtype: type) -> None:
+    rng = np.random.default_rng(1)
+    allowed = random_allowed(rng, 4, 77)
+    logits = rng.standard_normal((4, 77)).astype(dtype)
+    want = expected(logits, allowed)
+    apply_token_bitmask_inplace(logits, pack(allowed))
+    assert np.array_equal(logits, want)
+    assert logits.dtype == dtype
+
+
+def test_apply_numpy_1d() -> None:
+    rng = np.random.default_rng(2)
+    allowed = random_allowed(rng, 1, 50)
+    logits = rng.standard_normal(50).astype(np.float32)
+    want = expected(logits[None], allowed)[0]
+    apply_token_bitmask_inplace(logits, pack(allowed)[0])
+    assert np.array_equal(logits, want)
+
+
+def test_apply_all_allowed_is_noop() -> None:
+    logits = np.arange(70, dtype=np.float32).reshape(2, 35)
+    before = logits.copy()
+    apply_token_bitmask_inplace(logits, allocate_token_bitmask(2, 35))
+    assert np.array_equal(logits, before)
+
+
+def test_apply_indices_numpy() -> None:
+    rng = np.random.default_rng(3)
+    allowed = random_allowed(rng, 4, 40)
+    logits = rng.standard_normal((4, 40)).astype(np.float32)
+    want = logits.copy()
+    for r in (0, 2):
+        want[r] = expected(logits[r : r + 1], allowed[r : r + 1])[0]
+    for indices in ([2, 0], np.array([0, 2]), torch.tensor([0, 2])):
+        got = logits.copy()
+        apply_token_bitmask_inplace(got, pack(allowed), indices=indices)
+        assert np.array_equal(got, want)
+    untouched = logits.copy()
+    apply_token_bitmask_inplace(untouched, pack(allowed), indices=[])
+    assert np.array_equal(untouched, logits)
+
+
+def test_apply_padded_logits_are_masked() -> None:
+    # Logits wider than the bitmask: tokens past the bitmask are disallowed.
+    bm = allocate_token_bitmask(1, 32)
+    logits = np.zeros((1, 40), dtype=np.float32)
+    apply_token_bitmask_inplace(logits, bm)
+    assert (logits[0, :32] == 0).all()
+    assert (logits[0, 32:] == NEG).all()
+
+
+def test_apply_narrow_logits() -> None:
+    # Logits narrower than bitmask * 32: only the logits' columns are used.
+    allowed = np.zeros((1, 64), dtype=bool)
+    allowed[0, [1, 3, 40]] = True
+    logits = np.zeros((1, 10), dtype=np.float32)
+    apply_token_bitmask_inplace(logits, pack(allowed))
+    assert list(np.flatnonzero(logits[0] == 0)) == [1, 3]
+
+
+def test_apply_explicit_vocab_size() -> None:
+    bm = allocate_token_bitmask(1, 64)
+    logits = np.zeros((1, 64), dtype=np.float32)
+    apply_token_bitmask_inplace(logits, bm, vocab_size=50)
+    assert (logits[0, :50] == 0).all()
+    assert (logits[0, 50:] == NEG).all()
+
+
+def test_apply_numpy_errors() -> None:
+    bm = allocate_token_bitmask(2, 64)
+    with pytest.raises(TypeError, match="floating-point"):
+        apply_token_bitmask_inplace(np.zeros((2, 64), dtype=np.int32), bm)
+    with pytest.raises(TypeError, match="int32"):
+        apply_token_bitmask_inplace(np.zeros((2, 64)), bm.astype(np.int64))
+    with pytest.raises(ValueError, match="rows"):
+        apply_token_bitmask_inplace(np.zeros((3, 64)), bm)
+    with pytest.raises(ValueError, match="out of range"):
+        apply_token_bitmask_inplace(np.zeros((2, 64)), bm, indices=[2])
+    with pytest.raises(ValueError, match="out of range"):
+        apply_token_bitmask_inplace(np.zeros((2, 64)), bm, indices=[-1])
+    with pytest.raises(TypeError, match="ints"):
+        apply_token_bitmask_inplace(np.zeros((2, 64)), bm, indices=[0.5])
+    with pytest.raises(ValueError, match="1-D or 2-D"):
+        apply_token_bitmask_inplace(np.zeros((1, 2, 64)), bm)
+    with pytest.raises(ValueError, match="words per bitmask row"):
+        apply_token_bitmask_inplace(np.zeros((2, 100)), bm, vocab_size=65)
+    with pytest.raises(ValueError, match="logits width"):
+        apply_token_bitmask_inplace(np.zeros((2, 40)), bm, vocab_size=50)
+    with pytest.raises(TypeError, match="numpy array or a torch tensor"):
+        apply_token_bitmask_inplace([[0.0] * 64] * 2, bm)
+    readonly = np.zeros((2, 64))
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        apply_token_bitmask_inplace(readonly, bm)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_apply_torch(dtype: torch.dtype) -> None:
+    rng = np.random.default_rng(4)
+    allowed = random_allowed(rng, 3, 100)
+    base = rng.standard_normal((3, 100)).astype(np.float32)
+    logits = torch.from_numpy(base).to(dtype)
+    want = torch.from_numpy(expected(base, allowed)).to(dtype)
+    apply_token_bitmask_inplace(logits, torch.from_numpy(pack(allowed)))
+    assert torch.equal(logits, want)
+    # A numpy bitmask works with torch logits too.
+    logits = torch.from_numpy(base).to(dtype)
+    apply_token_bitmask_inplace(logits, pack(allowed))
+    assert torch.equal(logits, want)
+
+
+def test_apply_torch_1d_indices_and_padding() -> None:
+    allowed = np.zeros((2, 40), dtype=bool)
+    allowed[0, [0, 39]] = True
+    allowed[1, [5]] = True
+    bm = torch.from_numpy(pack(allowed))
+    logits = torch.zeros(2, 70)
+    apply_token_bitmask_inplace(logits, bm, indices=torch.tensor([1]))
+    assert torch.equal(logits[0], torch.zeros(70))
+    assert torch.nonzero(logits[1] == 0).flatten().tolist() == [5]
+    one = torch.zeros(70)
+    apply_token_bitmask_inplace(one, bm[0])
+    assert torch.nonzero(one == 0).flatten().tolist() == [0, 39]
+
+
+def test_apply_torch_bitmask_numpy_logits() -> None:
+    allowed = np.zeros((1, 32), dtype=bool)
+    allowed[0, 7] = True
+    logits = np.zeros((1, 32), dtype=np.float32)
+    apply_token_bitmask_inplace(logits, torch.from_numpy(pack(allowed)))
+    assert list(np.flatnonzero(logits[0] == 0)) == [7]
+
+
+def test_apply_torch_errors() -> None:
+    bm = torch.from_numpy(allocate_token_bitmask(1, 32))
+    with pytest.raises(TypeError, match="floating-point"):
+        apply_token_bitmask_inplace(torch.zeros(1, 32, dtype=torch.int64), bm)
+    with pytest.raises(TypeError, match="int32"):
+        apply_token_bitmask_inplace(torch.zeros(1, 32), bm.to(torch.int64))
+    with pytest.raises(ValueError, match="rows"):
+        apply_token_bitmask_inplace(torch.zeros(2, 32), bm)
+
+
+def test_matcher_mask_roundtrip() -> None:
+    """A mask filled by the matcher, applied to logits, leaves exactly the allowed tokens."""
+    tokens = [bytes([b]) for b in range(256)] + [b"<eos>"]
+    info = corral.TokenizerInfo.from_vocab(tokens, eos_token_ids=[256], vocab_size=300)
+    g = corral.GrammarCompiler(info).compile_grammar('root ::= "ab" | "c"')
+    m = corral.GrammarMatcher(g)
+    bm = allocate_token_bitmask(1, info.vocab_size)
+    assert m.fill_next_token_bitmask(bm)
+    logits = torch.zeros(1, info.vocab_size)
+    apply_token_bitmask_inplace(logits, torch.from_numpy(bm))
+    assert torch.nonzero(logits[0] == 0).flatten().tolist() == [ord("a"), ord("c")]
+    assert list(np.flatnonzero(bitmask_to_bool(bm, info.vocab_size)[0])) == [97, 99]
