@@ -3,7 +3,9 @@
 Everything here is re-exported from the `corral` package; import it from there.
 """
 
-from typing import Any, final
+import os
+from collections.abc import Sequence
+from typing import Any, Literal, final
 
 __all__ = [
     "CompiledGrammar",
@@ -78,13 +80,155 @@ class TokenizerInfo:
             VocabError: If an id is out of range or the vocabulary is empty.
         """
 
+    @staticmethod
+    def from_pieces(
+        pieces: Sequence[str | None],
+        *,
+        vocab_type: str,
+        eos_token_ids: list[int],
+        special_token_ids: list[int] = ...,
+        vocab_size: int | None = None,
+        byte_tokens: dict[int, int] | None = None,
+    ) -> TokenizerInfo:
+        """Build a vocabulary from a tokenizer's stored pieces (token strings).
+
+        Each piece is decoded to the bytes it stands for according to
+        `vocab_type`:
+
+        - `"byte_level"` (GPT-2, Llama 3, Qwen, SmolLM): every character maps
+          back to one byte through GPT-2's byte-to-unicode table (`"Ġ"` is a
+          space, `"Ċ"` a newline); a character outside that table stands for
+          its own UTF-8 bytes.
+        - `"sentencepiece"` (Llama 2, Mistral, Gemma): `"<0xNN>"` is the byte
+          `NN`; otherwise `"▁"` becomes a space and the piece is UTF-8 encoded.
+        - `"raw"`: the piece's UTF-8 bytes.
+
+        Args:
+            pieces: `pieces[i]` is the piece of token `i`; `None` for an id with
+                no token (it decodes to `b""` and is never allowed by text).
+            vocab_type: `"byte_level"`, `"sentencepiece"` or `"raw"`.
+            eos_token_ids: Ids that end generation (stop tokens).
+            special_token_ids: Ids that never match grammar text. Special and
+                stop tokens keep their piece text as bytes (`b"<|im_end|>"`).
+            vocab_size: The model's vocabulary size, at least `len(pieces)`.
+            byte_tokens: Ids that stand for one byte, mapped to that byte
+                (0..255); overrides the decoding of those pieces.
+
+        Raises:
+            VocabError: Unknown `vocab_type`, an id out of range, a
+                `byte_tokens` value that is not a byte, or an empty vocabulary.
+        """
+
+    @staticmethod
+    def from_gguf(
+        path: str | os.PathLike[str],
+        *,
+        vocab_size: int | None = None,
+        eos_token_ids: list[int] | None = None,
+    ) -> TokenizerInfo:
+        """Read the vocabulary from a GGUF file's metadata (llama.cpp's format).
+
+        Only the metadata is read (GGUF versions 2 and 3), never the tensors;
+        the GIL is released meanwhile. `tokenizer.ggml.model` `"gpt2"` is
+        byte-level BPE and `"llama"` is SentencePiece. Unknown, control and
+        unused tokens are special; byte tokens `<0xNN>` are single bytes;
+        user-defined tokens are literal text. Stop tokens are the file's EOS,
+        EOT and EOM ids plus control tokens named like an end of generation
+        (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`, `<|endoftext|>`, ...).
+
+        Args:
+            path: The `.gguf` file.
+            vocab_size: The model's vocabulary size if larger than the number
+                of tokens in the file (padded logits).
+            eos_token_ids: Stop ids to use instead of those found in the file.
+
+        Raises:
+            OSError: The file cannot be opened (`FileNotFoundError`, ...).
+            VocabError: Not a GGUF file, a truncated file, an unsupported GGUF
+                version, missing tokenizer keys, an unsupported tokenizer
+                model, or an id out of range. The message names the file.
+        """
+
+    @staticmethod
+    def from_tiktoken(
+        path_or_bytes: str | os.PathLike[str] | bytes,
+        *,
+        special_tokens: dict[str, int],
+        eos_token_ids: list[int],
+        vocab_size: int | None = None,
+    ) -> TokenizerInfo:
+        """Read a tiktoken ranks file: one `<base64 bytes> <rank>` line per token.
+
+        The rank is the token id. Ids with neither a rank nor a special token
+        (gaps) become empty tokens that are never allowed.
+
+        Args:
+            path_or_bytes: The file's path, or its contents as `bytes`.
+            special_tokens: Special token text to id, e.g. `{"<|im_end|>": 151645}`.
+            eos_token_ids: Ids that end generation (stop tokens).
+            vocab_size: The model's vocabulary size, at least the number of ids.
+
+        Raises:
+            OSError: The file cannot be read.
+            VocabError: A malformed line (named by number), a repeated rank, a
+                special token on an id a rank has, or an id out of range.
+        """
+
+    @staticmethod
+    def from_huggingface(
+        tokenizer: Any,
+        *,
+        vocab_size: int | None = None,
+        eos_token_ids: list[int] | None = None,
+    ) -> TokenizerInfo:
+        """Build a vocabulary from a Hugging Face tokenizer.
+
+        Accepts a `transformers` tokenizer (fast or slow) or a
+        `tokenizers.Tokenizer`; the decoding family (byte-level,
+        SentencePiece, raw) is detected from the tokenizer.
+
+        Args:
+            tokenizer: The tokenizer.
+            vocab_size: The model's vocabulary size (`model.config.vocab_size`)
+                when larger than the tokenizer's; the extra ids are never allowed.
+            eos_token_ids: Stop ids to use instead of the tokenizer's.
+
+        Raises:
+            VocabError: The tokenizer's decoder is not supported, or an id is
+                out of range.
+        """
+
+    @staticmethod
+    def from_llama_cpp(llama: Any, *, vocab_size: int | None = None) -> TokenizerInfo:
+        """Build a vocabulary from a `llama_cpp.Llama` model.
+
+        Args:
+            llama: The loaded model.
+            vocab_size: The model's vocabulary size if larger than the tokenizer's.
+        """
+
+    @classmethod
+    def _from_state(cls, state: bytes) -> TokenizerInfo:
+        """Rebuild from `__reduce__`'s serialized form (used by pickle)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        """Pickle support: a compact serialized form; the trie is rebuilt on load."""
+
+    @property
+    def vocab_type(self) -> Literal["raw", "byte_level", "sentencepiece"]:
+        """How the token pieces were decoded: `"byte_level"`, `"sentencepiece"` or `"raw"`."""
+
+    @property
+    def memory_bytes(self) -> int:
+        """Approximate heap memory of the vocabulary and its token trie, in bytes."""
+
     @property
     def vocab_size(self) -> int:
         """The model's vocabulary size: the bitmask covers this many tokens."""
 
     @property
     def tokenizer_size(self) -> int:
-        """The number of tokens given to `from_vocab`."""
+        """The number of tokens the tokenizer defines (ids from here to `vocab_size` are padding)."""
 
     @property
     def stop_token_ids(self) -> list[int]:

@@ -11,7 +11,7 @@
 //! token is rejected by that item.
 
 use crate::automaton::earley::Parser;
-use crate::automaton::Automaton;
+use crate::automaton::{byte_in, Automaton};
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::ebnf::parse_gbnf;
 use crate::grammar::Grammar;
@@ -114,6 +114,7 @@ impl CompiledGrammar {
             a,
             rule,
             completed: Vec::with_capacity(64),
+            path: Vec::with_capacity(64),
             num_completed: 0,
         };
         let trie = self.vocab.trie();
@@ -123,9 +124,10 @@ impl CompiledGrammar {
         trie.walk(
             &mut stepper,
             |_, _, toks| accepted.extend_from_slice(toks),
-            |st, _, toks| {
-                // The rule could end strictly inside the token: the parent decides.
-                if st.num_completed > 0 {
+            |st, depth, toks| {
+                // The rule could end strictly inside the token: the parent decides,
+                // unless no byte after any completion point can follow the rule.
+                if st.num_completed > 0 && st.may_continue_in_parent(depth) {
                     if let Some(&first) = toks.first() {
                         let r = trie.rank(first).unwrap_or(0);
                         uncertain.extend(r..r + toks.len() as u32);
@@ -146,13 +148,29 @@ struct LocalStepper<'a> {
     parser: Parser,
     a: &'a Automaton,
     rule: u32,
+    /// `completed[i]`: the rule instance can end after `i + 1` bytes.
     completed: Vec<bool>,
+    /// The bytes pushed so far, plus the last byte tried (for `on_dead`).
+    path: Vec<u8>,
     num_completed: usize,
+}
+
+impl LocalStepper<'_> {
+    /// After the byte at `depth` was refused: could some completion point of
+    /// the rule hand the rest of the token to a parent? The byte right after
+    /// the completion must be in the rule's static FOLLOW set.
+    fn may_continue_in_parent(&self, depth: usize) -> bool {
+        let follow = &self.a.follow[self.rule as usize];
+        (0..depth.min(self.completed.len()))
+            .any(|i| self.completed[i] && self.path.get(i + 1).is_some_and(|&b| byte_in(follow, b)))
+    }
 }
 
 impl ByteStepper for LocalStepper<'_> {
     #[inline]
     fn push(&mut self, byte: u8) -> bool {
+        self.path.truncate(self.completed.len());
+        self.path.push(byte);
         if !self.parser.push_byte(self.a, byte) {
             return false;
         }

@@ -87,9 +87,27 @@ impl Matcher {
         self.terminated
     }
 
-    /// Could the grammar end here (so a stop token is allowed)?
+    /// Would a stop token be accepted now? True when the grammar can end
+    /// here, or when it names a stop token here and can end right after it.
     pub fn can_terminate(&self) -> bool {
-        !self.terminated && self.error.is_none() && self.parser.can_accept(self.grammar.automaton())
+        if self.terminated || self.error.is_some() {
+            return false;
+        }
+        let (a, vocab) = (self.grammar.automaton(), self.grammar.vocab());
+        if self.parser.can_accept(a) {
+            return true;
+        }
+        let named = |s: TokenId| {
+            self.parser.current().iter().any(|it| {
+                a.token_edges(it.state)
+                    .iter()
+                    .any(|&(k, _)| a.token_elems[k as usize].matches(s, vocab))
+            })
+        };
+        // Rare (a grammar that names a stop token): probe on a copy.
+        self.stop_ids
+            .iter()
+            .any(|&s| named(s) && self.clone().ends_after_element(s))
     }
 
     /// The sticky internal error, if one happened.
@@ -126,26 +144,22 @@ impl Matcher {
             return false;
         }
         let before = self.parser.num_sets();
-        // Token elements (`<[id]>`, `!<...>`) consume the token whole.
-        let mut seeds = std::mem::take(&mut self.scratch_items);
-        seeds.clear();
-        for it in self.parser.current() {
-            for &(k, t) in a.token_edges(it.state) {
-                if a.token_elems[k as usize].matches(id, vocab) {
-                    seeds.push(Item {
-                        state: t,
-                        origin: it.origin,
-                        kernel: true,
-                    });
+        let seeds = self.element_seeds(id);
+        let mut ok = false;
+        let stop = self.is_stop(id);
+        if stop {
+            // A stop token always ends generation: it is allowed when the grammar
+            // can end now, or when a token element names it and the grammar can
+            // end right after it.
+            if self.parser.can_accept(a) {
+                ok = true;
+            } else if self.parser.push_items(a, &seeds) {
+                ok = self.parser.can_accept(a);
+                if !ok {
+                    self.parser.truncate(before);
                 }
             }
-        }
-        let mut ok = false;
-        if self.is_stop(id) && seeds.is_empty() {
-            if self.parser.can_accept(a) {
-                self.terminated = true;
-                ok = true;
-            }
+            self.terminated = ok;
         } else if !vocab.is_special(id) && (id as usize) < vocab.tokenizer_size() {
             let bytes = vocab.token_bytes(id);
             ok = !bytes.is_empty() && bytes.iter().all(|&b| self.parser.push_byte(a, b));
@@ -155,7 +169,7 @@ impl Matcher {
                 self.parser.truncate(before);
             }
         }
-        if !ok && !self.terminated {
+        if !ok && !stop {
             ok = self.parser.push_items(a, &seeds);
         }
         self.scratch_items = seeds;
@@ -243,11 +257,54 @@ impl Matcher {
             for &s in &self.stop_ids {
                 set_bit(mask, s);
             }
+        } else {
+            // Stop bits set by token elements stand only if the grammar can end after them.
+            for i in 0..self.stop_ids.len() {
+                let s = self.stop_ids[i];
+                if get_bit(mask, s) && !self.ends_after_element(s) {
+                    mask[(s / 32) as usize] &= !(1 << (s % 32));
+                }
+            }
         }
         let n = vocab.vocab_size();
         let full = n / 32;
         mask[..full].iter().any(|&w| w != u32::MAX)
             || (n % 32 != 0 && mask.get(full).is_some_and(|&w| w != (1u32 << (n % 32)) - 1))
+    }
+
+    /// The items that token elements of the current set advance to on token
+    /// `id` (elements consume a token whole, whatever its bytes). The vector
+    /// is the reusable scratch buffer; hand it back via `scratch_items`.
+    fn element_seeds(&mut self, id: TokenId) -> Vec<Item> {
+        let g = Arc::clone(&self.grammar);
+        let (a, vocab) = (g.automaton(), g.vocab());
+        let mut seeds = std::mem::take(&mut self.scratch_items);
+        seeds.clear();
+        for it in self.parser.current() {
+            for &(k, t) in a.token_edges(it.state) {
+                if a.token_elems[k as usize].matches(id, vocab) {
+                    seeds.push(Item {
+                        state: t,
+                        origin: it.origin,
+                        kernel: true,
+                    });
+                }
+            }
+        }
+        seeds
+    }
+
+    /// Would consuming token `id` through the token elements of the current
+    /// set leave a parser that can end?
+    fn ends_after_element(&mut self, id: TokenId) -> bool {
+        let g = Arc::clone(&self.grammar);
+        let a = g.automaton();
+        let seeds = self.element_seeds(id);
+        let before = self.parser.num_sets();
+        let ends = self.parser.push_items(a, &seeds) && self.parser.can_accept(a);
+        self.parser.truncate(before);
+        self.scratch_items = seeds;
+        ends
     }
 
     /// Run the full parser over the uncertain tokens (given by trie rank, ascending).
@@ -267,6 +324,10 @@ impl Matcher {
                 continue;
             }
             let t = vocab.token_bytes(id);
+            // The previous token died at byte `pushed`; one sharing that byte dies too.
+            if pushed < path.len() && t.len() > pushed && t[..=pushed] == path[..=pushed] {
+                continue;
+            }
             let lcp = path[..pushed]
                 .iter()
                 .zip(t)

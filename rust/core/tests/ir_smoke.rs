@@ -2,7 +2,7 @@
 
 use corral_core::grammar::{Expr, Grammar, Rule};
 use corral_core::mask::{get_bit, words_for};
-use corral_core::{CompiledGrammar, Limits, Matcher, Vocabulary};
+use corral_core::{CompiledGrammar, Compiler, Limits, Matcher, Vocabulary};
 use std::sync::Arc;
 
 fn rule(name: &str, body: Expr) -> Rule {
@@ -133,4 +133,37 @@ fn unproductive_branches_are_trimmed() {
     ]);
     let mut m = Matcher::new(g);
     assert_eq!(allowed(&mut m), vec![u32::from(b'b')]);
+}
+
+/// A rule instance that completes inside a token must not be confused with a
+/// nested instance of the same rule (regression: `"a" root "b"` allowed `bb`
+/// after `a`).
+#[test]
+fn self_embedding_rule_with_multibyte_tokens() {
+    let mut tokens: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+    tokens.extend([
+        b"<eos>".to_vec(),
+        b"bb".to_vec(),
+        b"bbb".to_vec(),
+        b"ab".to_vec(),
+        b"abb".to_vec(),
+    ]);
+    let vocab = Arc::new(Vocabulary::new(tokens, None, vec![256], vec![]).unwrap());
+    let compiler = Compiler::new(vocab.clone());
+    for src in [
+        r#"root ::= "a" root "b" | """#,
+        "root ::= \"a\" x \"b\" | \"\"\nx ::= root",
+    ] {
+        let g = compiler.compile_gbnf(src.as_bytes(), "root").unwrap();
+        for prefix in [&b""[..], b"a", b"aa", b"aab", b"aaab"] {
+            let mut m = Matcher::new(g.clone());
+            assert!(m.accept_bytes(prefix));
+            let mut mask = vec![0u32; words_for(vocab.vocab_size())];
+            m.fill_mask(&mut mask);
+            for t in 0..vocab.vocab_size() as u32 {
+                let ok = m.clone().accept_token(t);
+                assert_eq!(get_bit(&mask, t), ok, "{src:?} after {prefix:?}: token {t}");
+            }
+        }
+    }
 }

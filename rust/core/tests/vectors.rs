@@ -41,6 +41,9 @@ fn run(m: &mut Matcher, toks: &[u32], n_words: usize) -> bool {
             return false;
         }
     }
+    if m.is_terminated() {
+        return true; // the input ended with a stop token
+    }
     m.fill_mask(&mut mask);
     assert_eq!(get_bit(&mask, EOS), m.can_terminate());
     m.accept_token(EOS) && m.is_terminated()

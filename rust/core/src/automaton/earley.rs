@@ -33,15 +33,26 @@ pub struct Parser {
 impl Parser {
     /// A parser at the start of `a`'s root rule.
     pub fn new(a: &Automaton) -> Parser {
-        Self::starting_at(a, a.rule_start[a.root as usize])
+        Self::seeded(a, a.rule_start[a.root as usize], vec![0])
     }
 
-    /// A parser whose only initial item is `state` (used to classify tokens
+    /// A parser whose only initial item is `state`, part-way through a rule
+    /// instance that began in an unknown context (used to classify tokens
     /// for that item independently of the rest of the stack).
+    ///
+    /// Set 0 stands for that context and stays empty: the item's own
+    /// instance has origin 0, so completing it advances nothing here (the
+    /// caller sees it with [`Parser::completes_at_origin0`]), while rule
+    /// instances predicted from the item start at set 1 and are distinct from
+    /// it even when they are the same rule.
     pub fn starting_at(a: &Automaton, state: u32) -> Parser {
+        Self::seeded(a, state, vec![0, 0])
+    }
+
+    fn seeded(a: &Automaton, state: u32, set_start: Vec<u32>) -> Parser {
         let mut p = Parser {
             items: Vec::with_capacity(64),
-            set_start: vec![0],
+            set_start,
         };
         p.items.push(Item {
             state,

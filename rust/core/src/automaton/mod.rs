@@ -106,6 +106,9 @@ pub struct Automaton {
     pub rule_start: Vec<u32>,
     /// Can the rule derive the empty string?
     pub nullable: Vec<bool>,
+    /// Bytes that can come right after each rule in some context (static
+    /// FOLLOW sets, a 256-bit set per rule); prunes uncertain tokens.
+    pub follow: Vec<ByteSet>,
     /// Resolved token elements.
     pub token_elems: Vec<TokenElem>,
     /// Rule names, for diagnostics.
@@ -531,13 +534,90 @@ impl<'a> Builder<'a> {
             state_rule: out.state_rule,
             rule_start,
             nullable: vec![false; g.rules.len()],
+            follow: Vec::new(),
             token_elems: std::mem::take(&mut self.token_elems),
             rule_names: g.rules.iter().map(|r| r.name.clone()).collect(),
             root: g.root,
         };
         trim(&mut a, out.rule_edges, out.token_edges)?;
+        a.follow = follow_sets(&a);
         Ok(a)
     }
+}
+
+/// A set of bytes.
+pub type ByteSet = [u64; 4];
+
+/// Is `b` in `set`?
+#[inline]
+pub fn byte_in(set: &ByteSet, b: u8) -> bool {
+    set[(b >> 6) as usize] >> (b & 63) & 1 == 1
+}
+
+fn union_into(dst: &mut ByteSet, src: &ByteSet) -> bool {
+    let mut changed = false;
+    for (d, s) in dst.iter_mut().zip(src) {
+        changed |= *s & !*d != 0;
+        *d |= *s;
+    }
+    changed
+}
+
+/// Static FOLLOW sets: for every reference `s --R--> t`, the bytes that can
+/// start what follows from `t` (through nullable rules), plus FOLLOW of the
+/// enclosing rule when `t` can end it without consuming a byte.
+fn follow_sets(a: &Automaton) -> Vec<ByteSet> {
+    let n = a.num_states();
+    // Bytes each state can consume next, and whether it can end its rule with no bytes.
+    let mut first = vec![[0u64; 4]; n];
+    let mut ends: Vec<bool> = a.accepting.clone();
+    for (s, f) in first.iter_mut().enumerate() {
+        for b in 0..=255u8 {
+            if a.next_byte(s as u32, b) != DEAD {
+                f[(b >> 6) as usize] |= 1 << (b & 63);
+            }
+        }
+    }
+    loop {
+        let mut changed = false;
+        for s in 0..n {
+            for &(r, t) in a.rule_edges(s as u32) {
+                let start = a.rule_start[r as usize] as usize;
+                let fr = first[start];
+                changed |= union_into(&mut first[s], &fr);
+                if a.nullable[r as usize] {
+                    let ft = first[t as usize];
+                    changed |= union_into(&mut first[s], &ft);
+                    if ends[t as usize] && !ends[s] {
+                        ends[s] = true;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut follow = vec![[0u64; 4]; a.nullable.len()];
+    loop {
+        let mut changed = false;
+        for s in 0..n {
+            let parent = a.state_rule[s] as usize;
+            for &(r, t) in a.rule_edges(s as u32) {
+                let mut add = first[t as usize];
+                if ends[t as usize] {
+                    let fp = follow[parent];
+                    union_into(&mut add, &fp);
+                }
+                changed |= union_into(&mut follow[r as usize], &add);
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    follow
 }
 
 #[derive(Default)]

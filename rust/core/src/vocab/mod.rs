@@ -1,10 +1,26 @@
 //! A tokenizer's vocabulary as raw bytes: what each token id stands for,
 //! which ids are special (never produced by text rules) and which stop
 //! generation. The token trie is built once here and shared by every grammar.
+//!
+//! Loaders for real tokenizers turn their stored pieces into exact bytes:
+//! [`Vocabulary::from_pieces`] (any piece list, see [`decode_piece`]),
+//! [`Vocabulary::from_gguf`] (a llama.cpp GGUF file's metadata, see [`gguf`])
+//! and [`Vocabulary::from_tiktoken`] (a tiktoken ranks file, see [`tiktoken`]).
+
+mod decode;
+pub mod gguf;
+mod serial;
+pub mod tiktoken;
+
+pub use decode::{
+    byte_level_byte_to_char, byte_level_char_to_byte, decode_piece, parse_byte_piece, VocabType,
+    SPACE_MARK,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::trie::TokenTrie;
 use rustc_hash::FxHashMap;
+use std::path::Path;
 
 /// Token id type.
 pub type TokenId = u32;
@@ -21,6 +37,7 @@ pub struct Vocabulary {
     is_special: Vec<bool>,
     trie: TokenTrie,
     by_text: FxHashMap<Vec<u8>, Vec<TokenId>>,
+    vocab_type: VocabType,
 }
 
 impl Vocabulary {
@@ -106,7 +123,104 @@ impl Vocabulary {
             is_special,
             trie,
             by_text,
+            vocab_type: VocabType::Raw,
         })
+    }
+
+    /// Record how the vocabulary's pieces were decoded (informational: the
+    /// token bytes are already exact). [`Vocabulary::new`] records
+    /// [`VocabType::Raw`].
+    pub fn with_vocab_type(mut self, vocab_type: VocabType) -> Vocabulary {
+        self.vocab_type = vocab_type;
+        self
+    }
+
+    /// Build a vocabulary from a tokenizer's stored pieces.
+    ///
+    /// `pieces[i]` is the piece of token `i` (`None`: no token has this id;
+    /// it decodes to nothing and is never allowed by text). Special and stop
+    /// ids keep their piece text as bytes (`"<|im_end|>"`); ids listed in
+    /// `byte_tokens` stand for the given byte; every other piece goes through
+    /// [`decode_piece`] with `vocab_type`. The other arguments are as for
+    /// [`Vocabulary::new`].
+    pub fn from_pieces<S: AsRef<str>>(
+        pieces: &[Option<S>],
+        vocab_type: VocabType,
+        byte_tokens: &[(TokenId, u8)],
+        vocab_size: Option<usize>,
+        stop_ids: Vec<TokenId>,
+        special_ids: Vec<TokenId>,
+    ) -> Result<Vocabulary> {
+        let n = pieces.len();
+        let mut byte_of: FxHashMap<TokenId, u8> = FxHashMap::default();
+        for &(id, b) in byte_tokens {
+            if id as usize >= n {
+                return Err(Error::new(
+                    ErrorKind::Vocab,
+                    format!("byte token id {id} is out of range (the tokenizer has {n} tokens)"),
+                ));
+            }
+            byte_of.insert(id, b);
+        }
+        let mut keep_text = vec![false; n];
+        for &id in stop_ids.iter().chain(&special_ids) {
+            if let Some(k) = keep_text.get_mut(id as usize) {
+                *k = true;
+            }
+        }
+        let tokens: Vec<Vec<u8>> = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let Some(p) = p else { return Vec::new() };
+                let p = p.as_ref();
+                if keep_text[i] {
+                    p.as_bytes().to_vec()
+                } else if let Some(&b) = byte_of.get(&(i as TokenId)) {
+                    vec![b]
+                } else {
+                    decode_piece(vocab_type, p)
+                }
+            })
+            .collect();
+        Ok(Self::new(tokens, vocab_size, stop_ids, special_ids)?.with_vocab_type(vocab_type))
+    }
+
+    /// Read the vocabulary, token types and end-of-generation ids from a
+    /// GGUF file's metadata (llama.cpp's model format). Only the metadata is
+    /// read, never the tensors. See [`gguf`] for the rules; use
+    /// [`gguf::GgufTokenizer`] to override the vocabulary size or stop ids.
+    pub fn from_gguf(path: impl AsRef<Path>) -> Result<Vocabulary> {
+        gguf::GgufTokenizer::from_path(path.as_ref())?.into_vocabulary(None, None)
+    }
+
+    /// Build a vocabulary from a tiktoken ranks file (`<base64 bytes> <rank>`
+    /// per line) plus special tokens at their ids. See [`tiktoken`] for the
+    /// rules (gaps between ids, errors).
+    pub fn from_tiktoken(
+        data: &[u8],
+        special_tokens: &[(String, TokenId)],
+        stop_ids: Vec<TokenId>,
+        vocab_size: Option<usize>,
+    ) -> Result<Vocabulary> {
+        tiktoken::build(data, special_tokens, stop_ids, vocab_size)
+    }
+
+    /// A compact binary form of the vocabulary (token bytes, ids, sizes,
+    /// type), for pickling; [`Vocabulary::from_bytes`] reads it back and
+    /// rebuilds the trie.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serial::to_bytes(self)
+    }
+
+    /// Read the form written by [`Vocabulary::to_bytes`].
+    pub fn from_bytes(data: &[u8]) -> Result<Vocabulary> {
+        serial::from_bytes(data)
+    }
+
+    /// How the pieces were decoded into bytes.
+    pub fn vocab_type(&self) -> VocabType {
+        self.vocab_type
     }
 
     /// The byte-level test vocabulary: ids 0..=255 are the single bytes, id 256 is EOS.
@@ -166,8 +280,21 @@ impl Vocabulary {
         self.by_text.get(text).map_or(&[], Vec::as_slice)
     }
 
-    /// Approximate heap bytes used (token bytes, offsets and trie).
+    /// Approximate heap bytes used (token bytes, offsets, id lists, the
+    /// text-to-id map and the trie).
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.len() + self.offsets.len() * 4 + self.is_special.len() + self.trie.heap_bytes()
+        let ids = (self.stop_ids.len() + self.special_ids.len()) * 4;
+        // Per map entry: the key and value vectors' headers and contents, plus a slot.
+        let map: usize = self
+            .by_text
+            .iter()
+            .map(|(k, v)| 2 * 24 + 8 + k.len() + v.len() * 4)
+            .sum();
+        self.bytes.len()
+            + self.offsets.len() * 4
+            + self.is_special.len()
+            + ids
+            + map
+            + self.trie.heap_bytes()
     }
 }
