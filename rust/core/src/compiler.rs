@@ -14,6 +14,7 @@ use crate::automaton::earley::Parser;
 use crate::automaton::{byte_in, Automaton};
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::ebnf::parse_gbnf;
+use crate::grammar::regex::parse_regex;
 use crate::grammar::Grammar;
 use crate::limits::Limits;
 use crate::mask::TokenSet;
@@ -197,8 +198,14 @@ pub struct Compiler {
     cache: Mutex<FxHashMap<CacheKey, Arc<CompiledGrammar>>>,
 }
 
-/// Grammar text and start rule.
-type CacheKey = (Vec<u8>, String);
+/// What a compiled grammar was compiled from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum CacheKey {
+    /// GBNF text and start rule.
+    Gbnf(Vec<u8>, String),
+    /// A regular expression.
+    Regex(String),
+}
 
 impl Compiler {
     /// A compiler for `vocab` with default limits.
@@ -222,7 +229,7 @@ impl Compiler {
 
     /// Compile GBNF text (llama.cpp dialect) with start rule `root`.
     pub fn compile_gbnf(&self, src: &[u8], root: &str) -> Result<Arc<CompiledGrammar>> {
-        let key = (src.to_vec(), root.to_owned());
+        let key = CacheKey::Gbnf(src.to_vec(), root.to_owned());
         if let Some(g) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(g);
         }
@@ -243,6 +250,37 @@ impl Compiler {
             self.vocab.clone(),
             &self.limits,
             text,
+        )?);
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, compiled.clone());
+        }
+        Ok(compiled)
+    }
+
+    /// Compile a regular expression (Python `re` / ECMAScript syntax, see
+    /// [`crate::grammar::regex`]) into a grammar that matches exactly the
+    /// strings the pattern fully matches.
+    pub fn compile_regex(&self, pattern: &str) -> Result<Arc<CompiledGrammar>> {
+        let key = CacheKey::Regex(pattern.to_owned());
+        if let Some(g) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(g);
+        }
+        if pattern.len() > self.limits.max_grammar_bytes {
+            return Err(Error::new(
+                ErrorKind::Limit,
+                format!(
+                    "pattern is {} bytes, exceeds Limits.max_grammar_bytes={}",
+                    pattern.len(),
+                    self.limits.max_grammar_bytes
+                ),
+            ));
+        }
+        let grammar = parse_regex(pattern)?;
+        let compiled = Arc::new(CompiledGrammar::from_grammar(
+            &grammar,
+            self.vocab.clone(),
+            &self.limits,
+            Some(pattern),
         )?);
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key, compiled.clone());

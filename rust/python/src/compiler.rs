@@ -58,6 +58,13 @@ impl PyGrammarCompiler {
             .map(|g| PyCompiledGrammar { inner: g })
             .map_err(|e| to_py(py, &e))
     }
+
+    fn compile_regex(&self, py: Python<'_>, pattern: &str) -> PyResult<PyCompiledGrammar> {
+        let result = py.detach(|| guard("compile_regex", || self.inner.compile_regex(pattern)))?;
+        result
+            .map(|g| PyCompiledGrammar { inner: g })
+            .map_err(|e| to_py(py, &e))
+    }
 }
 
 /// See `_core.pyi`.

@@ -7,6 +7,7 @@
 //! IR; `automaton` compiles it.
 
 pub mod ebnf;
+pub mod regex;
 
 use crate::error::Span;
 
