@@ -40,7 +40,7 @@ dev:
 	$(PYTHON) -m pip install -e ".[test,dev]"
 
 py-lint:
-	$(PYTHON) -m ruff check python tests
+	$(PYTHON) -m ruff check python tests benches/python
 	$(PYTHON) -m mypy --strict python/corral
 
 py-test:
