@@ -404,4 +404,22 @@ def llama_cpp_args(llama: Any, vocab_size: int | None = None) -> dict[str, Any]:
             f"cannot find the GGUF file of {type(llama).__qualname__}: "
             f"model_path is {path!r}; use TokenizerInfo.from_gguf(path) instead"
         )
-    return {"path": os.fspath(path), "vocab_size": vocab_size}
+    args: dict[str, Any] = {"path": os.fspath(path), "vocab_size": vocab_size}
+    # Stop where llama.cpp itself stops: its end-of-generation set also holds
+    # tokens the file does not declare (FIM padding and repository markers).
+    eog = _llama_cpp_eog_ids(llama)
+    if eog:
+        args["eos_token_ids"] = eog
+    return args
+
+
+def _llama_cpp_eog_ids(llama: Any) -> list[int]:
+    """llama.cpp's end-of-generation ids for a loaded model, or [] if unknown."""
+    try:
+        import llama_cpp
+
+        vocab = llama_cpp.llama_model_get_vocab(llama._model.model)
+        n = int(llama.n_vocab())
+        return [t for t in range(n) if llama_cpp.llama_vocab_is_eog(vocab, t)]
+    except (ImportError, AttributeError):
+        return []
