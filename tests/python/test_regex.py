@@ -32,26 +32,17 @@ import unicodedata
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from conftest import BYTE_EOS, mask_bits, new_mask
 from corral import GrammarError, GrammarMatcher, GrammarSyntaxError, LimitExceededError
+from test_properties import SETTINGS as PROPERTY_SETTINGS
 
 BYTE_VOCAB_SIZE = 259
 
-SETTINGS = settings(
-    max_examples=300,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    report_multiple_bugs=False,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.filter_too_much,
-        HealthCheck.data_too_large,
-    ],
-)
+# One home for the hypothesis profile (derandomized, no database).
+SETTINGS = settings(PROPERTY_SETTINGS, max_examples=300)
 
 
 def comparable(s: str) -> bool:

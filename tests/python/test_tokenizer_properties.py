@@ -26,12 +26,13 @@ import random
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, note, settings
+from hypothesis import Phase, given, note, settings
 from hypothesis import strategies as st
 
 from conftest import CORPORA, allowed_ids, mask_bits
 from corral import GrammarCompiler, GrammarMatcher, TokenizerInfo
 from reference import Grammar
+from test_properties import SETTINGS as PROPERTY_SETTINGS
 from test_properties import (
     Vocab,
     check_mask_vs_accept,
@@ -46,17 +47,9 @@ from test_properties import (
 FAMILIES = ["smollm2", "gemma", "qwen36"]
 
 SETTINGS = settings(
+    PROPERTY_SETTINGS,
     max_examples=20,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    report_multiple_bugs=False,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: too slow here
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.filter_too_much,
-        HealthCheck.data_too_large,
-    ],
 )
 
 UNICODE_GRAMMARS = {

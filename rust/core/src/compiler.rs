@@ -230,31 +230,8 @@ impl Compiler {
     /// Compile GBNF text (llama.cpp dialect) with start rule `root`.
     pub fn compile_gbnf(&self, src: &[u8], root: &str) -> Result<Arc<CompiledGrammar>> {
         let key = CacheKey::Gbnf(src.to_vec(), root.to_owned());
-        if let Some(g) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-            return Ok(g);
-        }
-        if src.len() > self.limits.max_grammar_bytes {
-            return Err(Error::new(
-                ErrorKind::Limit,
-                format!(
-                    "grammar is {} bytes, exceeds Limits.max_grammar_bytes={}",
-                    src.len(),
-                    self.limits.max_grammar_bytes
-                ),
-            ));
-        }
-        let grammar = parse_gbnf(src, root)?;
         let text = std::str::from_utf8(src).ok();
-        let compiled = Arc::new(CompiledGrammar::from_grammar(
-            &grammar,
-            self.vocab.clone(),
-            &self.limits,
-            text,
-        )?);
-        if let Ok(mut c) = self.cache.lock() {
-            c.insert(key, compiled.clone());
-        }
-        Ok(compiled)
+        self.cached(key, "grammar", src.len(), text, || parse_gbnf(src, root))
     }
 
     /// Compile a regular expression (Python `re` / ECMAScript syntax, see
@@ -262,25 +239,39 @@ impl Compiler {
     /// strings the pattern fully matches.
     pub fn compile_regex(&self, pattern: &str) -> Result<Arc<CompiledGrammar>> {
         let key = CacheKey::Regex(pattern.to_owned());
+        self.cached(key, "pattern", pattern.len(), Some(pattern), || {
+            parse_regex(pattern)
+        })
+    }
+
+    /// The compiled grammar for `key`, from the cache or built by `parse`
+    /// (after checking the source size limit) and then cached.
+    fn cached(
+        &self,
+        key: CacheKey,
+        what: &str,
+        len: usize,
+        source: Option<&str>,
+        parse: impl FnOnce() -> Result<Grammar>,
+    ) -> Result<Arc<CompiledGrammar>> {
         if let Some(g) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(g);
         }
-        if pattern.len() > self.limits.max_grammar_bytes {
+        if len > self.limits.max_grammar_bytes {
             return Err(Error::new(
                 ErrorKind::Limit,
                 format!(
-                    "pattern is {} bytes, exceeds Limits.max_grammar_bytes={}",
-                    pattern.len(),
+                    "{what} is {len} bytes, exceeds Limits.max_grammar_bytes={}",
                     self.limits.max_grammar_bytes
                 ),
             ));
         }
-        let grammar = parse_regex(pattern)?;
+        let grammar = parse()?;
         let compiled = Arc::new(CompiledGrammar::from_grammar(
             &grammar,
             self.vocab.clone(),
             &self.limits,
-            Some(pattern),
+            source,
         )?);
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key, compiled.clone());
