@@ -216,6 +216,10 @@ fn estimate(e: &Expr) -> u64 {
             let copies = u64::from(max.unwrap_or(*min)).max(1) + 1;
             estimate(expr).saturating_add(2).saturating_mul(copies)
         }
+        Expr::Permutation { members, sep, .. } => members
+            .iter()
+            .map(estimate)
+            .fold(estimate(sep).saturating_add(4), u64::saturating_add),
     }
 }
 
@@ -456,6 +460,10 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+            Expr::Permutation { .. } => return Err(Error::new(
+                ErrorKind::Grammar,
+                "any-order member lists (Expr::Permutation) are not supported by the automaton yet",
+            )),
         })
     }
 

@@ -86,7 +86,27 @@ pub enum Expr {
         /// Maximum number of repetitions, `None` for no bound.
         max: Option<u32>,
     },
+    /// The members in any order, each at most once, with `sep` between two
+    /// consecutive members; every member whose `required` flag is set must
+    /// appear, and the number of members is within `min..=max`. (JSON objects
+    /// with `property_order="any"`; linear in the number of members, not a
+    /// union of permutations.)
+    Permutation {
+        /// The members; at most [`MAX_PERMUTATION_MEMBERS`].
+        members: Vec<Expr>,
+        /// `required[i]`: member `i` must appear.
+        required: Vec<bool>,
+        /// Matched between two consecutive members.
+        sep: Box<Expr>,
+        /// Minimum number of members present.
+        min: u32,
+        /// Maximum number of members present, `None` for no bound beyond the member count.
+        max: Option<u32>,
+    },
 }
+
+/// Most members an [`Expr::Permutation`] may have (one bit of parser state each).
+pub const MAX_PERMUTATION_MEMBERS: usize = 32;
 
 impl Grammar {
     /// The id of the rule called `name`, if any.
