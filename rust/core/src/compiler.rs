@@ -9,6 +9,11 @@
 //! the rule complete part-way through, so what follows depends on the
 //! parent and is checked at mask time with the full parser; every other
 //! token is rejected by that item.
+//!
+//! States of register rules (counters, permutations; see
+//! [`crate::automaton::RuleKind`]) are classified per register class: a
+//! token of at most `L` bytes moves a counter by at most `L`, so counts
+//! further than `L` from both bounds behave alike and share one entry.
 
 use crate::automaton::earley::Parser;
 use crate::automaton::{byte_in, Automaton};
@@ -21,7 +26,8 @@ use crate::mask::TokenSet;
 use crate::trie::ByteStepper;
 use crate::vocab::{TokenId, Vocabulary};
 use rustc_hash::FxHashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use crate::automaton::RuleKind;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The classification of the vocabulary for one DFA state.
 #[derive(Debug)]
@@ -39,6 +45,8 @@ pub struct CompiledGrammar {
     automaton: Automaton,
     vocab: Arc<Vocabulary>,
     cache: Vec<OnceLock<CacheEntry>>,
+    /// Entries of register-rule states, keyed by (state, register class).
+    aux_cache: RwLock<FxHashMap<(u32, u64), Arc<CacheEntry>>>,
 }
 
 impl CompiledGrammar {
@@ -57,6 +65,7 @@ impl CompiledGrammar {
             automaton,
             vocab,
             cache,
+            aux_cache: RwLock::default(),
         })
     }
 
@@ -87,17 +96,51 @@ impl CompiledGrammar {
 
     /// Number of filled cache entries and their heap bytes.
     pub fn cache_stats(&self) -> (usize, usize) {
-        self.cache
+        let size = |e: &CacheEntry| e.accepted.heap_bytes() + e.uncertain.len() * 4;
+        let plain = self
+            .cache
             .iter()
             .filter_map(OnceLock::get)
-            .fold((0, 0), |(n, b), e| {
-                (n + 1, b + e.accepted.heap_bytes() + e.uncertain.len() * 4)
-            })
+            .fold((0, 0), |(n, b), e| (n + 1, b + size(e)));
+        let aux = self.aux_cache.read().unwrap_or_else(|p| p.into_inner());
+        aux.values()
+            .fold(plain, |(n, b), e| (n + 1, b + size(e) + 32))
     }
 
-    /// The cache entry of `state`, computing it on first use.
+    /// The cache entry of `state` (a plain-rule state), computing it on first use.
     pub fn entry(&self, state: u32) -> &CacheEntry {
-        self.cache[state as usize].get_or_init(|| self.classify(state))
+        self.cache[state as usize].get_or_init(|| self.classify(state, 0))
+    }
+
+    /// The cache entry of a register-rule state with register `aux`.
+    pub fn entry_aux(&self, state: u32, aux: u32) -> Arc<CacheEntry> {
+        let key = (state, self.aux_class(state, aux));
+        if let Some(e) = self
+            .aux_cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return e.clone();
+        }
+        let e = Arc::new(self.classify(state, aux));
+        let mut w = self.aux_cache.write().unwrap_or_else(|p| p.into_inner());
+        w.entry(key).or_insert(e).clone()
+    }
+
+    /// Registers in one class get the same classification (see the module doc).
+    fn aux_class(&self, state: u32, aux: u32) -> u64 {
+        let a = &self.automaton;
+        match &a.rule_kind[a.state_rule[state as usize] as usize] {
+            RuleKind::Plain => 0,
+            RuleKind::Counter { min, max, .. } => {
+                let cap = (self.vocab.trie().max_depth() as u32).saturating_add(1);
+                let left = max.saturating_sub(aux).min(cap);
+                let need = min.saturating_sub(aux).min(cap);
+                u64::from(left) << 32 | u64::from(need)
+            }
+            RuleKind::Permutation { .. } => u64::from(aux),
+        }
     }
 
     /// Fill every cache entry now (otherwise entries fill on first use).
@@ -107,11 +150,11 @@ impl CompiledGrammar {
         }
     }
 
-    fn classify(&self, state: u32) -> CacheEntry {
+    fn classify(&self, state: u32, aux: u32) -> CacheEntry {
         let a = &self.automaton;
         let rule = a.state_rule[state as usize];
         let mut stepper = LocalStepper {
-            parser: Parser::starting_at(a, state),
+            parser: Parser::starting_at(a, state, aux),
             a,
             rule,
             completed: Vec::with_capacity(64),
