@@ -16,6 +16,7 @@
 //! further than `L` from both bounds behave alike and share one entry.
 
 use crate::automaton::earley::Parser;
+use crate::automaton::RuleKind;
 use crate::automaton::{byte_in, Automaton};
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::ebnf::parse_gbnf;
@@ -26,7 +27,6 @@ use crate::mask::TokenSet;
 use crate::trie::ByteStepper;
 use crate::vocab::{TokenId, Vocabulary};
 use rustc_hash::FxHashMap;
-use crate::automaton::RuleKind;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The classification of the vocabulary for one DFA state.

@@ -232,7 +232,9 @@ fn permutation_members() {
         assert!(accepts(&g, ok), "{ok}");
         check_mask_vs_accept(&g, ok);
     }
-    for bad in ["{}", "{bb}", "{a,a}", "{a,bb,c}", "{bb,c}", "{a,}", "{,a}", "{c,bb}"] {
+    for bad in [
+        "{}", "{bb}", "{a,a}", "{a,bb,c}", "{bb,c}", "{a,}", "{,a}", "{c,bb}",
+    ] {
         assert!(!accepts(&g, bad), "{bad}");
     }
 }

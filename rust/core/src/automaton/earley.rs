@@ -112,9 +112,7 @@ impl Parser {
     /// Does the last set complete `rule` started in set 0?
     pub fn completes_at_origin0(&self, a: &Automaton, rule: u32) -> bool {
         self.current().iter().any(|it| {
-            it.origin == 0
-                && a.state_rule[it.state as usize] == rule
-                && a.accepts(it.state, it.aux)
+            it.origin == 0 && a.state_rule[it.state as usize] == rule && a.accepts(it.state, it.aux)
         })
     }
 
@@ -160,7 +158,7 @@ impl Parser {
         let start = self.items.len();
         self.set_start.push(start as u32);
         for &s in seeds {
-            self.add(s);
+            self.add(a, s);
         }
         self.close(a, start);
         true
@@ -170,17 +168,24 @@ impl Parser {
     pub fn extend_current(&mut self, a: &Automaton, seeds: &[Item]) {
         let from = self.items.len();
         for &s in seeds {
-            self.add(s);
+            self.add(a, s);
         }
         self.close(a, from);
     }
 
     /// Add an item to the last set unless present (upgrading it to kernel).
+    /// A counter item is also dropped when one with the same state and origin
+    /// and a dominating count is present (see [`Automaton::count_dominates`]):
+    /// without that, an ambiguous repeated item would multiply items by count.
     #[inline]
-    fn add(&mut self, item: Item) {
+    fn add(&mut self, a: &Automaton, item: Item) {
         let lo = self.set_start[self.set_start.len() - 1] as usize;
+        let counter = a.aux_state[item.state as usize];
         for x in &mut self.items[lo..] {
-            if x.state == item.state && x.origin == item.origin && x.aux == item.aux {
+            if x.state == item.state
+                && x.origin == item.origin
+                && (x.aux == item.aux || counter && a.count_dominates(item.state, x.aux, item.aux))
+            {
                 x.kernel |= item.kernel;
                 return;
             }
@@ -206,20 +211,26 @@ impl Parser {
                 } else {
                     it.aux
                 };
-                self.add(Item {
-                    state: a.rule_start[q as usize],
-                    origin: cur,
-                    aux: 0,
-                    kernel: false,
-                });
+                self.add(
+                    a,
+                    Item {
+                        state: a.rule_start[q as usize],
+                        origin: cur,
+                        aux: 0,
+                        kernel: false,
+                    },
+                );
                 // Empty iterations / members do not count: registers only move on real input.
                 if a.nullable[q as usize] && next_aux == it.aux {
-                    self.add(Item {
-                        state: t,
-                        origin: it.origin,
-                        aux: it.aux,
-                        kernel: false,
-                    });
+                    self.add(
+                        a,
+                        Item {
+                            state: t,
+                            origin: it.origin,
+                            aux: it.aux,
+                            kernel: false,
+                        },
+                    );
                 }
             }
             // Completion into the same set is covered by the nullable advance above.
@@ -236,12 +247,15 @@ impl Parser {
                     let parent = self.items[j];
                     if let Some(t) = a.next_rule(parent.state, rule) {
                         if let Some(aux) = a.advance_aux(parent.state, rule, parent.aux) {
-                            self.add(Item {
-                                state: t,
-                                origin: parent.origin,
-                                aux,
-                                kernel: true,
-                            });
+                            self.add(
+                                a,
+                                Item {
+                                    state: t,
+                                    origin: parent.origin,
+                                    aux,
+                                    kernel: true,
+                                },
+                            );
                         }
                     }
                 }

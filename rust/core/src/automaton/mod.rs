@@ -241,6 +241,20 @@ impl Automaton {
         }
     }
 
+    /// Does a counter item at `state` with count `have` accept every
+    /// continuation that one with count `new` does? With no minimum a lower
+    /// count does (it has more iterations left); with no maximum a higher one
+    /// does (it is nearer the minimum). False for other rules.
+    #[inline]
+    pub fn count_dominates(&self, state: u32, have: u32, new: u32) -> bool {
+        match &self.rule_kind[self.state_rule[state as usize] as usize] {
+            RuleKind::Counter { min, max, .. } => {
+                (*min == 0 && have <= new) || (*max == u32::MAX && have >= new)
+            }
+            _ => false,
+        }
+    }
+
     /// Heap bytes used by the tables.
     pub fn heap_bytes(&self) -> usize {
         self.byte_next.len() * 4
@@ -314,7 +328,9 @@ impl Lowering {
     fn run(g: &Grammar) -> Result<Lowering> {
         let mut l = Lowering {
             names: g.rules.iter().map(|r| r.name.clone()).collect(),
-            bodies: (0..g.rules.len()).map(|_| Lowered::Body(Expr::Empty)).collect(),
+            bodies: (0..g.rules.len())
+                .map(|_| Lowered::Body(Expr::Empty))
+                .collect(),
         };
         for (i, r) in g.rules.iter().enumerate() {
             let body = l.expr(&r.body, &r.name)?;
@@ -338,20 +354,46 @@ impl Lowering {
 
     fn expr(&mut self, e: &Expr, owner: &str) -> Result<Expr> {
         Ok(match e {
-            Expr::Seq(v) => Expr::Seq(v.iter().map(|x| self.expr(x, owner)).collect::<Result<_>>()?),
-            Expr::Alt(v) => Expr::Alt(v.iter().map(|x| self.expr(x, owner)).collect::<Result<_>>()?),
+            Expr::Seq(v) => Expr::Seq(
+                v.iter()
+                    .map(|x| self.expr(x, owner))
+                    .collect::<Result<_>>()?,
+            ),
+            Expr::Alt(v) => Expr::Alt(
+                v.iter()
+                    .map(|x| self.expr(x, owner))
+                    .collect::<Result<_>>()?,
+            ),
             Expr::Repeat { expr, min, max } => {
-                if max.unwrap_or(*min) <= COUNTER_THRESHOLD {
+                let mut inner = self.expr(expr, owner)?;
+                let (mut min, mut max) = (*min, *max);
+                // Repeating a star or plus is a star or plus again: `(y*){m,n}` is
+                // `y*` and `(y+){m,n}` is `y{m,}` (n ≥ 1). Folding it avoids counting
+                // iterations of a hugely ambiguous item.
+                if let Expr::Repeat {
+                    expr: y,
+                    min: ymin @ (0 | 1),
+                    max: None,
+                } = peel(&inner)
+                {
+                    if max != Some(0) {
+                        min = if *ymin == 0 { 0 } else { min };
+                        max = None;
+                        inner = (**y).clone();
+                    }
+                }
+                if max.unwrap_or(min) <= COUNTER_THRESHOLD {
                     Expr::Repeat {
-                        expr: Box::new(self.expr(expr, owner)?),
-                        min: *min,
-                        max: *max,
+                        expr: Box::new(inner),
+                        min,
+                        max,
                     }
                 } else {
-                    let item = self.sub_rule(expr, owner, "item")?;
+                    let name = format!("{owner}/item");
+                    let item = self.rule(name, Lowered::Body(inner));
                     let kind = RuleKind::Counter {
                         item,
-                        min: *min,
+                        min,
                         max: max.unwrap_or(u32::MAX),
                     };
                     Expr::Rule(self.rule(format!("{owner}/repeat"), Lowered::Special(kind)))
@@ -399,6 +441,17 @@ impl Lowering {
             other => other.clone(),
         })
     }
+}
+
+/// `e` without single-element sequence / alternation wrappers (groups).
+fn peel(mut e: &Expr) -> &Expr {
+    while let Expr::Seq(v) | Expr::Alt(v) = e {
+        match v.as_slice() {
+            [one] => e = one,
+            _ => break,
+        }
+    }
+    e
 }
 
 /// Upper bound on NFA states an expression needs (saturating).
