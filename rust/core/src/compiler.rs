@@ -114,18 +114,49 @@ impl CompiledGrammar {
 
     /// The cache entry of a register-rule state with register `aux`.
     pub fn entry_aux(&self, state: u32, aux: u32) -> Arc<CacheEntry> {
-        let key = (state, self.aux_class(state, aux));
-        if let Some(e) = self
-            .aux_cache
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return e.clone();
+        let class = self.aux_class(state, aux);
+        if let Some(e) = self.cached_aux(state, class) {
+            return e;
         }
-        let e = Arc::new(self.classify(state, aux));
+        let a = &self.automaton;
+        let e = match &a.rule_kind[a.state_rule[state as usize] as usize] {
+            RuleKind::Counter { min, .. } => {
+                let (left, need) = ((class >> 32) as u32, class as u32);
+                let cap = self.count_cap();
+                // The unbounded entry with the same distance to the minimum.
+                let base_class = u64::from(cap) << 32 | u64::from(need);
+                let base = match self.cached_aux(state, base_class) {
+                    Some(b) => b,
+                    None => {
+                        let p = Parser::starting_at_unbounded(a, state, min - need);
+                        self.insert_aux(state, base_class, self.classify_with(p, state))
+                    }
+                };
+                if left >= cap {
+                    return base;
+                }
+                self.narrow(&base, state, aux, left as usize)
+            }
+            _ => self.classify(state, aux),
+        };
+        self.insert_aux(state, class, e)
+    }
+
+    fn cached_aux(&self, state: u32, class: u64) -> Option<Arc<CacheEntry>> {
+        let r = self.aux_cache.read().unwrap_or_else(|p| p.into_inner());
+        r.get(&(state, class)).cloned()
+    }
+
+    fn insert_aux(&self, state: u32, class: u64, e: CacheEntry) -> Arc<CacheEntry> {
         let mut w = self.aux_cache.write().unwrap_or_else(|p| p.into_inner());
-        w.entry(key).or_insert(e).clone()
+        w.entry((state, class))
+            .or_insert_with(|| Arc::new(e))
+            .clone()
+    }
+
+    /// Counts further than this from a counter's bounds behave alike.
+    fn count_cap(&self) -> u32 {
+        (self.vocab.trie().max_depth() as u32).saturating_add(1)
     }
 
     /// Registers in one class get the same classification (see the module doc).
@@ -134,7 +165,7 @@ impl CompiledGrammar {
         match &a.rule_kind[a.state_rule[state as usize] as usize] {
             RuleKind::Plain => 0,
             RuleKind::Counter { min, max, .. } => {
-                let cap = (self.vocab.trie().max_depth() as u32).saturating_add(1);
+                let cap = self.count_cap();
                 let left = max.saturating_sub(aux).min(cap);
                 let need = min.saturating_sub(aux).min(cap);
                 u64::from(left) << 32 | u64::from(need)
@@ -143,24 +174,76 @@ impl CompiledGrammar {
         }
     }
 
-    /// Fill every cache entry now (otherwise entries fill on first use).
-    pub fn warm_up(&self) {
-        for s in 0..self.num_states() as u32 {
-            let _ = self.entry(s);
+    /// The entry of a counter state with only `left` iterations left, from
+    /// its unbounded entry: a token of at most `left` bytes starts at most
+    /// `left` iterations, so only longer tokens that the unbounded entry
+    /// accepts or leaves uncertain can change; they are classified again.
+    fn narrow(&self, base: &CacheEntry, state: u32, aux: u32, left: usize) -> CacheEntry {
+        let trie = self.vocab.trie();
+        let order = trie.tokens_in_order();
+        let n = self.vocab.vocab_size();
+        let mut bits = vec![0u32; crate::mask::words_for(n)];
+        base.accepted.or_into(&mut bits);
+        let mut recheck: Vec<u32> = Vec::new();
+        for &r in trie.ranks_longer_than(left) {
+            let id = order[r as usize];
+            if crate::mask::get_bit(&bits, id) {
+                bits[(id / 32) as usize] &= !(1 << (id % 32));
+                recheck.push(r);
+            }
+        }
+        let long = |r: u32| self.vocab.token_bytes(order[r as usize]).len() > left;
+        let mut uncertain: Vec<u32> = Vec::with_capacity(base.uncertain.len());
+        for &r in &base.uncertain {
+            if long(r) {
+                recheck.push(r);
+            } else {
+                uncertain.push(r);
+            }
+        }
+        recheck.sort_unstable();
+        let a = &self.automaton;
+        let mut st = LocalStepper::new(a, Parser::starting_at(a, state, aux), state);
+        let mut pushed: &[u8] = &[];
+        for &r in &recheck {
+            let t = self.vocab.token_bytes(order[r as usize]);
+            let lcp = pushed.iter().zip(t).take_while(|(x, y)| x == y).count();
+            for _ in lcp..pushed.len() {
+                st.pop();
+            }
+            let mut depth = lcp;
+            while depth < t.len() && st.push(t[depth]) {
+                depth += 1;
+            }
+            if depth == t.len() {
+                crate::mask::set_bit(&mut bits, order[r as usize]);
+            } else if st.num_completed > 0 && st.may_continue_in_parent(depth + 1) {
+                uncertain.push(r);
+            }
+            pushed = &t[..depth];
+        }
+        uncertain.sort_unstable();
+        let mut ids: Vec<TokenId> = Vec::new();
+        for (w, &word) in bits.iter().enumerate() {
+            let mut x = word;
+            while x != 0 {
+                ids.push(w as u32 * 32 + x.trailing_zeros());
+                x &= x - 1;
+            }
+        }
+        CacheEntry {
+            accepted: TokenSet::from_sorted_ids(ids, n),
+            uncertain,
         }
     }
 
     fn classify(&self, state: u32, aux: u32) -> CacheEntry {
-        let a = &self.automaton;
-        let rule = a.state_rule[state as usize];
-        let mut stepper = LocalStepper {
-            parser: Parser::starting_at(a, state, aux),
-            a,
-            rule,
-            completed: Vec::with_capacity(64),
-            path: Vec::with_capacity(64),
-            num_completed: 0,
-        };
+        self.classify_with(Parser::starting_at(&self.automaton, state, aux), state)
+    }
+
+    /// Classify the vocabulary with `parser`, seeded at `state`.
+    fn classify_with(&self, parser: Parser, state: u32) -> CacheEntry {
+        let mut stepper = LocalStepper::new(&self.automaton, parser, state);
         let trie = self.vocab.trie();
         let mut accepted: Vec<TokenId> = Vec::new();
         let mut uncertain: Vec<u32> = Vec::new();
@@ -199,7 +282,18 @@ struct LocalStepper<'a> {
     num_completed: usize,
 }
 
-impl LocalStepper<'_> {
+impl<'a> LocalStepper<'a> {
+    fn new(a: &'a Automaton, parser: Parser, state: u32) -> Self {
+        LocalStepper {
+            parser,
+            a,
+            rule: a.state_rule[state as usize],
+            completed: Vec::with_capacity(64),
+            path: Vec::with_capacity(64),
+            num_completed: 0,
+        }
+    }
+
     /// After the byte at `depth` was refused: could some completion point of
     /// the rule hand the rest of the token to a parent? The byte right after
     /// the completion must be in the rule's static FOLLOW set.

@@ -32,12 +32,15 @@ pub struct Item {
 pub struct Parser {
     items: Vec<Item>,
     set_start: Vec<u32>,
+    /// Ignore the maximum of a counter rule instance that started in set 0
+    /// (classification of a counter state for "any number of iterations left").
+    unbounded_origin0: bool,
 }
 
 impl Parser {
     /// A parser at the start of `a`'s root rule.
     pub fn new(a: &Automaton) -> Parser {
-        Self::seeded(a, a.rule_start[a.root as usize], 0, vec![0])
+        Self::seeded(a, a.rule_start[a.root as usize], 0, vec![0], false)
     }
 
     /// A parser whose only initial item is `state`, part-way through a rule
@@ -50,13 +53,26 @@ impl Parser {
     /// instances predicted from the item start at set 1 and are distinct from
     /// it even when they are the same rule.
     pub fn starting_at(a: &Automaton, state: u32, aux: u32) -> Parser {
-        Self::seeded(a, state, aux, vec![0, 0])
+        Self::seeded(a, state, aux, vec![0, 0], false)
     }
 
-    fn seeded(a: &Automaton, state: u32, aux: u32, set_start: Vec<u32>) -> Parser {
+    /// [`Parser::starting_at`] where the seed's own counter instance has no
+    /// maximum (its minimum still applies).
+    pub fn starting_at_unbounded(a: &Automaton, state: u32, aux: u32) -> Parser {
+        Self::seeded(a, state, aux, vec![0, 0], true)
+    }
+
+    fn seeded(
+        a: &Automaton,
+        state: u32,
+        aux: u32,
+        set_start: Vec<u32>,
+        unbounded_origin0: bool,
+    ) -> Parser {
         let mut p = Parser {
             items: Vec::with_capacity(64),
             set_start,
+            unbounded_origin0,
         };
         p.items.push(Item {
             state,
@@ -204,7 +220,8 @@ impl Parser {
             for &(q, t) in a.rule_edges(it.state) {
                 // A register rule predicts a child only if it may still take it.
                 let next_aux = if special {
-                    match a.advance_aux(it.state, q, it.aux) {
+                    let bounded = !(self.unbounded_origin0 && it.origin == 0);
+                    match a.advance_aux_with(it.state, q, it.aux, bounded) {
                         Some(x) => x,
                         None => continue,
                     }
@@ -246,7 +263,10 @@ impl Parser {
                 for j in lo..hi {
                     let parent = self.items[j];
                     if let Some(t) = a.next_rule(parent.state, rule) {
-                        if let Some(aux) = a.advance_aux(parent.state, rule, parent.aux) {
+                        let bounded = !(self.unbounded_origin0 && parent.origin == 0);
+                        if let Some(aux) =
+                            a.advance_aux_with(parent.state, rule, parent.aux, bounded)
+                        {
                             self.add(
                                 a,
                                 Item {

@@ -215,6 +215,19 @@ impl Automaton {
     /// item may predict `child` at all.
     #[inline]
     pub fn advance_aux(&self, state: u32, child: RuleId, aux: u32) -> Option<u32> {
+        self.advance_aux_with(state, child, aux, true)
+    }
+
+    /// [`Automaton::advance_aux`]; with `bounded == false` a counter's
+    /// maximum is ignored.
+    #[inline]
+    pub fn advance_aux_with(
+        &self,
+        state: u32,
+        child: RuleId,
+        aux: u32,
+        bounded: bool,
+    ) -> Option<u32> {
         if !self.aux_state[state as usize] {
             return Some(aux);
         }
@@ -223,8 +236,8 @@ impl Automaton {
             RuleKind::Counter { item, max, .. } => {
                 if child != *item {
                     Some(aux)
-                } else if aux < *max {
-                    Some(aux + 1)
+                } else if aux < *max || !bounded {
+                    Some(aux.saturating_add(1))
                 } else {
                     None
                 }
