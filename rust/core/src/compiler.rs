@@ -271,10 +271,19 @@ impl CompiledGrammar {
     }
 }
 
+/// The parser of a classification walk. While the rule instance only moves
+/// through states without rule references, a DFA state per byte is all it
+/// needs (most of the vocabulary inside strings and free text); at the first
+/// state with a rule reference it switches to an Earley parser seeded there,
+/// which behaves the same because the seed is the same rule instance.
 struct LocalStepper<'a> {
     parser: Parser,
     a: &'a Automaton,
     rule: u32,
+    /// DFA states of the instance, one per byte consumed in DFA mode (the seed first).
+    dfa: Vec<u32>,
+    /// Byte depth at which the Earley parser took over, if it has.
+    earley_from: Option<usize>,
     /// `completed[i]`: the rule instance can end after `i + 1` bytes.
     completed: Vec<bool>,
     /// The bytes pushed so far, plus the last byte tried (for `on_dead`).
@@ -284,10 +293,13 @@ struct LocalStepper<'a> {
 
 impl<'a> LocalStepper<'a> {
     fn new(a: &'a Automaton, parser: Parser, state: u32) -> Self {
+        let dfa_mode = !a.aux_state[state as usize] && a.rule_edges(state).is_empty();
         LocalStepper {
             parser,
             a,
             rule: a.state_rule[state as usize],
+            dfa: vec![state],
+            earley_from: if dfa_mode { None } else { Some(0) },
             completed: Vec::with_capacity(64),
             path: Vec::with_capacity(64),
             num_completed: 0,
@@ -309,18 +321,49 @@ impl ByteStepper for LocalStepper<'_> {
     fn push(&mut self, byte: u8) -> bool {
         self.path.truncate(self.completed.len());
         self.path.push(byte);
-        if !self.parser.push_byte(self.a, byte) {
-            return false;
-        }
-        let c = self.parser.completes_at_origin0(self.a, self.rule);
+        let a = self.a;
+        let c = if self.earley_from.is_some() {
+            if !self.parser.push_byte(a, byte) {
+                return false;
+            }
+            self.parser.completes_at_origin0(a, self.rule)
+        } else {
+            let cur = self.dfa[self.dfa.len() - 1];
+            let t = a.next_byte(cur, byte);
+            if t == crate::automaton::DEAD {
+                return false;
+            }
+            self.dfa.push(t);
+            if a.rule_edges(t).is_empty() {
+                a.accepting[t as usize]
+            } else {
+                self.parser = Parser::starting_at(a, t, 0);
+                self.earley_from = Some(self.completed.len() + 1);
+                self.parser.completes_at_origin0(a, self.rule)
+            }
+        };
         self.completed.push(c);
         self.num_completed += usize::from(c);
         true
     }
     #[inline]
     fn pop(&mut self) {
-        let n = self.parser.num_sets();
-        self.parser.truncate(n - 1);
+        let depth = self.completed.len();
+        match self.earley_from {
+            Some(d) if depth > d => {
+                let n = self.parser.num_sets();
+                self.parser.truncate(n - 1);
+            }
+            Some(d) if d > 0 => {
+                // Back out of the byte that entered Earley mode.
+                self.earley_from = None;
+                self.dfa.pop();
+            }
+            Some(_) => {}
+            None => {
+                self.dfa.pop();
+            }
+        }
         if self.completed.pop() == Some(true) {
             self.num_completed -= 1;
         }
