@@ -38,6 +38,9 @@ pub enum ErrorKind {
     Vocab,
     /// An invalid argument to the API (bad token id, rollback too far, ...).
     Invalid,
+    /// A JSON Schema keyword that cannot be enforced exactly (the message
+    /// names the keyword and the JSON pointer of its schema).
+    Unsupported,
     /// An internal failure (a caught panic); the object that hit it is unusable.
     Internal,
 }
