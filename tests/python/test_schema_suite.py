@@ -54,11 +54,23 @@ def key_order(schema: Any) -> dict[str, int]:
                 if k == "properties" and isinstance(sub, dict):
                     for name in sub:
                         order.setdefault(name, len(order))
-                if k not in ("enum", "const", "default", "examples"):
+                if k in ("enum", "const"):
+                    values(sub)
+                elif k not in ("default", "examples"):
                     walk(sub)
         elif isinstance(v, list):
             for x in v:
                 walk(x)
+
+    def values(v: Any) -> None:
+        # Keys of object constants, in their own order.
+        if isinstance(v, dict):
+            for name, sub in v.items():
+                order.setdefault(name, len(order))
+                values(sub)
+        elif isinstance(v, list):
+            for x in v:
+                values(x)
 
     walk(schema)
     return order

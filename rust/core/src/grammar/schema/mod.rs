@@ -976,6 +976,17 @@ impl<'a> Ctx<'a> {
                     "items" | "prefixItems" | "additionalItems" | "unevaluatedItems" => {}
                     "properties" | "patternProperties" | "additionalProperties" => {}
                     "unevaluatedProperties" => {
+                        // Exact only when every merged schema is evaluated in place
+                        // from this one, and no anyOf/if could evaluate more.
+                        let (reach, open) = self.in_place_closure(ptr)?;
+                        if open || ex.sources.iter().any(|(p, _)| !reach.contains(p)) {
+                            self.refuse(
+                                ptr,
+                                kw,
+                                "annotations from sibling, parent, anyOf or if schemas",
+                            )?;
+                            continue;
+                        }
                         let p = format!("{ptr}/unevaluatedProperties");
                         let items = n.unevaluated.get_or_insert_with(Vec::new);
                         items.push(Item {
@@ -1080,6 +1091,8 @@ impl<'a> Ctx<'a> {
                 let ui = format!("{ptr}/unevaluatedItems");
                 if ex.sources.len() == 1
                     && ex.groups.is_empty()
+                    && !m.contains_key("if")
+                    && !m.contains_key("contains")
                     && !m.contains_key("items")
                     && !m.contains_key("additionalItems")
                 {
@@ -1163,6 +1176,34 @@ impl<'a> Ctx<'a> {
             }
         }
         Ok(n)
+    }
+
+    /// Pointers of the schemas evaluated in place from `ptr` ($ref, allOf,
+    /// anyOf/oneOf branches), and whether an anyOf or if/then/else is among them.
+    fn in_place_closure(&self, ptr: &str) -> Result<(BTreeSet<String>, bool)> {
+        let mut seen = BTreeSet::new();
+        let mut open = false;
+        let mut work = vec![ptr.to_owned()];
+        while let Some(p) = work.pop() {
+            if !seen.insert(p.clone()) {
+                continue;
+            }
+            let Some(Value::Object(m)) = self.get(&p) else {
+                continue;
+            };
+            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                work.push(self.resolve(&p, r)?);
+            }
+            open |= m.contains_key("anyOf")
+                || m.contains_key("if")
+                || m.contains_key("dependentSchemas");
+            for kw in ["allOf", "anyOf", "oneOf"] {
+                if let Some(a) = m.get(kw).and_then(Value::as_array) {
+                    work.extend((0..a.len()).map(|i| format!("{p}/{kw}/{i}")));
+                }
+            }
+        }
+        Ok((seen, open))
     }
 
     fn merge_not(&mut self, n: &mut Norm<'a>, ptr: &str, v: &Value) -> Result<()> {
