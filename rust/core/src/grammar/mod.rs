@@ -8,6 +8,7 @@
 
 pub mod ebnf;
 pub mod regex;
+pub mod schema;
 
 use crate::error::Span;
 

@@ -1,0 +1,1 @@
+//! JSON Schema `format` as exact regular languages.
