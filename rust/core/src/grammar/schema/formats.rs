@@ -25,10 +25,21 @@
 //! | `hostname` | sound subset (see [`format_grammar`]) | RFC 1123 |
 //! | `ipv4` | dotted quad, 0–255, no leading zeros | Python `ipaddress` |
 //! | `ipv6` | RFC 4291 text forms incl. `::` and embedded IPv4; no zone id | Python `ipaddress` / RFC 3986 `IPv6address` |
-//! | `uuid` | `8-4-4-4-12` hex digits, any case | python-jsonschema |
+//! | `uuid` | `8-4-4-4-12` hex digits, any case | RFC 4122 and the test suite (python-jsonschema also takes extra `-` elsewhere, e.g. a trailing one) |
 //! | `uri`, `uri-reference` | RFC 3986 `URI` / `URI-reference` | RFC 3986 (`rfc3987` is not installed) |
 //! | `uri-template` | RFC 6570 level 4 syntax (apostrophe allowed in literals, per the test suite) | RFC 6570 |
-//! | `json-pointer`, `relative-json-pointer` | RFC 6901 / draft-handrews-relative-json-pointer | python-jsonschema (`jsonpointer`) |
+//! | `json-pointer`, `relative-json-pointer` | RFC 6901 / draft-handrews-relative-json-pointer | `jsonpointer` for `json-pointer`; for the relative form the draft and the test suite (python-jsonschema wrongly rejects a `0` after another digit, as in `100`) |
+//!
+//! Outside the leap-second rule and the two notes above, the exact formats
+//! were cross-checked against python-jsonschema 4.26's draft 2020-12 checker
+//! on about 31,000 mutated strings (`date`, `date-time`, `time`, `ipv4`,
+//! `ipv6`, `uuid`, `json-pointer`, `relative-json-pointer`) with no other
+//! difference.
+//!
+//! Cost: the exact leap-second rule pairs each local `HH:MM` with its offset,
+//! so `time` and `date-time` build about 27,600 DFA states (about 0.2 s to
+//! compile in a release build, without DFA minimisation); the other formats
+//! build at most about 2,400 (`hostname`).
 //!
 //! Refused (`None`): `regex` (not regular), `idn-email`, `idn-hostname`, `iri`,
 //! `iri-reference` (need IDNA/Unicode tables), and unknown names.
