@@ -366,6 +366,8 @@ struct Norm<'a> {
     types: u8,
     empty: bool,
     enums: Option<Vec<&'a Value>>,
+    /// Where the (first) enum/const is.
+    enum_ptr: String,
     // strings
     min_len: u64,
     max_len: Option<u64>,
@@ -695,7 +697,7 @@ impl<'a> Ctx<'a> {
     fn newline_indent(&self, depth: u32) -> Expr {
         let k = self.opts.indent.unwrap_or(0) as usize;
         let mut s = b"\n".to_vec();
-        s.extend(std::iter::repeat_n(b' ', k * depth as usize));
+        s.extend(std::iter::repeat(b' ').take(k * depth as usize));
         Expr::Literal(s)
     }
 
@@ -848,6 +850,21 @@ impl<'a> Ctx<'a> {
             let ptr = ptr.as_str();
             for (kw, v) in m.iter() {
                 let kw = kw.as_str();
+                if kw == "$schema" {
+                    // A custom meta-schema may switch vocabularies off.
+                    let known = v.as_str().is_some_and(|u| {
+                        u.starts_with("http://json-schema.org/")
+                            || u.starts_with("https://json-schema.org/")
+                    });
+                    if !known {
+                        self.refuse(
+                            ptr,
+                            kw,
+                            "a custom meta-schema (its vocabularies are unknown)",
+                        )?;
+                    }
+                    continue;
+                }
                 if ANNOTATIONS.contains(&kw) || !KNOWN.contains(&kw) {
                     continue;
                 }
@@ -886,6 +903,9 @@ impl<'a> Ctx<'a> {
                                 .iter()
                                 .collect()
                         };
+                        if n.enums.is_none() {
+                            n.enum_ptr = ptr.to_owned();
+                        }
                         n.enums = Some(match n.enums.take() {
                             None => vals,
                             Some(prev) => prev
@@ -1564,31 +1584,22 @@ impl<'a> Ctx<'a> {
                     self.refuse(&p, "multipleOf", "together with enum/const")?;
                 }
             }
-            Value::Array(_) => {
-                if !n.arr_sources.is_empty() || n.min_items > 0 || n.max_items.is_some() {
-                    let p = n
-                        .arr_sources
-                        .first()
-                        .map(|_| String::new())
-                        .unwrap_or_default();
-                    self.refuse(&p, "enum", "array keywords together with enum/const")?;
-                }
+            Value::Array(_)
+                if !n.arr_sources.is_empty() || n.min_items > 0 || n.max_items.is_some() =>
+            {
+                let p = n.enum_ptr.clone();
+                self.refuse(&p, "enum", "array keywords together with enum/const")?;
             }
-            Value::Object(_) => {
+            Value::Object(_)
                 if !n.obj_sources.is_empty()
                     || !n.required.is_empty()
                     || n.unevaluated.as_ref().is_some_and(|u| !u.is_empty())
                     || n.min_props > 0
                     || n.max_props.is_some()
-                    || !n.prop_names.is_empty()
-                {
-                    let p = n
-                        .obj_sources
-                        .first()
-                        .map(|s| s.ptr.clone())
-                        .unwrap_or_default();
-                    self.refuse(&p, "enum", "object keywords together with enum/const")?;
-                }
+                    || !n.prop_names.is_empty() =>
+            {
+                let p = n.enum_ptr.clone();
+                self.refuse(&p, "enum", "object keywords together with enum/const")?;
             }
             _ => {}
         }
@@ -1832,6 +1843,8 @@ impl<'a> Ctx<'a> {
             })));
         }
         let mut decoded: Option<Expr> = None;
+        // Pattern and format languages are spelled with raw characters (see `strings`).
+        let mut raw = false;
         if has_len {
             let min = u32::try_from(n.min_len).map_err(|_| {
                 Error::limit(format!("minLength {} exceeds {}", n.min_len, u32::MAX))
@@ -1858,9 +1871,15 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             decoded = Some(e.clone());
+            raw = true;
         }
         let decoded = decoded.unwrap_or_else(any_string);
-        Ok(Some(quoted(spell(&decoded)?)))
+        let spelled = if raw {
+            strings::spell_raw(&decoded)?
+        } else {
+            spell(&decoded)?
+        };
+        Ok(Some(quoted(spelled)))
     }
 
     fn emit_array(&mut self, n: &Norm<'a>, depth: u32) -> Result<Option<Expr>> {
@@ -1957,7 +1976,7 @@ impl<'a> Ctx<'a> {
         let mut after = if plen >= 1 { tail(plen) } else { Expr::Empty };
         for i in (1..plen).rev() {
             let present = Expr::Seq(vec![sep.clone(), elem[i].clone(), after]);
-            after = if (i as u64) >= min && max_u.is_none_or(|m| i < m) {
+            after = if (i as u64) >= min && max_u.map_or(true, |m| i < m) {
                 Expr::Alt(vec![Expr::Empty, present])
             } else if max_u.is_some_and(|m| i >= m) {
                 Expr::Empty
@@ -2266,12 +2285,12 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 let words: Vec<&str> = names.iter().map(String::as_str).collect();
-                let decoded = match key_lang {
-                    Some(k) => k,
-                    None if words.is_empty() => any_string(),
-                    None => strings::complement(&words),
+                let spelled = match key_lang {
+                    Some(k) => strings::spell_raw(&k)?,
+                    None if words.is_empty() => spell(&any_string())?,
+                    None => spell(&strings::complement(&words))?,
                 };
-                addl = Some((quoted(spell(&decoded)?), v));
+                addl = Some((quoted(spelled), v));
             }
         }
         for pn in &n.prop_names {
