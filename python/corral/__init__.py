@@ -1,7 +1,8 @@
 """corral: grammar-constrained decoding.
 
-Compile a GBNF grammar (or a JSON Schema, or a regex) against a tokenizer vocabulary, then at each decoding
-step ask a `GrammarMatcher` which tokens may come next, as a packed bitmask::
+Compile a GBNF grammar (or a JSON Schema, or a regex) against a tokenizer
+vocabulary, then at each decoding step ask a `GrammarMatcher` which tokens
+may come next, as a packed bitmask::
 
     info = TokenizerInfo.from_vocab(tokens, eos_token_ids=[eos_id])
     compiled = GrammarCompiler(info).compile_grammar(grammar_text)

@@ -18,6 +18,7 @@ import pydantic
 import pytest
 
 import corral
+from conftest import BYTE_EOS, CORPORA, allowed_ids
 from corral import (
     GrammarCompiler,
     GrammarError,
@@ -25,8 +26,6 @@ from corral import (
     SchemaCoverageWarning,
     UnsupportedSchemaError,
 )
-
-from conftest import BYTE_EOS, CORPORA, allowed_ids
 
 
 def accepts(compiled: Any, text: str) -> bool:
@@ -161,7 +160,8 @@ def test_cli_check_schema(tmp_path: Path) -> None:
     bad.write_text(json.dumps({"properties": {"t": {"type": "array", "uniqueItems": True}}}))
     r = corral_cli("check-schema", bad, "--no-strict")
     assert r.returncode == 1
-    assert "NOT enforced" in r.stdout and "/properties/t: uniqueItems" in r.stdout
+    assert "NOT enforced" in r.stdout
+    assert "/properties/t: uniqueItems" in r.stdout
     broken = tmp_path / "broken.json"
     broken.write_text('{"type": 5}')
     assert corral_cli("check-schema", broken).returncode == 2
@@ -178,7 +178,7 @@ WALK_SCHEMAS: list[dict[str, Any]] = [
     {"type": "integer"},
     {"type": "string", "minLength": 1, "maxLength": 4},
     {"type": "string", "pattern": "^[a-c]+x?$"},
-    {"enum": ["a\"b", 1, None, [1, {"k": "v"}]]},
+    {"enum": ['a"b', 1, None, [1, {"k": "v"}]]},
     {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3},
     {"prefixItems": [{"type": "boolean"}, {"const": "x"}], "items": {"type": "null"}},
     {
@@ -193,19 +193,33 @@ WALK_SCHEMAS: list[dict[str, Any]] = [
         "$defs": {
             "node": {
                 "type": "object",
-                "properties": {"v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2}},
+                "properties": {
+                    "v": {"type": "integer"},
+                    "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2},
+                },
                 "required": ["v"],
             }
         },
         "$ref": "#/$defs/node",
     },
-    {"type": "object", "patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": False},
-    {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"properties": {"b": {"enum": [1, 2]}}}]},
+    {
+        "type": "object",
+        "patternProperties": {"^x-": {"type": "integer"}},
+        "additionalProperties": False,
+    },
+    {
+        "allOf": [
+            {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+            {"properties": {"b": {"enum": [1, 2]}}},
+        ]
+    },
     {"type": ["string", "null"], "not": {"type": "null"}},
 ]
 
 
-def walk(compiled: Any, vocab_size: int, token_bytes: Any, rng: random.Random, eos: list[int]) -> bytes | None:
+def walk(
+    compiled: Any, vocab_size: int, token_bytes: Any, rng: random.Random, eos: list[int]
+) -> bytes | None:
     m = GrammarMatcher(compiled)
     out = bytearray()
     for _ in range(3000):
@@ -230,7 +244,14 @@ def maskbench_sample(n: int) -> list[dict[str, Any]]:
     return [json.loads(r)["schema"] for r in rows[:n]]
 
 
-def check_walks(compiler: GrammarCompiler, schemas: list[Any], vocab_size: int, token_bytes: Any, eos: list[int], walks: int) -> int:
+def check_walks(
+    compiler: GrammarCompiler,
+    schemas: list[Any],
+    vocab_size: int,
+    token_bytes: Any,
+    eos: list[int],
+    walks: int,
+) -> int:
     rng = random.Random(1234)
     done = 0
     for schema in schemas:
@@ -238,7 +259,9 @@ def check_walks(compiler: GrammarCompiler, schemas: list[Any], vocab_size: int, 
             g = compiler.compile_json_schema(schema)
         except UnsupportedSchemaError:
             continue
-        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        validator = jsonschema.Draft202012Validator(
+            schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
         for _ in range(walks):
             out = walk(g, vocab_size, token_bytes, rng, eos)
             if out is None:

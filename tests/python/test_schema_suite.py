@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from conftest import BYTE_EOS, CORPORA
 from corral import (
     GrammarCompiler,
     GrammarError,
@@ -38,8 +39,6 @@ from corral import (
     LimitExceededError,
     UnsupportedSchemaError,
 )
-
-from conftest import BYTE_EOS, CORPORA
 
 SUITE = CORPORA / "json-schema-test-suite" / "tests" / "draft2020-12"
 BASELINE = Path(__file__).resolve().parents[2] / "tests" / "schema" / "suite_baseline.json"
@@ -134,7 +133,7 @@ def test_suite_file(path: Path, byte_compiler: GrammarCompiler) -> None:
     failures: list[str] = []
     for gi, group in enumerate(groups):
         schema = group["schema"]
-        compiled, status = compile_status(byte_compiler, schema)
+        compiled, _status = compile_status(byte_compiler, schema)
         if compiled is None:
             continue
         compiled_ids.append(gi)

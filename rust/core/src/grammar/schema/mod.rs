@@ -109,7 +109,9 @@ pub struct SchemaGrammar {
 /// context-free).
 pub const MAX_INDENT_DEPTH: u32 = 24;
 /// Most rules one schema may generate.
-pub const MAX_SCHEMA_RULES: usize = 20_000;
+pub const MAX_SCHEMA_RULES: usize = 5_000;
+/// Most type/value-domain computations per schema (oneOf disjointness, pruning).
+const MAX_DOMAIN_CALLS: usize = 20_000;
 /// Most alternatives an `anyOf`/`oneOf` expansion (product over groups) may have.
 const MAX_BRANCHES: usize = 256;
 
@@ -371,7 +373,8 @@ struct Norm<'a> {
     // strings
     min_len: u64,
     max_len: Option<u64>,
-    str_exprs: Vec<(String, &'static str, Expr)>,
+    /// `(pointer, keyword, helper rule name, decoded language)`.
+    str_exprs: Vec<(String, &'static str, String, Expr)>,
     // numbers: (pointer, keyword) of each numeric bound/multipleOf; enforced by `numeric`
     numeric: Vec<(String, &'static str, &'a Value)>,
     // arrays
@@ -428,6 +431,10 @@ struct Ctx<'a> {
     enforced: BTreeSet<(String, String)>,
     ignored: BTreeSet<(String, String)>,
     helpers: FxHashMap<String, RuleId>,
+    /// Calls of `domain` so far (bounded by `MAX_DOMAIN_CALLS`).
+    domain_calls: std::cell::Cell<usize>,
+    /// `format` languages by name.
+    formats: FxHashMap<String, Option<Expr>>,
     /// Absolute URI (no fragment) of each `$id` → pointer.
     ids: FxHashMap<String, String>,
     /// `(base URI, anchor)` → pointer.
@@ -455,6 +462,8 @@ impl<'a> Ctx<'a> {
             enforced: BTreeSet::new(),
             ignored: BTreeSet::new(),
             helpers: FxHashMap::default(),
+            formats: FxHashMap::default(),
+            domain_calls: std::cell::Cell::new(0),
             ids: FxHashMap::default(),
             anchors: FxHashMap::default(),
             bases: FxHashMap::default(),
@@ -959,7 +968,12 @@ impl<'a> Ctx<'a> {
                             .ok_or_else(|| invalid(ptr, "pattern must be a string"))?;
                         match strings::pattern_expr(p) {
                             Ok(e) => {
-                                n.str_exprs.push((ptr.to_owned(), "pattern", e));
+                                n.str_exprs.push((
+                                    ptr.to_owned(),
+                                    "pattern",
+                                    format!("pattern:{p}"),
+                                    e,
+                                ));
                                 self.ok(ptr, kw);
                             }
                             Err(PatternError::Unsupported(why)) => self.refuse(ptr, kw, &why)?,
@@ -972,9 +986,19 @@ impl<'a> Ctx<'a> {
                         let f = v
                             .as_str()
                             .ok_or_else(|| invalid(ptr, "format must be a string"))?;
-                        match format_expr(f) {
+                        let cached = self
+                            .formats
+                            .entry(f.to_owned())
+                            .or_insert_with(|| format_expr(f))
+                            .clone();
+                        match cached {
                             Some(e) => {
-                                n.str_exprs.push((ptr.to_owned(), "format", e));
+                                n.str_exprs.push((
+                                    ptr.to_owned(),
+                                    "format",
+                                    format!("format:{f}"),
+                                    e,
+                                ));
                                 self.ok(ptr, kw);
                             }
                             // Unknown formats are annotations.
@@ -1368,6 +1392,12 @@ impl<'a> Ctx<'a> {
 
     /// Possible types and, if finite, values of a conjunction (over-approximation).
     fn domain(&self, items: &[Item], depth: u32) -> Result<(u8, Option<Vec<&'a Value>>)> {
+        // A budget keeps nested anyOf/oneOf from exploding; past it, "anything".
+        let used = self.domain_calls.get();
+        if used > MAX_DOMAIN_CALLS {
+            return Ok((T_ALL, None));
+        }
+        self.domain_calls.set(used + 1);
         let ex = self.expand(items)?;
         if ex.is_false {
             return Ok((0, Some(vec![])));
@@ -1566,7 +1596,7 @@ impl<'a> Ctx<'a> {
                 if len < n.min_len || n.max_len.is_some_and(|m| len > m) {
                     return Ok(false);
                 }
-                for (_, _, e) in &n.str_exprs {
+                for (_, _, _, e) in &n.str_exprs {
                     if !strings::matches(e, s)? {
                         return Ok(false);
                     }
@@ -1845,7 +1875,14 @@ impl<'a> Ctx<'a> {
         let mut decoded: Option<Expr> = None;
         // Pattern and format languages are spelled with raw characters (see `strings`).
         let mut raw = false;
+        // Identical string languages share one rule (a `date-time` DFA is large).
+        let mut name = String::new();
         if has_len {
+            name = format!(
+                "string{{{},{}}}",
+                n.min_len,
+                n.max_len.map_or(String::new(), |m| m.to_string())
+            );
             let min = u32::try_from(n.min_len).map_err(|_| {
                 Error::limit(format!("minLength {} exceeds {}", n.min_len, u32::MAX))
             })?;
@@ -1856,7 +1893,7 @@ impl<'a> Ctx<'a> {
                 max,
             });
         }
-        for (p, kw, e) in &n.str_exprs {
+        for (p, kw, key, e) in &n.str_exprs {
             if decoded.is_some() {
                 let (p, kw) = (p.clone(), *kw);
                 self.refuse(
@@ -1872,6 +1909,10 @@ impl<'a> Ctx<'a> {
             }
             decoded = Some(e.clone());
             raw = true;
+            name.clone_from(key);
+        }
+        if let Some(&r) = self.helpers.get(&name) {
+            return Ok(Some(Expr::Rule(r)));
         }
         let decoded = decoded.unwrap_or_else(any_string);
         let spelled = if raw {
@@ -1879,7 +1920,9 @@ impl<'a> Ctx<'a> {
         } else {
             spell(&decoded)?
         };
-        Ok(Some(quoted(spelled)))
+        let id = self.add_rule(name.clone(), quoted(spelled));
+        self.helpers.insert(name, id);
+        Ok(Some(Expr::Rule(id)))
     }
 
     fn emit_array(&mut self, n: &Norm<'a>, depth: u32) -> Result<Option<Expr>> {
@@ -2657,12 +2700,15 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
+            let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+            out.push(hex(b[i + 1]) * 16 + hex(b[i + 2]));
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
