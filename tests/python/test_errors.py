@@ -121,13 +121,24 @@ def test_unknown_token(compiler: GrammarCompiler) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['root ::= "a"{1000000}', 'root ::= ("a"{2000}){2000}', "root ::= [a-z]{3000000}"],
+    ['root ::= (((("a"{16}){16}){16}){16}){16}', 'root ::= ((((([a-z]{9}){9}){9}){9}){9}){9}'],
 )
 def test_limit_exceeded(compiler: GrammarCompiler, text: str) -> None:
     with pytest.raises(LimitExceededError, match="Limits") as info:
         compiler.compile_grammar(text)
     assert isinstance(info.value, GrammarError)
     assert isinstance(info.value, ValueError)
+
+
+def test_large_repetitions_are_counters(compiler: GrammarCompiler) -> None:
+    # bounds above 16 are not unrolled: these compile at once and stay exact
+    for text in ['root ::= "a"{1000000}', 'root ::= ("a"{2000}){2000}', "root ::= [a-z]{3000000}"]:
+        compiled = compiler.compile_grammar(text)
+        assert compiled.num_states < 16
+    m = GrammarMatcher(compiler.compile_grammar('root ::= "ab"{0,70000} "."'))
+    assert m.accept_string("ab" * 70000)
+    assert not m.accept_string("ab")
+    assert m.accept_string(".")
 
 
 def test_nesting_limit(compiler: GrammarCompiler) -> None:

@@ -174,7 +174,24 @@ def gbnf_grammars(draw, token_elems: tuple[str, ...] = (), repeat_refs: bool = T
             return text + draw(st.sampled_from(["", "", "?"]))
         suffix = draw(
             st.sampled_from(
-                ["", "", "", "", "*", "+", "?", "{2}", "{0,2}", "{1,}", "{,3}", "{2,3}"]
+                # bounds above 16 exercise counter rules (automaton::RuleKind::Counter)
+                [
+                    "",
+                    "",
+                    "",
+                    "",
+                    "*",
+                    "+",
+                    "?",
+                    "{2}",
+                    "{0,2}",
+                    "{1,}",
+                    "{,3}",
+                    "{2,3}",
+                    "{0,17}",
+                    "{17,19}",
+                    "{17,}",
+                ]
             )
         )
         return text + suffix

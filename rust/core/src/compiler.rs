@@ -9,8 +9,14 @@
 //! the rule complete part-way through, so what follows depends on the
 //! parent and is checked at mask time with the full parser; every other
 //! token is rejected by that item.
+//!
+//! States of register rules (counters, permutations; see
+//! [`crate::automaton::RuleKind`]) are classified per register class: a
+//! token of at most `L` bytes moves a counter by at most `L`, so counts
+//! further than `L` from both bounds behave alike and share one entry.
 
 use crate::automaton::earley::Parser;
+use crate::automaton::RuleKind;
 use crate::automaton::{byte_in, Automaton};
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::ebnf::parse_gbnf;
@@ -22,7 +28,7 @@ use crate::mask::TokenSet;
 use crate::trie::ByteStepper;
 use crate::vocab::{TokenId, Vocabulary};
 use rustc_hash::FxHashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// The classification of the vocabulary for one DFA state.
 #[derive(Debug)]
@@ -40,6 +46,8 @@ pub struct CompiledGrammar {
     automaton: Automaton,
     vocab: Arc<Vocabulary>,
     cache: Vec<OnceLock<CacheEntry>>,
+    /// Entries of register-rule states, keyed by (state, register class).
+    aux_cache: RwLock<FxHashMap<(u32, u64), Arc<CacheEntry>>>,
 }
 
 impl CompiledGrammar {
@@ -58,6 +66,7 @@ impl CompiledGrammar {
             automaton,
             vocab,
             cache,
+            aux_cache: RwLock::default(),
         })
     }
 
@@ -88,37 +97,154 @@ impl CompiledGrammar {
 
     /// Number of filled cache entries and their heap bytes.
     pub fn cache_stats(&self) -> (usize, usize) {
-        self.cache
+        let size = |e: &CacheEntry| e.accepted.heap_bytes() + e.uncertain.len() * 4;
+        let plain = self
+            .cache
             .iter()
             .filter_map(OnceLock::get)
-            .fold((0, 0), |(n, b), e| {
-                (n + 1, b + e.accepted.heap_bytes() + e.uncertain.len() * 4)
-            })
+            .fold((0, 0), |(n, b), e| (n + 1, b + size(e)));
+        let aux = self.aux_cache.read().unwrap_or_else(|p| p.into_inner());
+        aux.values()
+            .fold(plain, |(n, b), e| (n + 1, b + size(e) + 32))
     }
 
-    /// The cache entry of `state`, computing it on first use.
+    /// The cache entry of `state` (a plain-rule state), computing it on first use.
     pub fn entry(&self, state: u32) -> &CacheEntry {
-        self.cache[state as usize].get_or_init(|| self.classify(state))
+        self.cache[state as usize].get_or_init(|| self.classify(state, 0))
     }
 
-    /// Fill every cache entry now (otherwise entries fill on first use).
-    pub fn warm_up(&self) {
-        for s in 0..self.num_states() as u32 {
-            let _ = self.entry(s);
+    /// The cache entry of a register-rule state with register `aux`.
+    pub fn entry_aux(&self, state: u32, aux: u32) -> Arc<CacheEntry> {
+        let class = self.aux_class(state, aux);
+        if let Some(e) = self.cached_aux(state, class) {
+            return e;
+        }
+        let a = &self.automaton;
+        let e = match &a.rule_kind[a.state_rule[state as usize] as usize] {
+            RuleKind::Counter { min, .. } => {
+                let (left, need) = ((class >> 32) as u32, class as u32);
+                let cap = self.count_cap();
+                // The unbounded entry with the same distance to the minimum.
+                let base_class = u64::from(cap) << 32 | u64::from(need);
+                let base = match self.cached_aux(state, base_class) {
+                    Some(b) => b,
+                    None => {
+                        let p = Parser::starting_at_unbounded(a, state, min - need);
+                        self.insert_aux(state, base_class, self.classify_with(p, state))
+                    }
+                };
+                if left >= cap {
+                    return base;
+                }
+                self.narrow(&base, state, aux, left as usize)
+            }
+            _ => self.classify(state, aux),
+        };
+        self.insert_aux(state, class, e)
+    }
+
+    fn cached_aux(&self, state: u32, class: u64) -> Option<Arc<CacheEntry>> {
+        let r = self.aux_cache.read().unwrap_or_else(|p| p.into_inner());
+        r.get(&(state, class)).cloned()
+    }
+
+    fn insert_aux(&self, state: u32, class: u64, e: CacheEntry) -> Arc<CacheEntry> {
+        let mut w = self.aux_cache.write().unwrap_or_else(|p| p.into_inner());
+        w.entry((state, class))
+            .or_insert_with(|| Arc::new(e))
+            .clone()
+    }
+
+    /// Counts further than this from a counter's bounds behave alike.
+    fn count_cap(&self) -> u32 {
+        (self.vocab.trie().max_depth() as u32).saturating_add(1)
+    }
+
+    /// Registers in one class get the same classification (see the module doc).
+    fn aux_class(&self, state: u32, aux: u32) -> u64 {
+        let a = &self.automaton;
+        match &a.rule_kind[a.state_rule[state as usize] as usize] {
+            RuleKind::Plain => 0,
+            RuleKind::Counter { min, max, .. } => {
+                let cap = self.count_cap();
+                let left = max.saturating_sub(aux).min(cap);
+                let need = min.saturating_sub(aux).min(cap);
+                u64::from(left) << 32 | u64::from(need)
+            }
+            RuleKind::Permutation { .. } => u64::from(aux),
         }
     }
 
-    fn classify(&self, state: u32) -> CacheEntry {
+    /// The entry of a counter state with only `left` iterations left, from
+    /// its unbounded entry: a token of at most `left` bytes starts at most
+    /// `left` iterations, so only longer tokens that the unbounded entry
+    /// accepts or leaves uncertain can change; they are classified again.
+    fn narrow(&self, base: &CacheEntry, state: u32, aux: u32, left: usize) -> CacheEntry {
+        let trie = self.vocab.trie();
+        let order = trie.tokens_in_order();
+        let n = self.vocab.vocab_size();
+        let mut bits = vec![0u32; crate::mask::words_for(n)];
+        base.accepted.or_into(&mut bits);
+        let mut recheck: Vec<u32> = Vec::new();
+        for &r in trie.ranks_longer_than(left) {
+            let id = order[r as usize];
+            if crate::mask::get_bit(&bits, id) {
+                bits[(id / 32) as usize] &= !(1 << (id % 32));
+                recheck.push(r);
+            }
+        }
+        let long = |r: u32| self.vocab.token_bytes(order[r as usize]).len() > left;
+        let mut uncertain: Vec<u32> = Vec::with_capacity(base.uncertain.len());
+        for &r in &base.uncertain {
+            if long(r) {
+                recheck.push(r);
+            } else {
+                uncertain.push(r);
+            }
+        }
+        recheck.sort_unstable();
         let a = &self.automaton;
-        let rule = a.state_rule[state as usize];
-        let mut stepper = LocalStepper {
-            parser: Parser::starting_at(a, state),
-            a,
-            rule,
-            completed: Vec::with_capacity(64),
-            path: Vec::with_capacity(64),
-            num_completed: 0,
-        };
+        let mut st = LocalStepper::new(a, Parser::starting_at(a, state, aux), state);
+        let mut pushed: &[u8] = &[];
+        for &r in &recheck {
+            let t = self.vocab.token_bytes(order[r as usize]);
+            let lcp = pushed.iter().zip(t).take_while(|(x, y)| x == y).count();
+            for _ in lcp..pushed.len() {
+                st.pop();
+            }
+            let mut depth = lcp;
+            while depth < t.len() && st.push(t[depth]) {
+                depth += 1;
+            }
+            if depth == t.len() {
+                crate::mask::set_bit(&mut bits, order[r as usize]);
+            } else if st.num_completed > 0 && st.may_continue_in_parent(depth + 1) {
+                uncertain.push(r);
+            }
+            pushed = &t[..depth];
+        }
+        uncertain.sort_unstable();
+        let mut ids: Vec<TokenId> = Vec::new();
+        for (w, &word) in bits.iter().enumerate() {
+            let mut x = word;
+            while x != 0 {
+                ids.push(w as u32 * 32 + x.trailing_zeros());
+                x &= x - 1;
+            }
+        }
+        CacheEntry {
+            accepted: TokenSet::from_sorted_ids(ids, n),
+            uncertain,
+        }
+    }
+
+    fn classify(&self, state: u32, aux: u32) -> CacheEntry {
+        self.classify_with(Parser::starting_at(&self.automaton, state, aux), state)
+    }
+
+    /// Classify the vocabulary with `parser`, seeded at `state`.
+    fn classify_with(&self, parser: Parser, state: u32) -> CacheEntry {
+        let mut stepper = LocalStepper::new(&self.automaton, parser, state);
         let trie = self.vocab.trie();
         let mut accepted: Vec<TokenId> = Vec::new();
         let mut uncertain: Vec<u32> = Vec::new();
@@ -157,7 +283,18 @@ struct LocalStepper<'a> {
     num_completed: usize,
 }
 
-impl LocalStepper<'_> {
+impl<'a> LocalStepper<'a> {
+    fn new(a: &'a Automaton, parser: Parser, state: u32) -> Self {
+        LocalStepper {
+            parser,
+            a,
+            rule: a.state_rule[state as usize],
+            completed: Vec::with_capacity(64),
+            path: Vec::with_capacity(64),
+            num_completed: 0,
+        }
+    }
+
     /// After the byte at `depth` was refused: could some completion point of
     /// the rule hand the rest of the token to a parent? The byte right after
     /// the completion must be in the rule's static FOLLOW set.

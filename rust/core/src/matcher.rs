@@ -236,11 +236,17 @@ impl Matcher {
         let mut sources = 0usize;
         for it in self.parser.current() {
             if it.kernel && (a.has_bytes[it.state as usize] || !a.rule_edges(it.state).is_empty()) {
-                let e = g.entry(it.state);
-                e.accepted.or_into(mask);
-                if !e.uncertain.is_empty() {
-                    ranks.extend_from_slice(&e.uncertain);
-                    sources += 1;
+                let mut take = |e: &crate::compiler::CacheEntry| {
+                    e.accepted.or_into(mask);
+                    if !e.uncertain.is_empty() {
+                        ranks.extend_from_slice(&e.uncertain);
+                        sources += 1;
+                    }
+                };
+                if a.aux_state[it.state as usize] {
+                    take(&g.entry_aux(it.state, it.aux));
+                } else {
+                    take(g.entry(it.state));
                 }
             }
             for &(k, _) in a.token_edges(it.state) {
@@ -286,6 +292,7 @@ impl Matcher {
                     seeds.push(Item {
                         state: t,
                         origin: it.origin,
+                        aux: it.aux,
                         kernel: true,
                     });
                 }

@@ -27,6 +27,10 @@ pub struct TokenTrie {
     /// Rank of each token in pre-order (`u32::MAX` for tokens not in the trie).
     rank: Vec<u32>,
     max_depth: usize,
+    /// Ranks ordered by token length, longest first.
+    by_length: Vec<u32>,
+    /// `longer[n]`: how many tokens are longer than `n` bytes.
+    longer: Vec<u32>,
 }
 
 /// Callbacks for [`TokenTrie::walk`]: a byte-level recogniser that can push a
@@ -79,7 +83,31 @@ impl TokenTrie {
             trie.nodes[n].subtree_end = trie.nodes.len() as u32;
         }
         trie.token_start.push(trie.token_ids.len() as u32);
+        // Counting sort of ranks by length, longest first.
+        let lens: Vec<usize> = sorted.iter().map(|&id| bytes_of(id).len()).collect();
+        let mut count = vec![0u32; trie.max_depth + 2];
+        for &l in &lens {
+            count[l] += 1;
+        }
+        trie.longer = vec![0; trie.max_depth + 1];
+        for n in (0..trie.max_depth).rev() {
+            trie.longer[n] = trie.longer[n + 1] + count[n + 1];
+        }
+        let mut next: Vec<u32> = (0..=trie.max_depth)
+            .map(|l| trie.longer.get(l).copied().unwrap_or(0))
+            .collect();
+        trie.by_length = vec![0; lens.len()];
+        for (r, &l) in lens.iter().enumerate() {
+            trie.by_length[next[l] as usize] = r as u32;
+            next[l] += 1;
+        }
         trie
+    }
+
+    /// Ranks of the tokens longer than `n` bytes (in no particular order).
+    pub fn ranks_longer_than(&self, n: usize) -> &[u32] {
+        let k = self.longer.get(n).copied().unwrap_or(0);
+        &self.by_length[..k as usize]
     }
 
     /// Number of nodes.
@@ -108,7 +136,12 @@ impl TokenTrie {
     /// Approximate heap bytes used.
     pub fn heap_bytes(&self) -> usize {
         self.nodes.len() * std::mem::size_of::<Node>()
-            + (self.token_start.len() + self.token_ids.len() + self.rank.len()) * 4
+            + (self.token_start.len()
+                + self.token_ids.len()
+                + self.rank.len()
+                + self.by_length.len()
+                + self.longer.len())
+                * 4
     }
 
     /// Walk the whole trie with `stepper`. For every node whose byte is

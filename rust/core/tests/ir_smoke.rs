@@ -167,3 +167,74 @@ fn self_embedding_rule_with_multibyte_tokens() {
         }
     }
 }
+
+/// Repetitions bounded far beyond a DFA's reach stay counters: building is
+/// immediate and the masks at the bounds are exact.
+#[test]
+fn huge_counted_repetitions() {
+    let g = compile(vec![rule(
+        "root",
+        Expr::Seq(vec![
+            Expr::Repeat {
+                expr: Box::new(Expr::Class {
+                    negated: false,
+                    ranges: vec![(u32::from('a'), u32::from('z'))],
+                }),
+                min: 2,
+                max: Some(3_000_000),
+            },
+            lit("."),
+        ]),
+    )]);
+    assert!(g.num_states() < 16, "{} states", g.num_states());
+    assert!(!accepts(&g, "a."));
+    assert!(accepts(&g, "ab."));
+    assert!(accepts(&g, &("q".repeat(10_000) + ".")));
+    check_mask_vs_accept(&g, "abcdefghij.");
+
+    // (((([^x]*){0,99}){0,99}){0,99}){0,99}: nullable items, nested counters.
+    let mut e = Expr::Repeat {
+        expr: Box::new(Expr::Class {
+            negated: true,
+            ranges: vec![(u32::from('x'), u32::from('x'))],
+        }),
+        min: 0,
+        max: None,
+    };
+    for _ in 0..4 {
+        e = Expr::Repeat {
+            expr: Box::new(e),
+            min: 0,
+            max: Some(99),
+        };
+    }
+    let g = compile(vec![rule("root", Expr::Seq(vec![e, lit("x")]))]);
+    assert!(accepts(&g, "x"));
+    assert!(accepts(&g, "abcx"));
+    assert!(!accepts(&g, "abxx"));
+}
+
+/// Permutation: any order, each member at most once, required ones present.
+#[test]
+fn permutation_members() {
+    let perm = Expr::Permutation {
+        members: vec![lit("a"), lit("bb"), lit("c")],
+        required: vec![true, false, false],
+        sep: Box::new(lit(",")),
+        min: 0,
+        max: Some(2),
+    };
+    let g = compile(vec![rule(
+        "root",
+        Expr::Seq(vec![lit("{"), perm, lit("}")]),
+    )]);
+    for ok in ["{a}", "{a,bb}", "{bb,a}", "{c,a}", "{a,c}"] {
+        assert!(accepts(&g, ok), "{ok}");
+        check_mask_vs_accept(&g, ok);
+    }
+    for bad in [
+        "{}", "{bb}", "{a,a}", "{a,bb,c}", "{bb,c}", "{a,}", "{,a}", "{c,bb}",
+    ] {
+        assert!(!accepts(&g, bad), "{bad}");
+    }
+}

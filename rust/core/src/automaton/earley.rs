@@ -19,6 +19,10 @@ pub struct Item {
     pub state: u32,
     /// Index of the set where this rule instance started.
     pub origin: u32,
+    /// The rule instance's register: the iteration count of a counter rule,
+    /// the members seen by a permutation rule, 0 for plain rules (see
+    /// [`super::RuleKind`]). Part of the item's identity.
+    pub aux: u32,
     /// Scanned or completed into its set (as opposed to predicted).
     pub kernel: bool,
 }
@@ -28,12 +32,15 @@ pub struct Item {
 pub struct Parser {
     items: Vec<Item>,
     set_start: Vec<u32>,
+    /// Ignore the maximum of a counter rule instance that started in set 0
+    /// (classification of a counter state for "any number of iterations left").
+    unbounded_origin0: bool,
 }
 
 impl Parser {
     /// A parser at the start of `a`'s root rule.
     pub fn new(a: &Automaton) -> Parser {
-        Self::seeded(a, a.rule_start[a.root as usize], vec![0])
+        Self::seeded(a, a.rule_start[a.root as usize], 0, vec![0], false)
     }
 
     /// A parser whose only initial item is `state`, part-way through a rule
@@ -45,18 +52,32 @@ impl Parser {
     /// caller sees it with [`Parser::completes_at_origin0`]), while rule
     /// instances predicted from the item start at set 1 and are distinct from
     /// it even when they are the same rule.
-    pub fn starting_at(a: &Automaton, state: u32) -> Parser {
-        Self::seeded(a, state, vec![0, 0])
+    pub fn starting_at(a: &Automaton, state: u32, aux: u32) -> Parser {
+        Self::seeded(a, state, aux, vec![0, 0], false)
     }
 
-    fn seeded(a: &Automaton, state: u32, set_start: Vec<u32>) -> Parser {
+    /// [`Parser::starting_at`] where the seed's own counter instance has no
+    /// maximum (its minimum still applies).
+    pub fn starting_at_unbounded(a: &Automaton, state: u32, aux: u32) -> Parser {
+        Self::seeded(a, state, aux, vec![0, 0], true)
+    }
+
+    fn seeded(
+        a: &Automaton,
+        state: u32,
+        aux: u32,
+        set_start: Vec<u32>,
+        unbounded_origin0: bool,
+    ) -> Parser {
         let mut p = Parser {
             items: Vec::with_capacity(64),
             set_start,
+            unbounded_origin0,
         };
         p.items.push(Item {
             state,
             origin: 0,
+            aux,
             kernel: true,
         });
         p.close(a, 0);
@@ -99,17 +120,15 @@ impl Parser {
     pub fn can_accept(&self, a: &Automaton) -> bool {
         self.current().iter().any(|it| {
             it.origin == 0
-                && a.accepting[it.state as usize]
                 && a.state_rule[it.state as usize] == a.root
+                && a.accepts(it.state, it.aux)
         })
     }
 
     /// Does the last set complete `rule` started in set 0?
     pub fn completes_at_origin0(&self, a: &Automaton, rule: u32) -> bool {
         self.current().iter().any(|it| {
-            it.origin == 0
-                && a.accepting[it.state as usize]
-                && a.state_rule[it.state as usize] == rule
+            it.origin == 0 && a.state_rule[it.state as usize] == rule && a.accepts(it.state, it.aux)
         })
     }
 
@@ -127,11 +146,12 @@ impl Parser {
                 let item = Item {
                     state: t,
                     origin: it.origin,
+                    aux: it.aux,
                     kernel: true,
                 };
                 if !self.items[new_start..]
                     .iter()
-                    .any(|x| x.state == t && x.origin == it.origin)
+                    .any(|x| x.state == t && x.origin == it.origin && x.aux == it.aux)
                 {
                     self.items.push(item);
                 }
@@ -154,7 +174,7 @@ impl Parser {
         let start = self.items.len();
         self.set_start.push(start as u32);
         for &s in seeds {
-            self.add(s);
+            self.add(a, s);
         }
         self.close(a, start);
         true
@@ -164,17 +184,24 @@ impl Parser {
     pub fn extend_current(&mut self, a: &Automaton, seeds: &[Item]) {
         let from = self.items.len();
         for &s in seeds {
-            self.add(s);
+            self.add(a, s);
         }
         self.close(a, from);
     }
 
     /// Add an item to the last set unless present (upgrading it to kernel).
+    /// A counter item is also dropped when one with the same state and origin
+    /// and a dominating count is present (see [`Automaton::count_dominates`]):
+    /// without that, an ambiguous repeated item would multiply items by count.
     #[inline]
-    fn add(&mut self, item: Item) {
+    fn add(&mut self, a: &Automaton, item: Item) {
         let lo = self.set_start[self.set_start.len() - 1] as usize;
+        let counter = a.aux_state[item.state as usize];
         for x in &mut self.items[lo..] {
-            if x.state == item.state && x.origin == item.origin {
+            if x.state == item.state
+                && x.origin == item.origin
+                && (x.aux == item.aux || counter && a.count_dominates(item.state, x.aux, item.aux))
+            {
                 x.kernel |= item.kernel;
                 return;
             }
@@ -189,22 +216,42 @@ impl Parser {
         while k < self.items.len() {
             let it = self.items[k];
             k += 1;
+            let special = a.aux_state[it.state as usize];
             for &(q, t) in a.rule_edges(it.state) {
-                self.add(Item {
-                    state: a.rule_start[q as usize],
-                    origin: cur,
-                    kernel: false,
-                });
-                if a.nullable[q as usize] {
-                    self.add(Item {
-                        state: t,
-                        origin: it.origin,
+                // A register rule predicts a child only if it may still take it.
+                let next_aux = if special {
+                    let bounded = !(self.unbounded_origin0 && it.origin == 0);
+                    match a.advance_aux_with(it.state, q, it.aux, bounded) {
+                        Some(x) => x,
+                        None => continue,
+                    }
+                } else {
+                    it.aux
+                };
+                self.add(
+                    a,
+                    Item {
+                        state: a.rule_start[q as usize],
+                        origin: cur,
+                        aux: 0,
                         kernel: false,
-                    });
+                    },
+                );
+                // Empty iterations / members do not count: registers only move on real input.
+                if a.nullable[q as usize] && next_aux == it.aux {
+                    self.add(
+                        a,
+                        Item {
+                            state: t,
+                            origin: it.origin,
+                            aux: it.aux,
+                            kernel: false,
+                        },
+                    );
                 }
             }
             // Completion into the same set is covered by the nullable advance above.
-            if a.accepting[it.state as usize] && it.origin != cur {
+            if it.origin != cur && a.accepts(it.state, it.aux) {
                 let rule = a.state_rule[it.state as usize];
                 let o = it.origin as usize;
                 let (lo, hi) = (
@@ -216,11 +263,20 @@ impl Parser {
                 for j in lo..hi {
                     let parent = self.items[j];
                     if let Some(t) = a.next_rule(parent.state, rule) {
-                        self.add(Item {
-                            state: t,
-                            origin: parent.origin,
-                            kernel: true,
-                        });
+                        let bounded = !(self.unbounded_origin0 && parent.origin == 0);
+                        if let Some(aux) =
+                            a.advance_aux_with(parent.state, rule, parent.aux, bounded)
+                        {
+                            self.add(
+                                a,
+                                Item {
+                                    state: t,
+                                    origin: parent.origin,
+                                    aux,
+                                    kernel: true,
+                                },
+                            );
+                        }
                     }
                 }
             }

@@ -79,6 +79,44 @@ impl TokenElem {
     }
 }
 
+/// How a rule's items use their `aux` register (see [`earley::Item::aux`]).
+///
+/// Counted repetition and any-order member lists are not regular at a
+/// reasonable size (`x{0,65535}` would be 65,536 DFA states; `n` members in
+/// any order is a union of `n!` sequences), so such rules get a tiny fixed DFA
+/// and keep their progress in the item: a count, or a bitset of the members
+/// seen. Every other rule is `Plain` and its items carry `aux == 0`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleKind {
+    /// An ordinary rule.
+    Plain,
+    /// `item{min,max}`: one state looping on `item`; `aux` counts the
+    /// completed iterations. `item` never matches the empty string here (an
+    /// empty iteration is not counted, so `min` is 0 when `item` is nullable).
+    Counter {
+        /// The repeated rule.
+        item: RuleId,
+        /// Fewest iterations.
+        min: u32,
+        /// Most iterations (`u32::MAX`: unbounded).
+        max: u32,
+    },
+    /// Members in any order, each at most once, separated by `sep`; `aux`
+    /// has bit `i` set once member `i` was matched.
+    Permutation {
+        /// Member rules; the position is the bit.
+        members: Vec<RuleId>,
+        /// The separator rule.
+        sep: RuleId,
+        /// Bits of the members that must appear.
+        required: u32,
+        /// Fewest members.
+        min: u32,
+        /// Most members.
+        max: u32,
+    },
+}
+
 /// The compiled recogniser tables for a whole grammar.
 #[derive(Debug)]
 pub struct Automaton {
@@ -109,6 +147,10 @@ pub struct Automaton {
     /// Bytes that can come right after each rule in some context (static
     /// FOLLOW sets, a 256-bit set per rule); prunes uncertain tokens.
     pub follow: Vec<ByteSet>,
+    /// How each rule uses the item `aux` register.
+    pub rule_kind: Vec<RuleKind>,
+    /// `aux_state[s]`: the state's rule is not [`RuleKind::Plain`].
+    pub aux_state: Vec<bool>,
     /// Resolved token elements.
     pub token_elems: Vec<TokenElem>,
     /// Rule names, for diagnostics.
@@ -151,6 +193,79 @@ impl Automaton {
             .iter()
             .find(|e| e.0 == rule)
             .map(|e| e.1)
+    }
+
+    /// Can an item at `state` with register `aux` end its rule here?
+    #[inline]
+    pub fn accepts(&self, state: u32, aux: u32) -> bool {
+        self.accepting[state as usize]
+            && (!self.aux_state[state as usize]
+                || match &self.rule_kind[self.state_rule[state as usize] as usize] {
+                    RuleKind::Plain => true,
+                    RuleKind::Counter { min, .. } => aux >= *min,
+                    RuleKind::Permutation { required, min, .. } => {
+                        aux & required == *required && aux.count_ones() >= *min
+                    }
+                })
+    }
+
+    /// The register after an item at `state` (register `aux`) moves over a
+    /// completed instance of `child`, or `None` if its rule forbids that
+    /// (too many iterations, a member seen twice). Also decides whether the
+    /// item may predict `child` at all.
+    #[inline]
+    pub fn advance_aux(&self, state: u32, child: RuleId, aux: u32) -> Option<u32> {
+        self.advance_aux_with(state, child, aux, true)
+    }
+
+    /// [`Automaton::advance_aux`]; with `bounded == false` a counter's
+    /// maximum is ignored.
+    #[inline]
+    pub fn advance_aux_with(
+        &self,
+        state: u32,
+        child: RuleId,
+        aux: u32,
+        bounded: bool,
+    ) -> Option<u32> {
+        if !self.aux_state[state as usize] {
+            return Some(aux);
+        }
+        match &self.rule_kind[self.state_rule[state as usize] as usize] {
+            RuleKind::Plain => Some(aux),
+            RuleKind::Counter { item, max, .. } => {
+                if child != *item {
+                    Some(aux)
+                } else if aux < *max || !bounded {
+                    Some(aux.saturating_add(1))
+                } else {
+                    None
+                }
+            }
+            RuleKind::Permutation { members, max, .. } => {
+                match members.iter().position(|&m| m == child) {
+                    None => Some(aux),
+                    Some(i) => {
+                        let bit = 1u32 << i;
+                        (aux & bit == 0 && aux.count_ones() < *max).then_some(aux | bit)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Does a counter item at `state` with count `have` accept every
+    /// continuation that one with count `new` does? With no minimum a lower
+    /// count does (it has more iterations left); with no maximum a higher one
+    /// does (it is nearer the minimum). False for other rules.
+    #[inline]
+    pub fn count_dominates(&self, state: u32, have: u32, new: u32) -> bool {
+        match &self.rule_kind[self.state_rule[state as usize] as usize] {
+            RuleKind::Counter { min, max, .. } => {
+                (*min == 0 && have <= new) || (*max == u32::MAX && have >= new)
+            }
+            _ => false,
+        }
     }
 
     /// Heap bytes used by the tables.
@@ -203,6 +318,153 @@ struct Builder<'a> {
     source: Option<&'a str>,
     token_elems: Vec<TokenElem>,
     token_elem_ids: FxHashMap<(bool, Vec<TokenId>), u32>,
+}
+
+/// Repetitions whose bound exceeds this become [`RuleKind::Counter`] rules
+/// instead of unrolled copies (small ones unroll into faster plain DFAs).
+pub const COUNTER_THRESHOLD: u32 = 16;
+
+/// A rule after lowering: an IR body, or one of the register rules.
+enum Lowered {
+    Body(Expr),
+    Special(RuleKind),
+}
+
+/// The grammar with large repetitions and permutations moved into register
+/// rules of their own. Original rules keep their ids; new ones are appended.
+struct Lowering {
+    names: Vec<String>,
+    bodies: Vec<Lowered>,
+}
+
+impl Lowering {
+    fn run(g: &Grammar) -> Result<Lowering> {
+        let mut l = Lowering {
+            names: g.rules.iter().map(|r| r.name.clone()).collect(),
+            bodies: (0..g.rules.len())
+                .map(|_| Lowered::Body(Expr::Empty))
+                .collect(),
+        };
+        for (i, r) in g.rules.iter().enumerate() {
+            let body = l.expr(&r.body, &r.name)?;
+            l.bodies[i] = Lowered::Body(body);
+        }
+        Ok(l)
+    }
+
+    fn rule(&mut self, name: String, body: Lowered) -> RuleId {
+        self.names.push(name);
+        self.bodies.push(body);
+        (self.bodies.len() - 1) as RuleId
+    }
+
+    /// A fresh rule for `e` (lowered), named after its owner.
+    fn sub_rule(&mut self, e: &Expr, owner: &str, what: &str) -> Result<RuleId> {
+        let name = format!("{owner}/{what}");
+        let body = self.expr(e, &name)?;
+        Ok(self.rule(name, Lowered::Body(body)))
+    }
+
+    fn expr(&mut self, e: &Expr, owner: &str) -> Result<Expr> {
+        Ok(match e {
+            Expr::Seq(v) => Expr::Seq(
+                v.iter()
+                    .map(|x| self.expr(x, owner))
+                    .collect::<Result<_>>()?,
+            ),
+            Expr::Alt(v) => Expr::Alt(
+                v.iter()
+                    .map(|x| self.expr(x, owner))
+                    .collect::<Result<_>>()?,
+            ),
+            Expr::Repeat { expr, min, max } => {
+                let mut inner = self.expr(expr, owner)?;
+                let (mut min, mut max) = (*min, *max);
+                // Repeating a star or plus is a star or plus again: `(y*){m,n}` is
+                // `y*` and `(y+){m,n}` is `y{m,}` (n ≥ 1). Folding it avoids counting
+                // iterations of a hugely ambiguous item.
+                if let Expr::Repeat {
+                    expr: y,
+                    min: ymin @ (0 | 1),
+                    max: None,
+                } = peel(&inner)
+                {
+                    if max != Some(0) {
+                        min = if *ymin == 0 { 0 } else { min };
+                        max = None;
+                        inner = (**y).clone();
+                    }
+                }
+                if max.unwrap_or(min) <= COUNTER_THRESHOLD {
+                    Expr::Repeat {
+                        expr: Box::new(inner),
+                        min,
+                        max,
+                    }
+                } else {
+                    let name = format!("{owner}/item");
+                    let item = self.rule(name, Lowered::Body(inner));
+                    let kind = RuleKind::Counter {
+                        item,
+                        min,
+                        max: max.unwrap_or(u32::MAX),
+                    };
+                    Expr::Rule(self.rule(format!("{owner}/repeat"), Lowered::Special(kind)))
+                }
+            }
+            Expr::Permutation {
+                members,
+                required,
+                sep,
+                min,
+                max,
+            } => {
+                if members.len() > crate::grammar::MAX_PERMUTATION_MEMBERS {
+                    return Err(Error::limit(format!(
+                        "an any-order list has {} members, exceeds the maximum of {}",
+                        members.len(),
+                        crate::grammar::MAX_PERMUTATION_MEMBERS
+                    )));
+                }
+                if required.len() != members.len() {
+                    return Err(Error::new(
+                        ErrorKind::Grammar,
+                        "any-order list: `required` and `members` differ in length",
+                    ));
+                }
+                let mut ids = Vec::with_capacity(members.len());
+                for (i, m) in members.iter().enumerate() {
+                    ids.push(self.sub_rule(m, owner, &format!("member{i}"))?);
+                }
+                let sep = self.sub_rule(sep, owner, "sep")?;
+                let req = required
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &r)| r)
+                    .fold(0u32, |acc, (i, _)| acc | 1 << i);
+                let kind = RuleKind::Permutation {
+                    members: ids,
+                    sep,
+                    required: req,
+                    min: *min,
+                    max: max.unwrap_or(u32::MAX),
+                };
+                Expr::Rule(self.rule(format!("{owner}/any-order"), Lowered::Special(kind)))
+            }
+            other => other.clone(),
+        })
+    }
+}
+
+/// `e` without single-element sequence / alternation wrappers (groups).
+fn peel(mut e: &Expr) -> &Expr {
+    while let Expr::Seq(v) | Expr::Alt(v) = e {
+        match v.as_slice() {
+            [one] => e = one,
+            _ => break,
+        }
+    }
+    e
 }
 
 /// Upper bound on NFA states an expression needs (saturating).
@@ -481,10 +743,14 @@ impl<'a> Builder<'a> {
                 "root rule id is out of range",
             ));
         }
-        let total: u64 = g
-            .rules
+        let low = Lowering::run(g)?;
+        let total: u64 = low
+            .bodies
             .iter()
-            .map(|r| estimate(&r.body))
+            .map(|b| match b {
+                Lowered::Body(e) => estimate(e),
+                Lowered::Special(_) => 4,
+            })
             .fold(0, u64::saturating_add);
         if total > self.limits.max_nfa_states as u64 {
             return Err(Error::limit(format!(
@@ -492,10 +758,20 @@ impl<'a> Builder<'a> {
                 self.limits.max_nfa_states
             )));
         }
-        let mut nfas = Vec::with_capacity(g.rules.len());
-        for rule in &g.rules {
+        let mut nfas = Vec::with_capacity(low.bodies.len());
+        let mut rule_kind = Vec::with_capacity(low.bodies.len());
+        for body in &low.bodies {
             let mut nfa = Nfa::default();
-            let (s, t) = self.frag(&mut nfa, &rule.body)?;
+            let (s, t) = match body {
+                Lowered::Body(e) => {
+                    rule_kind.push(RuleKind::Plain);
+                    self.frag(&mut nfa, e)?
+                }
+                Lowered::Special(kind) => {
+                    rule_kind.push(kind.clone());
+                    special_nfa(&mut nfa, kind)
+                }
+            };
             nfas.push((nfa, s, t));
         }
         // Byte classes: bytes that no range boundary separates behave alike.
@@ -541,15 +817,45 @@ impl<'a> Builder<'a> {
             accepting: out.accepting,
             state_rule: out.state_rule,
             rule_start,
-            nullable: vec![false; g.rules.len()],
+            nullable: vec![false; nfas.len()],
             follow: Vec::new(),
+            aux_state: Vec::new(),
+            rule_kind,
             token_elems: std::mem::take(&mut self.token_elems),
-            rule_names: g.rules.iter().map(|r| r.name.clone()).collect(),
+            rule_names: low.names,
             root: g.root,
         };
         trim(&mut a, out.rule_edges, out.token_edges)?;
         a.follow = follow_sets(&a);
         Ok(a)
+    }
+}
+
+/// The fixed NFA of a register rule; returns (start, end).
+fn special_nfa(nfa: &mut Nfa, kind: &RuleKind) -> (u32, u32) {
+    match kind {
+        RuleKind::Plain => {
+            let s = nfa.state();
+            (s, s)
+        }
+        // One state looping on the item; the count lives in the item.
+        RuleKind::Counter { item, .. } => {
+            let s = nfa.state();
+            nfa.edge(s, Edge::Rule(*item), s);
+            (s, s)
+        }
+        // first --member--> after --sep--> next --member--> after; first and after may end.
+        RuleKind::Permutation { members, sep, .. } => {
+            let (first, after, next, end) = (nfa.state(), nfa.state(), nfa.state(), nfa.state());
+            for &m in members {
+                nfa.edge(first, Edge::Rule(m), after);
+                nfa.edge(next, Edge::Rule(m), after);
+            }
+            nfa.edge(after, Edge::Rule(*sep), next);
+            nfa.edge(first, Edge::Eps, end);
+            nfa.edge(after, Edge::Eps, end);
+            (first, end)
+        }
     }
 }
 
@@ -801,8 +1107,16 @@ fn trim(
             }
         }
     };
+    // A register rule whose zero state may not end (a counter with `min > 0`,
+    // a permutation with required members) becomes productive only once the
+    // rules it must go through are.
+    let guarded = |r: usize| match &a.rule_kind[r] {
+        RuleKind::Plain => false,
+        RuleKind::Counter { min, .. } => *min > 0,
+        RuleKind::Permutation { required, min, .. } => *required != 0 || *min > 0,
+    };
     for s in 0..n {
-        if a.accepting[s] {
+        if a.accepting[s] && !guarded(a.state_rule[s] as usize) {
             mark(
                 s as u32,
                 &mut live,
@@ -812,16 +1126,50 @@ fn trim(
             );
         }
     }
-    while let Some(t) = work.pop() {
-        for &(s, r) in &rev[t as usize] {
-            if live[s as usize] {
+    loop {
+        while let Some(t) = work.pop() {
+            for &(s, r) in &rev[t as usize] {
+                if live[s as usize] {
+                    continue;
+                }
+                if r == DEAD || productive[r as usize] {
+                    mark(s, &mut live, &mut work, &mut productive, &mut pending);
+                } else {
+                    pending[r as usize].push(s);
+                }
+            }
+        }
+        let mut more = false;
+        for r in 0..nr {
+            if productive[r] || !guarded(r) {
                 continue;
             }
-            if r == DEAD || productive[r as usize] {
-                mark(s, &mut live, &mut work, &mut productive, &mut pending);
-            } else {
-                pending[r as usize].push(s);
+            let ready = match &a.rule_kind[r] {
+                RuleKind::Plain => false,
+                RuleKind::Counter { item, .. } => productive[*item as usize],
+                RuleKind::Permutation {
+                    members,
+                    required,
+                    min,
+                    ..
+                } => {
+                    let ok = |i: usize| productive[members[i] as usize];
+                    (0..members.len()).all(|i| required >> i & 1 == 0 || ok(i))
+                        && (0..members.len()).filter(|&i| ok(i)).count() >= *min as usize
+                }
+            };
+            if ready {
+                let (lo, hi) = rule_states[r];
+                for s in lo..hi {
+                    if a.accepting[s as usize] {
+                        mark(s, &mut live, &mut work, &mut productive, &mut pending);
+                    }
+                }
+                more = true;
             }
+        }
+        if !more {
+            break;
         }
     }
     if !productive[a.root as usize] {
@@ -841,7 +1189,8 @@ fn trim(
     for edges in rule_edges.iter_mut() {
         edges.retain(|&(r, t)| productive[r as usize] && live[t as usize]);
     }
-    // Nullable: an accepting state is reachable from the start through nullable rule edges.
+    // Nullable: an accepting state is reachable from the start through nullable
+    // rule edges (register rules: their zero state may end).
     let mut nullable = vec![false; nr];
     loop {
         let mut changed = false;
@@ -849,26 +1198,33 @@ fn trim(
             if nullable[r] {
                 continue;
             }
-            let (lo, hi) = rule_states[r];
-            let mut seen = vec![false; (hi - lo) as usize];
-            let mut stack = vec![a.rule_start[r]];
-            let mut found = false;
-            while let Some(s) = stack.pop() {
-                let k = (s - lo) as usize;
-                if seen[k] {
-                    continue;
-                }
-                seen[k] = true;
-                if a.accepting[s as usize] {
-                    found = true;
-                    break;
-                }
-                for &(q, t) in &rule_edges[s as usize] {
-                    if nullable[q as usize] {
-                        stack.push(t);
+            let found = match &a.rule_kind[r] {
+                RuleKind::Counter { item, min, .. } => *min == 0 || nullable[*item as usize],
+                RuleKind::Permutation { required, min, .. } => *required == 0 && *min == 0,
+                RuleKind::Plain => {
+                    let (lo, hi) = rule_states[r];
+                    let mut seen = vec![false; (hi - lo) as usize];
+                    let mut stack = vec![a.rule_start[r]];
+                    let mut found = false;
+                    while let Some(s) = stack.pop() {
+                        let k = (s - lo) as usize;
+                        if seen[k] {
+                            continue;
+                        }
+                        seen[k] = true;
+                        if a.accepting[s as usize] {
+                            found = true;
+                            break;
+                        }
+                        for &(q, t) in &rule_edges[s as usize] {
+                            if nullable[q as usize] {
+                                stack.push(t);
+                            }
+                        }
                     }
+                    found
                 }
-            }
+            };
             if found {
                 nullable[r] = true;
                 changed = true;
@@ -878,6 +1234,30 @@ fn trim(
             break;
         }
     }
+    // Empty iterations and members are never counted (the parser does not
+    // advance a register over a nullable child), so a nullable counter item
+    // makes any count reachable: `min` drops to 0. An empty member could never
+    // be marked present, so it is refused.
+    for r in 0..nr {
+        match &mut a.rule_kind[r] {
+            RuleKind::Counter { item, min, .. } if nullable[*item as usize] => *min = 0,
+            RuleKind::Permutation { members, .. } => {
+                if let Some(&m) = members.iter().find(|&&m| nullable[m as usize]) {
+                    return Err(Error::new(
+                        ErrorKind::Grammar,
+                        format!(
+                            "any-order list member `{}` can match the empty string",
+                            a.rule_names[m as usize]
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    a.aux_state = (0..n)
+        .map(|s| a.rule_kind[a.state_rule[s] as usize] != RuleKind::Plain)
+        .collect();
     a.nullable = nullable;
     a.has_bytes = (0..n)
         .map(|s| a.byte_next[s * nc..(s + 1) * nc].iter().any(|&t| t != DEAD))
