@@ -1914,12 +1914,11 @@ impl<'a> Ctx<'a> {
         if let Some(&r) = self.helpers.get(&name) {
             return Ok(Some(Expr::Rule(r)));
         }
+        let _ = raw;
         let decoded = decoded.unwrap_or_else(any_string);
-        let spelled = if raw {
-            strings::spell_raw(&decoded)?
-        } else {
-            spell(&decoded)?
-        };
+        // Constrained strings use raw characters: every `\uXXXX` spelling would
+        // multiply the automaton of each counted character.
+        let spelled = strings::spell_raw(&decoded)?;
         let id = self.add_rule(name.clone(), quoted(spelled));
         self.helpers.insert(name, id);
         Ok(Some(Expr::Rule(id)))
@@ -2331,7 +2330,8 @@ impl<'a> Ctx<'a> {
                 let spelled = match key_lang {
                     Some(k) => strings::spell_raw(&k)?,
                     None if words.is_empty() => spell(&any_string())?,
-                    None => spell(&strings::complement(&words))?,
+                    // Raw spelling keeps the complement small (and still exact).
+                    None => strings::spell_raw(&strings::complement(&words))?,
                 };
                 addl = Some((quoted(spelled), v));
             }

@@ -63,16 +63,24 @@ fn scalars_and_types() {
 
 #[test]
 fn strings_lengths_count_code_points() {
+    // Length-constrained strings use raw characters (escapes only where JSON needs them).
     check(
         json!({"type": "string", "minLength": 2, "maxLength": 3}),
         &[
             "\"ab\"",
             "\"\\n\\t\"",
             "\"😀😀\"",
-            "\"\\ud83d\\ude00x\"",
+            "\"😀x\"",
             "\"abc\"",
+            "\"\\u0001\\u001f\"",
         ],
-        &["\"a\"", "\"abcd\"", "\"\\ud83d\\ude00\""],
+        &["\"a\"", "\"abcd\"", "\"😀\"", "\"\\u0061b\""],
+    );
+    // Unconstrained strings take every spelling.
+    check(
+        json!({"type": "string"}),
+        &["\"\\ud83d\\ude00\\u00E9\""],
+        &["\"\\ud83d\""],
     );
 }
 
