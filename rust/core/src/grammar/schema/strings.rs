@@ -327,7 +327,10 @@ pub(crate) enum PatternError {
 /// `$` would also match before a final `\n`), so both readings agree on what
 /// is accepted.
 pub(crate) fn pattern_expr(pattern: &str) -> Result<Expr, PatternError> {
-    let mut alts = Vec::new();
+    // Alternatives grouped by their anchors, so that one `.*` prefix/suffix
+    // serves a whole group (a copy per alternative makes the DFA track which
+    // alternatives have matched so far: exponential in their number).
+    let mut groups: [Vec<Expr>; 4] = Default::default();
     for alt in split_top_level(pattern)? {
         let mut core = alt.as_str();
         let start = core.starts_with('^');
@@ -348,11 +351,19 @@ pub(crate) fn pattern_expr(pattern: &str) -> Result<Expr, PatternError> {
             _ => PatternError::Unsupported(e.message().to_owned()),
         })?;
         let body = g.rules.into_iter().next().map_or(Expr::Empty, |r| r.body);
+        groups[usize::from(start) * 2 + usize::from(end)].push(body);
+    }
+    let mut alts = Vec::new();
+    for (i, bodies) in groups.into_iter().enumerate() {
+        if bodies.is_empty() {
+            continue;
+        }
+        let (start, end) = (i >= 2, i % 2 == 1);
         let mut seq = Vec::new();
         if !start {
             seq.push(any_string());
         }
-        seq.push(body);
+        seq.push(Expr::Alt(bodies));
         if !end {
             seq.push(any_string());
         }
