@@ -443,6 +443,8 @@ struct Ctx<'a> {
     bases: FxHashMap<String, String>,
     item_sep: String,
     key_sep: String,
+    /// Draft-04 (`$schema` says so): `1.0` is not an integer, `id` is `$id`.
+    draft4: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -469,6 +471,10 @@ impl<'a> Ctx<'a> {
             bases: FxHashMap::default(),
             item_sep,
             key_sep,
+            draft4: root
+                .get("$schema")
+                .and_then(Value::as_str)
+                .is_some_and(|u| u.contains("draft-04") || u.contains("draft-03")),
         };
         cx.index(root, String::new(), "urn:corral:root".to_owned())?;
         Ok(cx)
@@ -480,10 +486,18 @@ impl<'a> Ctx<'a> {
     fn index(&mut self, v: &'a Value, ptr: String, base: String) -> Result<()> {
         let Value::Object(m) = v else { return Ok(()) };
         let mut base = base;
-        if let Some(id) = m.get("$id").and_then(Value::as_str) {
-            let joined = join_uri(&base, id);
-            base = split_fragment(&joined).0.to_owned();
-            self.ids.entry(base.clone()).or_insert_with(|| ptr.clone());
+        // Draft-04 spells `$id` as `id`; an id that is only `#name` is an anchor (draft-04..07).
+        let id_kw = if self.draft4 { "id" } else { "$id" };
+        if let Some(id) = m.get(id_kw).and_then(Value::as_str) {
+            if let Some(name) = id.strip_prefix('#') {
+                self.anchors
+                    .entry((base.clone(), name.to_owned()))
+                    .or_insert_with(|| ptr.clone());
+            } else {
+                let joined = join_uri(&base, id);
+                base = split_fragment(&joined).0.to_owned();
+                self.ids.entry(base.clone()).or_insert_with(|| ptr.clone());
+            }
         }
         for kw in ["$anchor", "$dynamicAnchor"] {
             if let Some(a) = m.get(kw).and_then(Value::as_str) {
@@ -1802,6 +1816,7 @@ impl<'a> Ctx<'a> {
         if lo.is_none() && hi.is_none() && mult.is_none() {
             return Ok(Some(match (int, frac) {
                 (true, true) => self.helper("json_number", |_| number_syntax()),
+                (true, false) if self.draft4 => self.helper("json_integer", |_| int_part()),
                 (true, false) => self.helper("json_integer", |_| integer_syntax()),
                 (false, true) => self.helper("json_fraction", |_| fraction_syntax()),
                 (false, false) => return Ok(None),
@@ -1816,6 +1831,19 @@ impl<'a> Ctx<'a> {
                 .unwrap_or_default();
             self.refuse(&p.0, p.1, "bounds on non-integer numbers only")?;
             return Ok(Some(self.helper("json_fraction", |_| fraction_syntax())));
+        }
+        if self.draft4 && !frac {
+            // The range builders also produce `1.0`, which draft-04 does not count as an integer.
+            let p = n
+                .numeric
+                .first()
+                .map(|x| (x.0.clone(), x.1))
+                .unwrap_or_default();
+            self.refuse(
+                &p.0,
+                p.1,
+                "integer bounds under draft-04 (1.0 is no integer there)",
+            )?;
         }
         let (lo, hi) = (lo.as_ref(), hi.as_ref());
         let built = match &mult {

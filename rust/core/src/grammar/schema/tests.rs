@@ -433,3 +433,14 @@ fn patterns_and_formats_use_raw_characters() {
         &["\"2024-01-01\""],
     );
 }
+
+#[test]
+fn draft04_integers_and_plain_name_ids() {
+    let s = json!({"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"});
+    check(s, &["12"], &["12.0"]);
+    check(
+        json!({"definitions": {"a": {"$id": "#thing", "type": "null"}}, "$ref": "#thing"}),
+        &["null"],
+        &["1"],
+    );
+}
