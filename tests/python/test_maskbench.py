@@ -2,12 +2,13 @@
 from JSONSchemaBench / MaskBench).
 
 Every schema compiles or raises ``UnsupportedSchemaError``: never another
-exception, a hang or a crash. (For now ``LimitExceededError`` is counted in the
-stats instead of failing: the automaton still unrolls bounded repetitions.)
-Compiled with ``strict_mode=False``, its valid instances should be accepted
-and its invalid ones must be rejected (the compact ``json.dumps`` text, in the instance's key order or sorted by first appearance
-in the schema, non-ASCII escaped or raw, fed through the byte vocabulary and
-ended with the stop token). Some instances marked invalid are valid for
+exception, a hang or a crash. (For now ``LimitExceededError`` is counted in
+the stats instead of failing: the automaton still unrolls bounded
+repetitions.) Compiled with ``strict_mode=False``, its valid instances should
+be accepted and its invalid ones must be rejected (the compact ``json.dumps``
+text, in the instance's key order or sorted by first appearance in the
+schema, non-ASCII escaped or raw, fed through the byte vocabulary and ended
+with the stop token). Some instances marked invalid are valid for
 python-jsonschema (formats and regexes it does not check the same way): an
 accepted "invalid" instance counts as a failure only if ``jsonschema`` (with
 its format checker) also rejects it; those it accepts are counted separately.
