@@ -271,7 +271,7 @@ def walk(
 
 
 def maskbench_sample(n: int) -> list[dict[str, Any]]:
-    rows = (CORPORA / "maskbench-dev" / "JME.jsonl").read_text().splitlines()
+    rows = (CORPORA / "maskbench-dev" / "JME.jsonl").read_text(encoding="utf-8").split("\n")
     return [json.loads(r)["schema"] for r in rows[:n]]
 
 
