@@ -246,7 +246,10 @@ fn ipv6() -> String {
 fn label(max: u32) -> String {
     let a = "[A-Za-z0-9]";
     let l = "[A-Za-z0-9-]";
-    let short = format!("{a}(?:{l}{{0,{}}}{a})?", max.min(4).saturating_sub(2));
+    if max <= 1 {
+        return a.to_owned();
+    }
+    let short = format!("{a}(?:{l}{{0,{}}}{a})?", max.min(4) - 2);
     if max <= 4 {
         return short;
     }
@@ -764,6 +767,40 @@ mod tests {
             &["0", "10#", "3/a/b", "0/"],
             &["", "-1", "00", "0#/", "#", "/a"],
         );
+    }
+
+    #[test]
+    fn hostname_lengths() {
+        let host = |lens: &[usize]| {
+            lens.iter()
+                .map(|&n| "x".repeat(n))
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        for (k, max) in [(3, 63), (4, 62), (8, 30), (16, 14), (42, 5), (127, 1)] {
+            let h = host(&vec![max; k]);
+            assert!(h.len() <= 253 && accepts("hostname", &h), "{k} x {max}");
+        }
+        for lens in [vec![63, 63, 63, 63], vec![2; 127], vec![1; 128], vec![64]] {
+            assert!(!accepts("hostname", &host(&lens)), "{lens:?}");
+        }
+        // Soundness on random label-length sequences: accepted ⇒ valid.
+        let mut r = 0x9e37_79b9_u64;
+        let mut next = |n: u64| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            usize::try_from(r % n).unwrap()
+        };
+        for _ in 0..400 {
+            let k = 1 + next(60);
+            let cap = 1 + next(64);
+            let lens: Vec<usize> = (0..k).map(|_| 1 + next(cap as u64)).collect();
+            let h = host(&lens);
+            if accepts("hostname", &h) {
+                assert!(h.len() <= 253 && lens.iter().all(|&n| n <= 63), "{lens:?}");
+            }
+        }
     }
 
     #[test]
