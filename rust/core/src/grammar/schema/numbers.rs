@@ -11,11 +11,13 @@
 //! - [`integer_expr`]: integers `-?(0|[1-9][0-9]*)` followed by an optional
 //!   fraction of zeros `(\.0+)?` (JSON Schema counts `1.0` as an integer);
 //!   `-0` (and `-0.0`) only where 0 is in range. No exponent forms.
-//! - [`number_expr`]: without bounds, the full JSON number syntax; with a
-//!   bound, plain decimal notation only, `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with any
-//!   number of fraction digits (trailing zeros included). A range restricted to
-//!   exponent forms is not regular in general, so exponents are never emitted
-//!   when a bound is present: a sound subset of the valid texts.
+//! - [`number_expr`]: without bounds, or with a single bound that is 0
+//!   (`minimum: 0` and the like, where the sign decides), the full JSON number
+//!   syntax; with any other bound, plain decimal notation only,
+//!   `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with any number of fraction digits
+//!   (trailing zeros included). The texts with an exponent whose value lies in
+//!   a general range are not a regular language, so exponents are then never
+//!   emitted: a sound subset of the valid texts.
 //! - [`integer_multiple_of`]: integers divisible by `m` within the bounds, as
 //!   right-linear helper rules (the product of the range automaton and the
 //!   `m`-state remainder automaton); refused above [`MAX_PRODUCT_STATES`].
@@ -841,15 +843,48 @@ pub fn integer_expr(lo: Option<&Bound>, hi: Option<&Bound>) -> Result<Expr> {
 
 /// The JSON number texts whose value is in range.
 ///
-/// Without bounds: the whole JSON number syntax (exponents included). With a
-/// bound: `-?(0|[1-9][0-9]*)(\.[0-9]+)?` only (no exponent; any number of
-/// fraction digits, trailing zeros allowed), exactly those whose value is in
-/// range. Errors: an empty range ([`ErrorKind::Grammar`]).
+/// Without bounds: the whole JSON number syntax (exponents included). With
+/// only one bound and that bound 0 (`minimum: 0`, `exclusiveMinimum: 0`,
+/// `maximum: 0`, `exclusiveMaximum: 0`): the whole syntax too, exponents
+/// included, since the sign and whether the mantissa is zero decide. Any
+/// other bound: `-?(0|[1-9][0-9]*)(\.[0-9]+)?` only (no exponent; any number
+/// of fraction digits, trailing zeros allowed), exactly those whose value is
+/// in range. Errors: an empty range ([`ErrorKind::Grammar`]).
 pub fn number_expr(lo: Option<&Bound>, hi: Option<&Bound>) -> Result<Expr> {
-    if lo.is_none() && hi.is_none() {
-        return Ok(json_number());
+    match (lo, hi) {
+        (None, None) => return Ok(json_number()),
+        (Some(b), None) | (None, Some(b)) if b.value.is_zero() => {
+            return Ok(sign_range(lo.is_some(), b.exclusive));
+        }
+        _ => {}
     }
     signed(lo, hi, Mode::Num(None)).ok_or_else(|| empty_range(lo, hi))
+}
+
+/// Every JSON number text `≥ 0` / `> 0` (`lower`) or `≤ 0` / `< 0`, exponents included.
+fn sign_range(lower: bool, exclusive: bool) -> Expr {
+    let frac = || opt(seq(vec![lit("."), rep(digits(0, 9), 1, None)]));
+    let zero = seq(vec![lit("0"), zero_fraction()]);
+    let nonzero = Expr::Alt(vec![
+        seq(vec![
+            lit("0."),
+            rep(lit("0"), 0, None),
+            digits(1, 9),
+            rep(digits(0, 9), 0, None),
+        ]),
+        seq(vec![digits(1, 9), rep(digits(0, 9), 0, None), frac()]),
+    ]);
+    let exp = opt(seq(vec![
+        Expr::Bytes(vec![(b'e', b'e'), (b'E', b'E')]),
+        opt(Expr::Bytes(vec![(b'+', b'+'), (b'-', b'-')])),
+        rep(digits(0, 9), 1, None),
+    ]));
+    let same = if lower { "" } else { "-" };
+    let mut alts = vec![seq(vec![lit(same), nonzero])];
+    if !exclusive {
+        alts.push(seq(vec![opt(lit("-")), zero]));
+    }
+    seq(vec![Expr::Alt(alts), exp])
 }
 
 /// `multipleOf: m` for `type: number` with optional bounds.
@@ -1622,10 +1657,18 @@ mod tests {
                     }
                 }
             }
-            if lo.is_some() || hi.is_some() {
-                for bad in ["1e2", "01", "1.", ".5", "+1", "", "-", "0.5e0", "--1"] {
-                    assert!(!matches(&[], &e, bad.as_bytes()), "{bad}");
-                }
+            for bad in ["01", "1.", ".5", "+1", "", "-", "--1", "1e", "1e+"] {
+                assert!(!matches(&[], &e, bad.as_bytes()), "{bad}");
+            }
+            // Exponents only where the one bound is 0 (or there is none).
+            let sign_only = match (lo, hi) {
+                (Some(x), None) | (None, Some(x)) => x.value.is_zero(),
+                (None, None) => true,
+                _ => false,
+            };
+            for t in ["1e2", "0.5e0", "-2E-3", "0e7"] {
+                let want = sign_only && in_range(lo, hi, &Decimal::parse(t).unwrap());
+                assert_eq!(matches(&[], &e, t.as_bytes()), want, "{t} {lo:?} {hi:?}");
             }
         }
         assert!(checked > 20_000, "{checked}");
@@ -1642,6 +1685,35 @@ mod tests {
         }
         let i = integer_expr(None, None).unwrap();
         assert!(matches(&[], &i, b"-12.00") && !matches(&[], &i, b"1.5"));
+    }
+
+    #[test]
+    fn zero_bounds_keep_exponents() {
+        let mut r = Rng(4242);
+        for (is_lo, excl) in [(true, false), (true, true), (false, false), (false, true)] {
+            let bd = b("0", excl);
+            let (lo, hi) = if is_lo {
+                (Some(&bd), None)
+            } else {
+                (None, Some(&bd))
+            };
+            let e = number_expr(lo, hi).unwrap();
+            let full = json_number();
+            for _ in 0..4000 {
+                let mut t = random_decimal(&mut r, &["0".to_owned(), "-0.0".to_owned()]);
+                if r.below(2) == 0 {
+                    let sign = ["", "+", "-"][r.below(3) as usize];
+                    t = format!(
+                        "{t}{}{sign}{}",
+                        ["e", "E"][r.below(2) as usize],
+                        r.below(40)
+                    );
+                }
+                let valid_syntax = matches(&[], &full, t.as_bytes());
+                let want = valid_syntax && in_range(lo, hi, &Decimal::parse(&t).unwrap());
+                assert_eq!(matches(&[], &e, t.as_bytes()), want, "{t} {lo:?} {hi:?}");
+            }
+        }
     }
 
     #[test]
