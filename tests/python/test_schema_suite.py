@@ -125,6 +125,16 @@ def load_baseline() -> dict[str, list[int]]:
 
 _results: dict[str, list[int]] = {}
 
+# Valid instances outside the sound subsets corral enforces for a format (see
+# formats.rs): a leap second is accepted only as 23:59:60 in UTC.
+SUBSET_REJECTS = {
+    "01:29:60+01:30",
+    "23:29:60+23:30",
+    "15:59:60-08:00",
+    "00:29:60-23:30",
+    "1998-12-31T15:59:60.123-08:00",
+}
+
 
 @pytest.mark.parametrize("path", FILES, ids=file_id)
 def test_suite_file(path: Path, byte_compiler: GrammarCompiler) -> None:
@@ -141,6 +151,8 @@ def test_suite_file(path: Path, byte_compiler: GrammarCompiler) -> None:
         for t in group["tests"]:
             expected = t["valid"]
             if file_id(path) == "format.json" and "only an annotation" in t["description"]:
+                expected = False
+            if t["data"] in SUBSET_REJECTS and file_id(path).startswith("optional/format/"):
                 expected = False
             for layout in texts(t["data"], order):
                 got = any(accepts(compiled, s) for s in layout)

@@ -39,7 +39,7 @@ pub mod strings;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::{Expr, Grammar, Rule, RuleId, MAX_PERMUTATION_MEMBERS};
-use formats::format_expr;
+use formats::format_grammar;
 use numbers::{Bound, Decimal};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
@@ -1003,7 +1003,7 @@ impl<'a> Ctx<'a> {
                         let cached = self
                             .formats
                             .entry(f.to_owned())
-                            .or_insert_with(|| format_expr(f))
+                            .or_insert_with(|| format_grammar_for_schema(f))
                             .clone();
                         match cached {
                             Some(e) => {
@@ -2746,3 +2746,13 @@ fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The grammar a schema's `format` gets: exact languages, plus the sound
+/// `time`/`date-time` subsets, whose only restriction is that a leap second
+/// is accepted as `23:59:60` in UTC only (an RFC 3339 leap second written with
+/// another offset is refused). Other subsets (`hostname`) are refused.
+fn format_grammar_for_schema(name: &str) -> Option<Expr> {
+    format_grammar(name)
+        .filter(|g| g.restriction.is_none() || matches!(name, "time" | "date-time"))
+        .map(|g| g.expr)
+}
