@@ -22,6 +22,7 @@ from corral._core import (
     LimitExceededError,
     TokenizerInfo,
     VocabError,
+    batch_fill_next_token_bitmask,
 )
 from corral.bitmask import (
     allocate_token_bitmask,
@@ -47,6 +48,7 @@ __all__ = [
     "__version__",
     "allocate_token_bitmask",
     "apply_token_bitmask_inplace",
+    "batch_fill_next_token_bitmask",
     "bitmask_to_bool",
     "get_bitmask_shape",
 ]
