@@ -41,7 +41,9 @@ def test_greedy_loop_on_numpy_logits(digits):
             break
     text = bytes(seq[0, len("prompt: ") : -1].tolist())
     assert seq[0, -1] == BYTE_EOS
-    assert text[-1:] == b"!" and text[:-1].isdigit() and 1 <= len(text) - 1 <= 3
+    assert text[-1:] == b"!"
+    assert text[:-1].isdigit()
+    assert 1 <= len(text) - 1 <= 3
 
 
 def test_one_dimensional_inputs(digits):

@@ -149,7 +149,9 @@ def smol(smollm2_hf, smollm2_gguf) -> Model:
     return Model(smollm2_hf, model)
 
 
-@pytest.mark.parametrize(("kind", "seed"), [("record", 0), ("arith", 1), ("c_like", 2), ("email", 3)])
+@pytest.mark.parametrize(
+    ("kind", "seed"), [("record", 0), ("arith", 1), ("c_like", 2), ("email", 3)]
+)
 def test_sampling_batch_outputs_validate(smol, kind, seed):
     """Temperature 1.0, two prompts of different lengths, two samples each."""
     texts = smol.generate(

@@ -200,7 +200,7 @@ def test_accept_tokens_is_all_or_nothing(qwen):
     assert g.num_processed_tokens == n
     assert g.validate_tokens([*ab, *junk]) == ab
     g.rollback(0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="roll back"):
         g.rollback(n + 1)
 
 
@@ -226,6 +226,6 @@ def test_json_object_and_unsupported(qwen):
     assert g.is_terminated()
     with pytest.raises(NotImplementedError):
         backend.compile_grammar("STRUCTURAL_TAG", "{}")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="CHOICE"):
         backend.compile_grammar("CHOICE", "[]")
     backend.destroy()

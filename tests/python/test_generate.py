@@ -73,6 +73,7 @@ def test_generate_usage_errors(tmp_path):
     r = corral("generate", "--grammar", bad, "prompt")
     assert r.returncode == 1
     assert "bad.gbnf:1:" in r.stderr
-    r = corral("generate", "--regex", "a", "p", "--model", tmp_path / "x.bin", "--backend", "llama-cpp")
+    model = tmp_path / "x.bin"
+    r = corral("generate", "--regex", "a", "p", "--model", model, "--backend", "llama-cpp")
     assert r.returncode == 2
     assert ".gguf" in r.stderr

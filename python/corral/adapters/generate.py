@@ -135,10 +135,10 @@ def _run_llama_cpp(
         stream=True,
         logits_processor=LogitsProcessorList([proc]),
     )
+    chunk: Any
     for chunk in stream:
-        delta = chunk["choices"][0].get("delta", {})
-        text = delta.get("content")
-        if text:
+        text = chunk["choices"][0].get("delta", {}).get("content")
+        if isinstance(text, str):
             out.write(text)
             out.flush()
     return proc.matcher

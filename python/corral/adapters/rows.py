@@ -212,7 +212,7 @@ class RowMatchers:
         if rows is None:
             raise ValueError("fill() before update(): no rows yet")
         live = [i for i, r in enumerate(rows) if not r.done()]
-        live_matchers = [rows[i].matcher for i in live]
+        live_matchers = [m for i in live if (m := rows[i].matcher) is not None]
         if live:
             batch_fill_next_token_bitmask(
                 live_matchers, bitmask, indices=live, num_threads=self.num_threads

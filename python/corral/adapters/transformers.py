@@ -40,7 +40,7 @@ from corral.bitmask import apply_token_bitmask_inplace
 __all__ = ["LogitsProcessor"]
 
 
-class LogitsProcessor(transformers.LogitsProcessor):  # type: ignore[misc]
+class LogitsProcessor(transformers.LogitsProcessor):
     """Masks the scores of tokens the grammar does not allow at this step.
 
     Args:

@@ -87,13 +87,11 @@ class CorralGrammar:
             state is as before the call. `request_id` is only for the engine's
             logs.
         """
-        n = 0
-        for t in tokens:
+        for n, t in enumerate(tokens):
             if not self.matcher.accept_token(int(t)):
                 if n:
                     self.matcher.rollback(n)
                 return False
-            n += 1
         return True
 
     def validate_tokens(self, tokens: Sequence[int]) -> list[int]:
@@ -181,9 +179,7 @@ class CorralBackend:
             NotImplementedError: An unsupported `request_type`.
         """
         compiled = self.compile(request_type, grammar_spec)
-        return CorralGrammar(
-            GrammarMatcher(compiled, max_rollback_tokens=self.max_rollback_tokens)
-        )
+        return CorralGrammar(GrammarMatcher(compiled, max_rollback_tokens=self.max_rollback_tokens))
 
     def allocate_token_bitmask(self, max_num_seqs: int) -> Any:
         """An int32 bitmask `(max_num_seqs, ceil(vocab_size / 32))`, all allowed:
