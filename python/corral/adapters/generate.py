@@ -262,7 +262,10 @@ def generate(
         prompt = f"{prompt}\nAnswer with JSON matching this schema: {json.dumps(parsed)}"
 
         def build(c: GrammarCompiler) -> CompiledGrammar:
-            compiled: CompiledGrammar = c.compile_json_schema(parsed)  # type: ignore[attr-defined]
+            # compact layout: a small model cannot wander off into whitespace
+            compiled: CompiledGrammar = c.compile_json_schema(  # type: ignore[attr-defined]
+                parsed, any_whitespace=False
+            )
             return compiled
 
     model_path: Path | str = default_model_path() if model is None else model
