@@ -253,8 +253,6 @@ def generate(
 
     else:
         assert schema is not None
-        if not hasattr(GrammarCompiler, "compile_json_schema"):
-            raise GenerateError("this corral build has no JSON Schema support")
         try:
             parsed = json.loads(schema)
         except ValueError as e:
@@ -263,10 +261,7 @@ def generate(
 
         def build(c: GrammarCompiler) -> CompiledGrammar:
             # compact layout: a small model cannot wander off into whitespace
-            compiled: CompiledGrammar = c.compile_json_schema(  # type: ignore[attr-defined]
-                parsed, any_whitespace=False
-            )
-            return compiled
+            return c.compile_json_schema(parsed, any_whitespace=False)
 
     model_path: Path | str = default_model_path() if model is None else model
     if backend == "auto":
