@@ -141,3 +141,24 @@ def test_errors(byte_compiler, digits):
     rows.update([ids("a")])
     with pytest.raises(ValueError, match="one processor per generate"):
         rows.update([ids("a1"), ids("a1")])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_transformers_processor_without_a_model(digits, dtype):
+    """The transformers processor on CPU tensors of each dtype (float32 and
+    float16 are masked through a numpy view, bfloat16 through torch ops)."""
+    import torch
+
+    from corral.adapters.transformers import LogitsProcessor as HFProcessor
+
+    proc = HFProcessor([digits, None])
+    scores = torch.zeros((2, V), dtype=getattr(torch, dtype))
+    out = proc(torch.tensor([ids("ab"), ids("cd")]), scores)
+    assert out is scores
+    finite = torch.isfinite(scores.float()).numpy()
+    assert {int(i) for i in np.flatnonzero(finite[0])} == set(ids("0123456789"))
+    assert finite[1].all()
+    scores = torch.zeros((2, V), dtype=getattr(torch, dtype))
+    proc(torch.tensor([ids("ab7"), ids("cd7")]), scores)
+    finite = torch.isfinite(scores.float()).numpy()
+    assert {int(i) for i in np.flatnonzero(finite[0])} == set(ids("0123456789!"))

@@ -39,6 +39,8 @@ from corral.bitmask import apply_token_bitmask_inplace
 
 __all__ = ["LogitsProcessor"]
 
+_NUMPY_FLOATS = (torch.float32, torch.float64, torch.float16)
+
 
 class LogitsProcessor(transformers.LogitsProcessor):
     """Masks the scores of tokens the grammar does not allow at this step.
@@ -73,9 +75,13 @@ class LogitsProcessor(transformers.LogitsProcessor):
         masked = self.rows.fill(bitmask_np)
         if masked:
             every = len(masked) == self.rows.num_rows
+            # CPU float32/float64 logits: mask through a numpy view of the same
+            # memory (measured 0.2-0.9 ms against 30-60 ms for the torch ops
+            # on this 2-core machine, where torch's thread pool contends).
+            numpy_view = scores.device.type == "cpu" and scores.dtype in _NUMPY_FLOATS
             apply_token_bitmask_inplace(
-                scores,
-                bitmask,
+                scores.detach().numpy() if numpy_view else scores,
+                bitmask_np if numpy_view else bitmask,
                 indices=None if every else masked,
                 vocab_size=self.rows.vocab_size,
             )
