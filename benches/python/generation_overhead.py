@@ -7,7 +7,10 @@ measured inside `generate`, next to the time of an unconstrained step of the
 same model. Grammar: `examples/json.gbnf` (any JSON value; the model is asked
 for a JSON object).
 
-Run: python benches/python/generation_overhead.py [--batch 1 4] [--tokens 32]
+With `--llama-cpp`, the same for one row through llama-cpp-python (the
+unconstrained run has its stop tokens suppressed so it runs the full length).
+
+Run: python benches/python/generation_overhead.py [--batch 1 4] [--tokens 32] [--llama-cpp]
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="torch threads")
+    ap.add_argument("--llama-cpp", action="store_true", help="also through llama-cpp-python")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,6 +104,53 @@ def main() -> None:
             f"| {batch} | {plain * 1e3:.1f} | {constrained * 1e3:.1f} | {len(times)} | "
             f"{med * 1e3:.2f}, {p90 * 1e3:.2f} |"
         )
+    if args.llama_cpp:
+        llama_cpp_overhead(args.tokens)
+
+
+def llama_cpp_overhead(tokens: int) -> None:
+    """The same comparison through llama-cpp-python (one row)."""
+    from llama_cpp import Llama, LogitsProcessorList
+
+    import corral
+    from corral.adapters.llama_cpp import LogitsProcessor
+
+    llama = Llama(model_path=str(_gguf()), n_ctx=512, n_threads=2, verbose=False, seed=0)
+    info = corral.TokenizerInfo.from_llama_cpp(llama)
+    compiled = corral.GrammarCompiler(info).compile_grammar(
+        (ROOT / "examples" / "json.gbnf").read_text()
+    )
+    eos = dict.fromkeys(info.stop_token_ids, -1e9)
+
+    class Timed(LogitsProcessor):
+        def __init__(self, *a: Any) -> None:
+            super().__init__(*a)
+            self.times: list[float] = []
+
+        def __call__(self, input_ids: Any, scores: Any) -> Any:
+            t = time.perf_counter()
+            out = super().__call__(input_ids, scores)
+            self.times.append(time.perf_counter() - t)
+            return out
+
+    prompt = "A JSON object describing a person: "
+    kw: dict[str, Any] = {"max_tokens": tokens, "temperature": 0.0}
+    llama.create_completion(prompt, **kw)  # warm-up
+    t = time.perf_counter()
+    out = llama.create_completion(prompt, logit_bias=eos, **kw)
+    plain = (time.perf_counter() - t) / out["usage"]["completion_tokens"]
+    llama.create_completion(prompt, logits_processor=LogitsProcessorList([Timed(compiled)]), **kw)
+    proc = Timed(compiled)
+    t = time.perf_counter()
+    llama.create_completion(prompt, logits_processor=LogitsProcessorList([proc]), **kw)
+    constrained = (time.perf_counter() - t) / len(proc.times)
+    times = sorted(proc.times)
+    med = statistics.median(times)
+    p90 = times[int(0.9 * (len(times) - 1))]
+    print(
+        f"| llama-cpp, 1 | {plain * 1e3:.1f} | {constrained * 1e3:.1f} | {len(times)} | "
+        f"{med * 1e3:.2f}, {p90 * 1e3:.2f} |"
+    )
 
 
 if __name__ == "__main__":
