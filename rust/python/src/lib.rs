@@ -3,6 +3,7 @@
 //! Each method converts its arguments, makes one call into corral-core, and
 //! converts the result; no algorithm lives here.
 
+mod batch;
 mod buffers;
 mod compiler;
 mod errors;
@@ -18,5 +19,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     vocab::register(m)?;
     compiler::register(m)?;
     matcher::register(m)?;
+    batch::register(m)?;
     Ok(())
 }

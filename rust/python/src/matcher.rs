@@ -28,6 +28,25 @@ impl PyGrammarMatcher {
             }
         }
     }
+
+    /// The number of int32 words a mask row needs for this matcher's vocabulary.
+    pub(crate) fn mask_words(&self) -> usize {
+        words_for(self.inner.grammar().vocab().vocab_size())
+    }
+
+    /// Fill `slice` with the next-token mask (call without the GIL); a panic
+    /// zeroes the row and puts the matcher into its sticky error state.
+    pub(crate) fn fill_into(&mut self, slice: &mut [u32]) -> bool {
+        match catch_unwind(AssertUnwindSafe(|| self.inner.fill_mask(slice))) {
+            Ok(v) => v,
+            Err(p) => {
+                slice.fill(0);
+                self.inner
+                    .set_error(format!("internal error: {}", panic_text(&p)));
+                true
+            }
+        }
+    }
 }
 
 #[pymethods]
@@ -77,20 +96,8 @@ impl PyGrammarMatcher {
         bitmask: &Bound<'_, PyAny>,
         index: usize,
     ) -> PyResult<bool> {
-        let words = words_for(self.inner.grammar().vocab().vocab_size());
-        let mut row = MaskRow::new(bitmask, index, words)?;
-        Ok(py.detach(|| {
-            let slice = row.as_mut_slice();
-            match catch_unwind(AssertUnwindSafe(|| self.inner.fill_mask(slice))) {
-                Ok(v) => v,
-                Err(p) => {
-                    slice.fill(0);
-                    self.inner
-                        .set_error(format!("internal error: {}", panic_text(&p)));
-                    true
-                }
-            }
-        }))
+        let mut row = MaskRow::new(bitmask, index, self.mask_words())?;
+        Ok(py.detach(|| self.fill_into(row.as_mut_slice())))
     }
 
     fn rollback(&mut self, num_tokens: i64) -> PyResult<()> {
