@@ -1,6 +1,7 @@
-"""The `corral` command: check a GBNF grammar, or sample random texts from it.
+"""The `corral` command: check a GBNF grammar, sample random texts from it, or
+time its token masks for a real tokenizer (`corral bench`, in `corral._bench`).
 
-Both commands compile the grammar against the byte vocabulary: token ids
+`check` and `sample` compile the grammar against the byte vocabulary: token ids
 0..255 are the single bytes, 256 is `<eos>` (the stop token), and 257/258 are
 the special tokens `<think>` and `</think>` (usable as token elements).
 
@@ -201,6 +202,10 @@ def _parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="print raw bytes instead of JSON strings"
     )
     sample.set_defaults(func=_cmd_sample)
+
+    from corral._bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return p
 
 
