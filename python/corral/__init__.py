@@ -1,6 +1,6 @@
 """corral: grammar-constrained decoding.
 
-Compile a GBNF grammar against a tokenizer vocabulary, then at each decoding
+Compile a GBNF grammar (or a JSON Schema, or a regex) against a tokenizer vocabulary, then at each decoding
 step ask a `GrammarMatcher` which tokens may come next, as a packed bitmask::
 
     info = TokenizerInfo.from_vocab(tokens, eos_token_ids=[eos_id])
@@ -21,6 +21,7 @@ from corral._core import (
     GrammarSyntaxError,
     LimitExceededError,
     TokenizerInfo,
+    UnsupportedSchemaError,
     VocabError,
 )
 from corral.bitmask import (
@@ -29,6 +30,12 @@ from corral.bitmask import (
     bitmask_to_bool,
     get_bitmask_shape,
 )
+
+
+class SchemaCoverageWarning(UserWarning):
+    """Warned by ``compile_json_schema(..., lenient=True)``, listing the schema
+    keywords (with their JSON pointers) that were skipped instead of enforced."""
+
 
 try:
     __version__ = version("corral")
@@ -42,7 +49,9 @@ __all__ = [
     "GrammarMatcher",
     "GrammarSyntaxError",
     "LimitExceededError",
+    "SchemaCoverageWarning",
     "TokenizerInfo",
+    "UnsupportedSchemaError",
     "VocabError",
     "__version__",
     "allocate_token_bitmask",

@@ -135,11 +135,7 @@ def _compile(compiler: GrammarCompiler, kind: str, source: str, root: str) -> Co
     if kind == "regex":
         return compiler.compile_regex(source.strip("\n"))
     if kind == "schema":
-        compile_schema = getattr(compiler, "compile_json_schema", None)
-        if compile_schema is None:
-            raise _usage("this corral build has no JSON Schema support (compile_json_schema)")
-        compiled: CompiledGrammar = compile_schema(source)
-        return compiled
+        return compiler.compile_json_schema(source)
     return compiler.compile_grammar(source, root)
 
 

@@ -15,6 +15,7 @@ __all__ = [
     "GrammarSyntaxError",
     "LimitExceededError",
     "TokenizerInfo",
+    "UnsupportedSchemaError",
     "VocabError",
     "__version__",
 ]
@@ -45,6 +46,20 @@ class GrammarSyntaxError(GrammarError):
 
 class LimitExceededError(GrammarError):
     """Compiling the grammar would exceed a resource limit (size, states)."""
+
+class UnsupportedSchemaError(GrammarError):
+    """A JSON Schema uses a keyword corral cannot enforce exactly.
+
+    The message reads ``unsupported keyword "uniqueItems" at /properties/tags: ...``.
+    Pass ``lenient=True`` to skip such keywords with a warning instead.
+
+    Attributes:
+        pointer: JSON pointer of the schema holding the keyword (``""`` is the root).
+        keyword: The keyword.
+    """
+
+    pointer: str
+    keyword: str
 
 class VocabError(ValueError):
     """A vocabulary description is invalid (bad ids, empty vocabulary, ...)."""
@@ -298,6 +313,78 @@ class GrammarCompiler:
                 possessive quantifier, an anchor not at an end), or matches
                 no string.
             LimitExceededError: The pattern is too large (nesting, repetition counts).
+        """
+
+    def compile_json_schema(
+        self,
+        schema: str | dict[str, Any] | bool | type,
+        *,
+        any_whitespace: bool = True,
+        indent: int | None = None,
+        separators: tuple[str, str] | None = None,
+        strict_mode: bool = True,
+        property_order: Literal["schema", "any"] = "schema",
+        max_whitespace: int = 64,
+        lenient: bool = False,
+    ) -> CompiledGrammar:
+        """Compile a JSON Schema (draft 2020-12; draft-04/06/07 spellings too).
+
+        Every keyword is enforced exactly or the compile fails: nothing is
+        silently ignored except annotations and keywords of no draft. The GIL
+        is released while compiling; the same schema and options again reuse
+        the cached automaton.
+
+        Args:
+            schema: A dict, JSON text, or a pydantic model class
+                (``model_json_schema()`` is used).
+            any_whitespace: Allow, between tokens, an optional newline and at
+                most ``max_whitespace`` spaces/tabs. If false, the layout is
+                exactly ``json.dumps(value, indent=indent, separators=separators)``.
+            indent: ``json.dumps`` indent (only with ``any_whitespace=False``).
+            separators: ``(item, key)`` separators; default as ``json.dumps``.
+            strict_mode: Objects with ``properties`` allow no other keys unless
+                ``additionalProperties``/``patternProperties`` say otherwise, and
+                ``prefixItems`` without ``items`` allow no further items.
+                ``False`` follows the specification exactly.
+            property_order: ``"schema"``: keys in ``properties`` order, other keys
+                after them. ``"any"``: named keys in any order, each at most once.
+            max_whitespace: Most spaces/tabs in one gap.
+            lenient: Skip keywords that cannot be enforced, with a
+                ``SchemaCoverageWarning`` listing them, instead of raising.
+
+        Raises:
+            UnsupportedSchemaError: A keyword cannot be enforced exactly
+                (has ``.pointer`` and ``.keyword``).
+            GrammarError: The schema is invalid (bad keyword value, dangling
+                ``$ref``) or accepts no value.
+            LimitExceededError: The schema is too large.
+        """
+
+    def compile_builtin_json_grammar(
+        self,
+        *,
+        any_whitespace: bool = True,
+        indent: int | None = None,
+        separators: tuple[str, str] | None = None,
+        max_whitespace: int = 64,
+    ) -> CompiledGrammar:
+        """Compile a grammar for any JSON value, in the layout the options
+        describe (as for `compile_json_schema`)."""
+
+    def json_schema_coverage(
+        self,
+        schema: str | dict[str, Any] | bool | type,
+        *,
+        strict_mode: bool = True,
+        property_order: Literal["schema", "any"] = "schema",
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """What `compile_json_schema` would enforce, without compiling an automaton.
+
+        Returns:
+            ``(enforced, unsupported)``: lists of ``(JSON pointer, keyword)``.
+
+        Raises:
+            GrammarError: The schema is invalid.
         """
 
 @final

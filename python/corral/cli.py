@@ -1,12 +1,14 @@
-"""The `corral` command: check a GBNF grammar, sample random texts from it, or
-time its token masks for a real tokenizer (`corral bench`, in `corral._bench`).
+"""The `corral` command: check a GBNF grammar, sample random texts from it,
+report which keywords of a JSON Schema corral enforces (`check-schema`), or time
+token masks for a real tokenizer (`corral bench`, in `corral._bench`).
 
 `check` and `sample` compile the grammar against the byte vocabulary: token ids
 0..255 are the single bytes, 256 is `<eos>` (the stop token), and 257/258 are
 the special tokens `<think>` and `</think>` (usable as token elements).
 
 Exit codes: 0 success, 1 the grammar does not compile (or sampling hit a dead
-end), 2 usage error (bad arguments, unreadable file).
+end; for check-schema: some keyword is not enforced), 2 usage error (bad
+arguments, unreadable file; for check-schema also an invalid schema).
 """
 
 from __future__ import annotations
@@ -144,6 +146,40 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_check_schema(args: argparse.Namespace) -> int:
+    try:
+        text = Path(args.schema).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise _UsageError(f"cannot read {args.schema}: {e}") from None
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _UsageError(f"{args.schema} is not JSON: {e}") from None
+    compiler = GrammarCompiler(byte_vocab())
+    try:
+        enforced, unsupported = compiler.json_schema_coverage(
+            text, strict_mode=args.strict, property_order=args.property_order
+        )
+    except GrammarError as e:
+        raise _UsageError(f"{args.schema}: invalid schema: {e}") from None
+
+    def show(pairs: list[tuple[str, str]]) -> None:
+        by_ptr: dict[str, list[str]] = {}
+        for ptr, kw in pairs:
+            by_ptr.setdefault(ptr or "/", []).append(kw)
+        for ptr, kws in sorted(by_ptr.items()):
+            print(f"  {ptr}: {', '.join(sorted(set(kws)))}")
+
+    print(f"{args.schema}: enforced ({len(enforced)} keywords):")
+    show(enforced)
+    if unsupported:
+        print(f"{args.schema}: NOT enforced ({len(unsupported)} keywords):")
+        show(unsupported)
+        return EXIT_GRAMMAR
+    print(f"{args.schema}: every keyword is enforced")
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="corral",
@@ -202,6 +238,31 @@ def _parser() -> argparse.ArgumentParser:
         "--raw", action="store_true", help="print raw bytes instead of JSON strings"
     )
     sample.set_defaults(func=_cmd_sample)
+
+    cs = sub.add_parser(
+        "check-schema",
+        help="report which keywords of a JSON Schema are enforced",
+        description=(
+            "Read SCHEMA.json and list, per JSON pointer, the keywords corral enforces "
+            "and those it cannot enforce exactly (compile_json_schema would raise "
+            "UnsupportedSchemaError for them). Exit status 0 if everything is "
+            "enforced, 1 if something is not, 2 for an unreadable or invalid schema."
+        ),
+    )
+    cs.add_argument("schema", metavar="SCHEMA.json")
+    cs.add_argument(
+        "--strict",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="strict_mode (default: --strict)",
+    )
+    cs.add_argument(
+        "--property-order",
+        choices=["schema", "any"],
+        default="schema",
+        help="property_order (default: schema)",
+    )
+    cs.set_defaults(func=_cmd_check_schema, grammar=None)
 
     from corral._bench import add_parser as add_bench_parser
 

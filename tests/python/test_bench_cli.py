@@ -11,9 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from corral import GrammarCompiler
-from corral.cli import byte_vocab
-
 ROOT = Path(__file__).resolve().parents[2]
 JSON_GBNF = ROOT / "examples" / "json.gbnf"
 DOC = '{"name": "corral", "tags": ["rust", "grammar"], "stars": 12, "ok": true}'
@@ -117,12 +114,17 @@ def test_bench_schema(tmp_path: Path) -> None:
     s = write(tmp_path / "s.json", '{"type": "object", "properties": {"a": {"type": "integer"}}}')
     t = write(tmp_path / "t.txt", '{"a": 5}')
     r = corral("bench", s, "--text", t, "--json")
-    if hasattr(GrammarCompiler(byte_vocab()), "compile_json_schema"):
-        assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["kind"] == "schema"
-    else:
-        assert r.returncode == 2
-        assert "no JSON Schema support" in r.stderr
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["kind"] == "schema"
+    assert out["error"] is None
+    # a keyword corral cannot enforce exactly is a compile error (exit status 1)
+    bad = write(tmp_path / "bad.json", '{"type": "string", "format": "date-time"}')
+    r = corral("bench", bad, "--text", t)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"{bad}: ")
+    assert "unsupported keyword" in r.stderr
+    assert "text rejected" not in r.stderr
 
 
 def test_bench_hugging_face_folder(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ use crate::automaton::{byte_in, Automaton};
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::ebnf::parse_gbnf;
 use crate::grammar::regex::parse_regex;
+use crate::grammar::schema::{builtin_json_grammar, schema_to_grammar, SchemaOptions};
 use crate::grammar::Grammar;
 use crate::limits::Limits;
 use crate::mask::TokenSet;
@@ -205,6 +206,18 @@ enum CacheKey {
     Gbnf(Vec<u8>, String),
     /// A regular expression.
     Regex(String),
+    /// A JSON Schema (compact re-serialisation, key order kept) and its options;
+    /// `None` is the builtin any-JSON grammar.
+    JsonSchema(Option<String>, SchemaOptions),
+}
+
+/// What a JSON Schema compile enforced and what it skipped (`lenient`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SchemaReport {
+    /// `(JSON pointer, keyword)` of every enforced keyword.
+    pub enforced: Vec<(String, String)>,
+    /// `(JSON pointer, keyword)` of keywords skipped because of `lenient`.
+    pub ignored: Vec<(String, String)>,
 }
 
 impl Compiler {
@@ -242,6 +255,55 @@ impl Compiler {
         self.cached(key, "pattern", pattern.len(), Some(pattern), || {
             parse_regex(pattern)
         })
+    }
+
+    /// Compile a JSON Schema given as text (see [`crate::grammar::schema`]).
+    /// Invalid JSON is an [`ErrorKind::Grammar`] error.
+    pub fn compile_json_schema(
+        &self,
+        schema: &str,
+        opts: &SchemaOptions,
+    ) -> Result<(Arc<CompiledGrammar>, SchemaReport)> {
+        let value: serde_json::Value = serde_json::from_str(schema).map_err(|e| {
+            Error::new(ErrorKind::Grammar, format!("schema is not valid JSON: {e}"))
+        })?;
+        self.compile_json_schema_value(&value, opts)
+    }
+
+    /// Compile a JSON Schema value. The front-end runs on every call (it is
+    /// cheap, and its coverage report is returned); the automaton is cached by
+    /// the schema's compact text and the options.
+    pub fn compile_json_schema_value(
+        &self,
+        schema: &serde_json::Value,
+        opts: &SchemaOptions,
+    ) -> Result<(Arc<CompiledGrammar>, SchemaReport)> {
+        let text = schema.to_string();
+        let sg = schema_to_grammar(schema, opts)?;
+        let report = SchemaReport {
+            enforced: sg.enforced,
+            ignored: sg.ignored,
+        };
+        let key = CacheKey::JsonSchema(Some(text.clone()), opts.clone());
+        let g = self
+            .cached(key, "schema", text.len(), None, || Ok(sg.grammar))
+            .map_err(|e| {
+                // The automaton's wording for an empty language, in schema terms.
+                if e.kind() == ErrorKind::Grammar
+                    && e.message().starts_with("the grammar matches no string")
+                {
+                    Error::new(ErrorKind::Grammar, "schema at / accepts no value")
+                } else {
+                    e
+                }
+            })?;
+        Ok((g, report))
+    }
+
+    /// Compile the builtin grammar of any JSON value in the layout of `opts`.
+    pub fn compile_builtin_json(&self, opts: &SchemaOptions) -> Result<Arc<CompiledGrammar>> {
+        let key = CacheKey::JsonSchema(None, opts.clone());
+        self.cached(key, "schema", 0, None, || builtin_json_grammar(opts))
     }
 
     /// The compiled grammar for `key`, from the cache or built by `parse`

@@ -38,6 +38,9 @@ pub enum ErrorKind {
     Vocab,
     /// An invalid argument to the API (bad token id, rollback too far, ...).
     Invalid,
+    /// A JSON Schema keyword that cannot be enforced exactly (the message
+    /// names the keyword and the JSON pointer of its schema).
+    Unsupported,
     /// An internal failure (a caught panic); the object that hit it is unusable.
     Internal,
 }
@@ -49,6 +52,8 @@ pub struct Error {
     message: String,
     span: Option<Span>,
     source_line: Option<String>,
+    /// `(JSON pointer, keyword)` of an unsupported JSON Schema keyword.
+    schema_keyword: Option<Box<(String, String)>>,
 }
 
 impl Error {
@@ -59,6 +64,7 @@ impl Error {
             message: message.into(),
             span: None,
             source_line: None,
+            schema_keyword: None,
         }
     }
 
@@ -73,6 +79,7 @@ impl Error {
             message: message.into(),
             span: Some(span),
             source_line: line,
+            schema_keyword: None,
         }
     }
 
@@ -84,6 +91,21 @@ impl Error {
     /// A resource-limit error; the message should name the limit and the number.
     pub fn limit(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Limit, message)
+    }
+
+    /// An [`ErrorKind::Unsupported`] error for `keyword` in the schema at `pointer`.
+    pub fn unsupported(pointer: &str, keyword: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(ErrorKind::Unsupported, message);
+        e.schema_keyword = Some(Box::new((pointer.to_owned(), keyword.to_owned())));
+        e
+    }
+
+    /// For an unsupported JSON Schema keyword: the JSON pointer of its schema
+    /// (`""` is the root) and the keyword.
+    pub fn schema_keyword(&self) -> Option<(&str, &str)> {
+        self.schema_keyword
+            .as_deref()
+            .map(|(p, k)| (p.as_str(), k.as_str()))
     }
 
     /// The kind of failure.

@@ -30,7 +30,7 @@ pub mod matcher;
 pub mod trie;
 pub mod vocab;
 
-pub use compiler::{CompiledGrammar, Compiler};
+pub use compiler::{CompiledGrammar, Compiler, SchemaReport};
 pub use error::{Error, ErrorKind, Result, Span};
 pub use limits::Limits;
 pub use matcher::Matcher;

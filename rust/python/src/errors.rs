@@ -24,6 +24,12 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     corral,
+    UnsupportedSchemaError,
+    GrammarError,
+    "A JSON Schema uses a keyword corral cannot enforce exactly; has `.pointer` and `.keyword`."
+);
+pyo3::create_exception!(
+    corral,
     VocabError,
     PyValueError,
     "A vocabulary description is invalid."
@@ -35,6 +41,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GrammarSyntaxError", py.get_type::<GrammarSyntaxError>())?;
     m.add("LimitExceededError", py.get_type::<LimitExceededError>())?;
     m.add("VocabError", py.get_type::<VocabError>())?;
+    m.add(
+        "UnsupportedSchemaError",
+        py.get_type::<UnsupportedSchemaError>(),
+    )?;
     Ok(())
 }
 
@@ -46,6 +56,7 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         ErrorKind::Grammar => GrammarError::new_err(msg),
         ErrorKind::Limit => LimitExceededError::new_err(msg),
         ErrorKind::Vocab => VocabError::new_err(msg),
+        ErrorKind::Unsupported => UnsupportedSchemaError::new_err(msg),
         ErrorKind::Invalid => PyValueError::new_err(msg),
         _ => PyRuntimeError::new_err(msg),
     };
@@ -58,6 +69,10 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
     let _ = value.setattr("column", column);
     let _ = value.setattr("snippet", e.snippet());
     let _ = value.setattr("message", e.message());
+    if let Some((pointer, keyword)) = e.schema_keyword() {
+        let _ = value.setattr("pointer", pointer);
+        let _ = value.setattr("keyword", keyword);
+    }
     err
 }
 

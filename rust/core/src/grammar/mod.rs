@@ -3,11 +3,12 @@
 //! A [`Grammar`] is a list of rules; each rule body is a regular expression
 //! ([`Expr`]) over three kinds of terminals — byte strings, Unicode code-point
 //! classes (matched as UTF-8), and whole tokenizer tokens — and references to
-//! other rules. Front-ends (`ebnf`, later JSON Schema and regex) produce this
+//! other rules. Front-ends (`ebnf`, `schema` for JSON Schema, `regex`) produce this
 //! IR; `automaton` compiles it.
 
 pub mod ebnf;
 pub mod regex;
+pub mod schema;
 
 use crate::error::Span;
 

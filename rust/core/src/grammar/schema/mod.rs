@@ -1,0 +1,2513 @@
+//! JSON Schema (draft 2020-12, plus the draft-04/06/07 spellings) → grammar IR.
+//!
+//! # Overview
+//!
+//! A schema location is compiled into one rule; a location reached by `$ref`
+//! is just another rule reference, so recursive schemas need no unrolling.
+//! Where several schemas apply to the same value (`allOf`, `$ref` next to
+//! other keywords, the chosen branch of `anyOf`), their keywords are merged
+//! into one set of constraints: types are intersected, bounds tightened,
+//! properties merged. A rule is therefore keyed by the *set* of schema
+//! locations that apply (its name joins their pointers with ` & `).
+//!
+//! The front-end fails closed: a keyword it cannot enforce exactly is an
+//! [`ErrorKind::Unsupported`] error naming the keyword and the JSON pointer of
+//! the schema that holds it, unless [`SchemaOptions::lenient`] is set, in
+//! which case it is skipped and listed in [`SchemaGrammar::ignored`].
+//! Keywords that belong to no draft are annotations and are ignored.
+//!
+//! What is exact and what is refused is listed in the README's JSON Schema
+//! section; the short version: strings are produced in escaped JSON form and
+//! every constraint on them is lifted to every JSON spelling of the decoded
+//! characters (see [`strings`]); intersections of two string languages
+//! (e.g. `pattern` together with `maxLength`) are refused because the IR has
+//! no intersection.
+//!
+//! # Example: a schema to a grammar
+//!
+//! ```
+//! use corral_core::grammar::schema::{schema_to_grammar, SchemaOptions};
+//! let schema = serde_json::json!({"type": "object", "properties": {"a": {"type": "boolean"}}});
+//! let g = schema_to_grammar(&schema, &SchemaOptions::default())?;
+//! assert_eq!(g.grammar.rules[g.grammar.root as usize].name, "root");
+//! # Ok::<(), corral_core::Error>(())
+//! ```
+
+pub mod strings;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::grammar::{Expr, Grammar, Rule, RuleId, MAX_PERMUTATION_MEMBERS};
+use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, VecDeque};
+use strings::{any_string, nothing, spell, PatternError};
+
+/// How object keys may be ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum PropertyOrder {
+    /// Named properties in `properties` order, then additional ones.
+    #[default]
+    Schema,
+    /// Named properties in any order (each at most once), then additional ones.
+    Any,
+}
+
+/// Options of the JSON Schema front-end (mirrors the Python keyword arguments).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SchemaOptions {
+    /// Allow a bounded gap between tokens: an optional newline then at most
+    /// `max_whitespace` spaces or tabs. Otherwise the layout is exactly
+    /// `json.dumps` with `indent` and `separators`.
+    pub any_whitespace: bool,
+    /// `json.dumps(indent=k)` layout (only without `any_whitespace`).
+    pub indent: Option<u32>,
+    /// `(item separator, key separator)`; defaults as `json.dumps`.
+    pub separators: Option<(String, String)>,
+    /// Unspecified `additionalProperties` (for objects with `properties`)
+    /// and `items` after `prefixItems` are `false`.
+    pub strict_mode: bool,
+    /// Key order of objects.
+    pub property_order: PropertyOrder,
+    /// Most spaces/tabs in one gap with `any_whitespace`.
+    pub max_whitespace: u32,
+    /// Skip (and list) keywords that cannot be enforced instead of failing.
+    pub lenient: bool,
+}
+
+impl Default for SchemaOptions {
+    fn default() -> Self {
+        SchemaOptions {
+            any_whitespace: true,
+            indent: None,
+            separators: None,
+            strict_mode: true,
+            property_order: PropertyOrder::Schema,
+            max_whitespace: 64,
+            lenient: false,
+        }
+    }
+}
+
+/// A compiled schema: the grammar plus a coverage report.
+#[derive(Clone, Debug)]
+pub struct SchemaGrammar {
+    /// The grammar; its root rule is `root`.
+    pub grammar: Grammar,
+    /// `(pointer, keyword)` of every keyword that is enforced.
+    pub enforced: Vec<(String, String)>,
+    /// `(pointer, keyword)` of keywords skipped because of `lenient`.
+    pub ignored: Vec<(String, String)>,
+}
+
+/// Deepest nesting for which the `indent` layout gets its own rules; deeper
+/// containers are not produced (the indentation of unbounded nesting is not
+/// context-free).
+pub const MAX_INDENT_DEPTH: u32 = 24;
+/// Most rules one schema may generate.
+pub const MAX_SCHEMA_RULES: usize = 20_000;
+/// Most alternatives an `anyOf`/`oneOf` expansion (product over groups) may have.
+const MAX_BRANCHES: usize = 256;
+
+/// Compile `schema` into a grammar.
+pub fn schema_to_grammar(schema: &Value, opts: &SchemaOptions) -> Result<SchemaGrammar> {
+    let mut cx = Ctx::new(schema, opts)?;
+    let root_key = Key {
+        items: vec![Item {
+            ptr: String::new(),
+            done: false,
+        }],
+        depth: 0,
+    };
+    cx.check_satisfiable(&root_key)?;
+    let root = cx.rule_for(root_key);
+    cx.run()?;
+    Ok(SchemaGrammar {
+        grammar: Grammar {
+            rules: cx.rules,
+            root,
+        },
+        enforced: cx.enforced.into_iter().collect(),
+        ignored: cx.ignored.into_iter().collect(),
+    })
+}
+
+/// Compile a schema given as JSON text.
+pub fn schema_text_to_grammar(text: &str, opts: &SchemaOptions) -> Result<SchemaGrammar> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Error::new(ErrorKind::Grammar, format!("schema is not valid JSON: {e}")))?;
+    schema_to_grammar(&value, opts)
+}
+
+/// A grammar for any JSON value in the layout of `opts`.
+pub fn builtin_json_grammar(opts: &SchemaOptions) -> Result<Grammar> {
+    let g = schema_to_grammar(&Value::Bool(true), opts)?;
+    Ok(g.grammar)
+}
+
+fn unsupported(ptr: &str, kw: &str, why: &str) -> Error {
+    let at = if ptr.is_empty() { "/" } else { ptr };
+    let mut msg = format!("unsupported keyword \"{kw}\" at {at}");
+    if !why.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(why);
+    }
+    Error::unsupported(ptr, kw, msg)
+}
+
+fn invalid(ptr: &str, what: &str) -> Error {
+    let at = if ptr.is_empty() { "/" } else { ptr };
+    Error::new(
+        ErrorKind::Grammar,
+        format!("invalid schema at {at}: {what}"),
+    )
+}
+
+fn escape_token(s: &str) -> String {
+    s.replace('~', "~0").replace('/', "~1")
+}
+
+/// One schema location in a conjunction; `done` means its `anyOf`/`oneOf`
+/// were already expanded (the chosen branch is another item).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Item {
+    ptr: String,
+    done: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    items: Vec<Item>,
+    depth: u32,
+}
+
+// Type bits.
+const T_NULL: u8 = 1;
+const T_BOOL: u8 = 2;
+const T_INT: u8 = 4;
+/// Numbers that are not integers.
+const T_FRAC: u8 = 8;
+const T_STR: u8 = 16;
+const T_ARR: u8 = 32;
+const T_OBJ: u8 = 64;
+const T_ALL: u8 = 127;
+
+fn type_bits(name: &str) -> Option<u8> {
+    Some(match name {
+        "null" => T_NULL,
+        "boolean" => T_BOOL,
+        "integer" => T_INT,
+        "number" => T_INT | T_FRAC,
+        "string" => T_STR,
+        "array" => T_ARR,
+        "object" => T_OBJ,
+        _ => return None,
+    })
+}
+
+fn value_type(v: &Value) -> u8 {
+    match v {
+        Value::Null => T_NULL,
+        Value::Bool(_) => T_BOOL,
+        Value::Number(n) => {
+            if n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) {
+                T_INT
+            } else {
+                T_FRAC
+            }
+        }
+        Value::String(_) => T_STR,
+        Value::Array(_) => T_ARR,
+        Value::Object(_) => T_OBJ,
+    }
+}
+
+/// JSON equality as JSON Schema defines it (1 == 1.0, objects unordered).
+fn json_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(i), Some(j)) => i == j,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(i), Some(j)) => i == j,
+                _ => x.as_f64() == y.as_f64(),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Keywords of some draft. Anything else is an annotation.
+const KNOWN: &[&str] = &[
+    "$schema",
+    "$id",
+    "$anchor",
+    "$dynamicAnchor",
+    "$dynamicRef",
+    "$recursiveRef",
+    "$recursiveAnchor",
+    "$vocabulary",
+    "$comment",
+    "$defs",
+    "definitions",
+    "$ref",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "type",
+    "enum",
+    "const",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "format",
+    "items",
+    "prefixItems",
+    "additionalItems",
+    "contains",
+    "minContains",
+    "maxContains",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "unevaluatedItems",
+    "properties",
+    "patternProperties",
+    "additionalProperties",
+    "unevaluatedProperties",
+    "propertyNames",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "dependentRequired",
+    "dependentSchemas",
+    "dependencies",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contentEncoding",
+    "contentMediaType",
+    "contentSchema",
+];
+
+/// Keywords with no effect on validation.
+const ANNOTATIONS: &[&str] = &[
+    "$schema",
+    "$id",
+    "$anchor",
+    "$dynamicAnchor",
+    "$recursiveAnchor",
+    "$vocabulary",
+    "$comment",
+    "$defs",
+    "definitions",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "contentEncoding",
+    "contentMediaType",
+    "contentSchema",
+];
+
+/// Formats of some draft that have no exact grammar here (refused, not ignored).
+const KNOWN_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Constraints of one merged conjunction, for values of one type each.
+#[derive(Default)]
+struct Norm<'a> {
+    types: u8,
+    empty: bool,
+    enums: Option<Vec<&'a Value>>,
+    // strings
+    min_len: u64,
+    max_len: Option<u64>,
+    str_exprs: Vec<(String, &'static str, Expr)>,
+    // numbers: (pointer, keyword) of each numeric bound/multipleOf; enforced by `numeric`
+    numeric: Vec<(String, &'static str, &'a Value)>,
+    // arrays
+    arr_sources: Vec<ArrSource>,
+    min_items: u64,
+    max_items: Option<u64>,
+    // objects
+    obj_sources: Vec<ObjSource<'a>>,
+    unevaluated: Option<Vec<Item>>,
+    required: Vec<String>,
+    min_props: u64,
+    max_props: Option<u64>,
+    /// Where minProperties/maxProperties are (enforced or refused at emission).
+    count_kws: Vec<(String, &'static str)>,
+    prop_names: Vec<String>,
+}
+
+struct ArrSource {
+    prefix: Vec<String>,
+    /// Strict mode: no items after the longest prefix.
+    closed: bool,
+    /// `None`: any item; `Some(ptr)`: the items schema.
+    rest: Option<String>,
+}
+
+struct ObjSource<'a> {
+    ptr: String,
+    props: Vec<(&'a str, String)>,
+    patterns: Vec<(&'a str, String)>,
+    /// `None`: any value; `Some(ptr)`: schema for other keys.
+    additional: Option<String>,
+}
+
+/// An `anyOf` / `oneOf` to expand.
+struct Group {
+    ptr: String,
+    one_of: bool,
+    branches: Vec<String>,
+}
+
+struct Expanded<'a> {
+    sources: Vec<(String, &'a Map<String, Value>)>,
+    groups: Vec<Group>,
+    is_false: bool,
+}
+
+struct Ctx<'a> {
+    root: &'a Value,
+    opts: &'a SchemaOptions,
+    rules: Vec<Rule>,
+    memo: FxHashMap<Key, RuleId>,
+    names: FxHashMap<String, u32>,
+    queue: VecDeque<(Key, RuleId)>,
+    enforced: BTreeSet<(String, String)>,
+    ignored: BTreeSet<(String, String)>,
+    helpers: FxHashMap<String, RuleId>,
+    /// Absolute URI (no fragment) of each `$id` → pointer.
+    ids: FxHashMap<String, String>,
+    /// `(base URI, anchor)` → pointer.
+    anchors: FxHashMap<(String, String), String>,
+    /// Pointer of each schema object → its base URI.
+    bases: FxHashMap<String, String>,
+    item_sep: String,
+    key_sep: String,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(root: &'a Value, opts: &'a SchemaOptions) -> Result<Self> {
+        let (item_sep, key_sep) = match &opts.separators {
+            Some((i, k)) => (i.clone(), k.clone()),
+            None if opts.indent.is_some() => (",".to_owned(), ": ".to_owned()),
+            None => (", ".to_owned(), ": ".to_owned()),
+        };
+        let mut cx = Ctx {
+            root,
+            opts,
+            rules: Vec::new(),
+            memo: FxHashMap::default(),
+            names: FxHashMap::default(),
+            queue: VecDeque::new(),
+            enforced: BTreeSet::new(),
+            ignored: BTreeSet::new(),
+            helpers: FxHashMap::default(),
+            ids: FxHashMap::default(),
+            anchors: FxHashMap::default(),
+            bases: FxHashMap::default(),
+            item_sep,
+            key_sep,
+        };
+        cx.index(root, String::new(), "urn:corral:root".to_owned())?;
+        Ok(cx)
+    }
+
+    // ------------------------------------------------------------------
+    // document index and references
+
+    fn index(&mut self, v: &'a Value, ptr: String, base: String) -> Result<()> {
+        let Value::Object(m) = v else { return Ok(()) };
+        let mut base = base;
+        if let Some(id) = m.get("$id").and_then(Value::as_str) {
+            let joined = join_uri(&base, id);
+            base = split_fragment(&joined).0.to_owned();
+            self.ids.entry(base.clone()).or_insert_with(|| ptr.clone());
+        }
+        for kw in ["$anchor", "$dynamicAnchor"] {
+            if let Some(a) = m.get(kw).and_then(Value::as_str) {
+                self.anchors
+                    .entry((base.clone(), a.to_owned()))
+                    .or_insert_with(|| ptr.clone());
+            }
+        }
+        self.bases.insert(ptr.clone(), base.clone());
+        for (k, sub) in m {
+            let p = format!("{ptr}/{}", escape_token(k));
+            match k.as_str() {
+                "additionalProperties"
+                | "additionalItems"
+                | "contains"
+                | "not"
+                | "if"
+                | "then"
+                | "else"
+                | "propertyNames"
+                | "unevaluatedItems"
+                | "unevaluatedProperties"
+                | "contentSchema" => {
+                    self.index(sub, p, base.clone())?;
+                }
+                "items" | "prefixItems" | "allOf" | "anyOf" | "oneOf" => match sub {
+                    Value::Array(a) => {
+                        for (i, s) in a.iter().enumerate() {
+                            self.index(s, format!("{p}/{i}"), base.clone())?;
+                        }
+                    }
+                    _ => self.index(sub, p, base.clone())?,
+                },
+                "properties" | "patternProperties" | "$defs" | "definitions"
+                | "dependentSchemas" | "dependencies" => {
+                    if let Value::Object(mm) = sub {
+                        for (kk, s) in mm {
+                            self.index(s, format!("{p}/{}", escape_token(kk)), base.clone())?;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, ptr: &str) -> Option<&'a Value> {
+        self.root.pointer(ptr)
+    }
+
+    /// The pointer a `$ref` at `ptr` refers to.
+    fn resolve(&self, ptr: &str, reference: &str) -> Result<String> {
+        let base = self.bases.get(ptr).cloned().unwrap_or_default();
+        let target = join_uri(&base, reference);
+        let (uri, frag) = split_fragment(&target);
+        let doc = if uri.is_empty() || uri == "urn:corral:root" {
+            String::new()
+        } else if let Some(p) = self.ids.get(uri) {
+            p.clone()
+        } else {
+            // Another document: corral never fetches schemas.
+            return Err(unsupported(
+                ptr,
+                "$ref",
+                &format!("remote reference {reference:?}"),
+            ));
+        };
+        let frag = percent_decode(frag);
+        let out = if frag.is_empty() {
+            doc
+        } else if frag.starts_with('/') {
+            format!("{doc}{frag}")
+        } else {
+            let res_base = self.bases.get(&doc).cloned().unwrap_or_default();
+            self.anchors
+                .get(&(res_base, frag.clone()))
+                .cloned()
+                .ok_or_else(|| invalid(ptr, &format!("$ref {reference:?}: no anchor {frag:?}")))?
+        };
+        if self.get(&out).is_none() {
+            return Err(invalid(
+                ptr,
+                &format!("$ref {reference:?} does not resolve inside the document"),
+            ));
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------------
+    // coverage bookkeeping
+
+    fn ok(&mut self, ptr: &str, kw: &str) {
+        self.enforced.insert((ptr.to_owned(), kw.to_owned()));
+    }
+
+    /// Refuse `kw` at `ptr`, or record it when lenient (then `Ok(())`: the caller skips it).
+    fn refuse(&mut self, ptr: &str, kw: &str, why: &str) -> Result<()> {
+        if self.opts.lenient {
+            self.ignored.insert((ptr.to_owned(), kw.to_owned()));
+            Ok(())
+        } else {
+            Err(unsupported(ptr, kw, why))
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // rules
+
+    fn rule_name(&mut self, key: &Key) -> String {
+        let parts: Vec<String> = key
+            .items
+            .iter()
+            .map(|it| {
+                let p = &it.ptr;
+                if p.is_empty() {
+                    "root".to_owned()
+                } else if p.starts_with("/$defs/") || p.starts_with("/definitions/") {
+                    p[1..].to_owned()
+                } else {
+                    format!("root{p}")
+                }
+            })
+            .collect();
+        let mut name = parts.join(" & ");
+        if self.opts.indent.is_some() && !self.opts.any_whitespace && key.depth > 0 {
+            name = format!("{name}@{}", key.depth);
+        }
+        self.unique(name)
+    }
+
+    fn unique(&mut self, name: String) -> String {
+        let n = self.names.entry(name.clone()).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            name
+        } else {
+            format!("{name}#{n}")
+        }
+    }
+
+    fn add_rule(&mut self, name: String, body: Expr) -> RuleId {
+        self.rules.push(Rule {
+            name,
+            body,
+            span: None,
+        });
+        (self.rules.len() - 1) as RuleId
+    }
+
+    fn rule_for(&mut self, mut key: Key) -> RuleId {
+        if !self.indent_layout() {
+            key.depth = 0;
+        }
+        key.items.sort();
+        key.items.dedup();
+        if let Some(&r) = self.memo.get(&key) {
+            return r;
+        }
+        let name = self.rule_name(&key);
+        let id = self.add_rule(name, nothing());
+        self.memo.insert(key.clone(), id);
+        self.queue.push_back((key, id));
+        id
+    }
+
+    fn run(&mut self) -> Result<()> {
+        while let Some((key, id)) = self.queue.pop_front() {
+            if self.rules.len() > MAX_SCHEMA_RULES {
+                return Err(Error::limit(format!(
+                    "schema needs more than {MAX_SCHEMA_RULES} rules (MAX_SCHEMA_RULES)"
+                )));
+            }
+            let body = if self.indent_layout() && key.depth > MAX_INDENT_DEPTH {
+                nothing()
+            } else {
+                self.emit(&key)?
+            };
+            self.rules[id as usize].body = body;
+        }
+        Ok(())
+    }
+
+    fn helper(&mut self, name: &str, make: impl FnOnce(&mut Self) -> Expr) -> Expr {
+        if let Some(&r) = self.helpers.get(name) {
+            return Expr::Rule(r);
+        }
+        let id = self.add_rule(name.to_owned(), nothing());
+        self.helpers.insert(name.to_owned(), id);
+        let body = make(self);
+        self.rules[id as usize].body = body;
+        Expr::Rule(id)
+    }
+
+    // ------------------------------------------------------------------
+    // layout
+
+    fn indent_layout(&self) -> bool {
+        !self.opts.any_whitespace && self.opts.indent.is_some()
+    }
+
+    fn ws(&mut self) -> Expr {
+        let max = self.opts.max_whitespace;
+        self.helper("ws", |_| {
+            Expr::Seq(vec![
+                Expr::Alt(vec![
+                    Expr::Empty,
+                    Expr::Literal(b"\n".to_vec()),
+                    Expr::Literal(b"\r\n".to_vec()),
+                ]),
+                Expr::Repeat {
+                    expr: Box::new(Expr::Bytes(vec![(b' ', b' '), (b'\t', b'\t')])),
+                    min: 0,
+                    max: Some(max),
+                },
+            ])
+        })
+    }
+
+    fn newline_indent(&self, depth: u32) -> Expr {
+        let k = self.opts.indent.unwrap_or(0) as usize;
+        let mut s = b"\n".to_vec();
+        s.extend(std::iter::repeat_n(b' ', k * depth as usize));
+        Expr::Literal(s)
+    }
+
+    /// After `[` / `{` of a non-empty container at `depth`.
+    fn open(&mut self, depth: u32) -> Expr {
+        if self.opts.any_whitespace {
+            self.ws()
+        } else if self.opts.indent.is_some() {
+            self.newline_indent(depth + 1)
+        } else {
+            Expr::Empty
+        }
+    }
+
+    /// Before `]` / `}` of a non-empty container at `depth`.
+    fn close(&mut self, depth: u32) -> Expr {
+        if self.opts.any_whitespace {
+            self.ws()
+        } else if self.opts.indent.is_some() {
+            self.newline_indent(depth)
+        } else {
+            Expr::Empty
+        }
+    }
+
+    fn item_sep(&mut self, depth: u32) -> Expr {
+        if self.opts.any_whitespace {
+            let ws = self.ws();
+            Expr::Seq(vec![ws.clone(), Expr::Literal(b",".to_vec()), ws])
+        } else if self.opts.indent.is_some() {
+            Expr::Seq(vec![
+                Expr::Literal(self.item_sep.as_bytes().to_vec()),
+                self.newline_indent(depth + 1),
+            ])
+        } else {
+            Expr::Literal(self.item_sep.as_bytes().to_vec())
+        }
+    }
+
+    fn key_sep(&mut self) -> Expr {
+        if self.opts.any_whitespace {
+            let ws = self.ws();
+            Expr::Seq(vec![ws.clone(), Expr::Literal(b":".to_vec()), ws])
+        } else {
+            Expr::Literal(self.key_sep.as_bytes().to_vec())
+        }
+    }
+
+    fn empty_container(&mut self, open: u8, close: u8) -> Expr {
+        if self.opts.any_whitespace {
+            let ws = self.ws();
+            Expr::Seq(vec![
+                Expr::Literal(vec![open]),
+                ws,
+                Expr::Literal(vec![close]),
+            ])
+        } else {
+            Expr::Literal(vec![open, close])
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // expansion and merging
+
+    fn expand(&self, items: &[Item]) -> Result<Expanded<'a>> {
+        let mut out = Expanded {
+            sources: Vec::new(),
+            groups: Vec::new(),
+            is_false: false,
+        };
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut work: Vec<Item> = items.iter().rev().cloned().collect();
+        let done_ptrs: BTreeSet<&str> = items
+            .iter()
+            .filter(|i| i.done)
+            .map(|i| i.ptr.as_str())
+            .collect();
+        while let Some(it) = work.pop() {
+            if !seen.insert(it.ptr.clone()) {
+                continue;
+            }
+            let v = self
+                .get(&it.ptr)
+                .ok_or_else(|| invalid(&it.ptr, "no schema at this pointer"))?;
+            let m = match v {
+                Value::Bool(true) => continue,
+                Value::Bool(false) => {
+                    out.is_false = true;
+                    continue;
+                }
+                Value::Object(m) => m,
+                _ => return Err(invalid(&it.ptr, "a schema must be an object or a boolean")),
+            };
+            let done = it.done || done_ptrs.contains(it.ptr.as_str());
+            let mut next = Vec::new();
+            if let Some(r) = m.get("$ref") {
+                let r = r
+                    .as_str()
+                    .ok_or_else(|| invalid(&it.ptr, "$ref must be a string"))?;
+                next.push(Item {
+                    ptr: self.resolve(&it.ptr, r)?,
+                    done: false,
+                });
+            }
+            if let Some(all) = m.get("allOf") {
+                let a = all
+                    .as_array()
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| invalid(&it.ptr, "allOf must be a non-empty array"))?;
+                for i in 0..a.len() {
+                    next.push(Item {
+                        ptr: format!("{}/allOf/{i}", it.ptr),
+                        done: false,
+                    });
+                }
+            }
+            if !done {
+                for (kw, one_of) in [("anyOf", false), ("oneOf", true)] {
+                    if let Some(g) = m.get(kw) {
+                        let a = g.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+                            invalid(&it.ptr, &format!("{kw} must be a non-empty array"))
+                        })?;
+                        out.groups.push(Group {
+                            ptr: it.ptr.clone(),
+                            one_of,
+                            branches: (0..a.len())
+                                .map(|i| format!("{}/{kw}/{i}", it.ptr))
+                                .collect(),
+                        });
+                    }
+                }
+            }
+            out.sources.push((it.ptr.clone(), m));
+            work.extend(next.into_iter().rev());
+        }
+        Ok(out)
+    }
+
+    /// Merge the keywords of `sources` (the combinators are handled by the caller).
+    fn merge(&mut self, ex: &Expanded<'a>) -> Result<Norm<'a>> {
+        let mut n = Norm {
+            types: T_ALL,
+            empty: ex.is_false,
+            ..Norm::default()
+        };
+        let mut any_props = false;
+        let mut any_prefix = false;
+        let mut any_items = false;
+        for (ptr, m) in &ex.sources {
+            let ptr = ptr.as_str();
+            for (kw, v) in m.iter() {
+                let kw = kw.as_str();
+                if ANNOTATIONS.contains(&kw) || !KNOWN.contains(&kw) {
+                    continue;
+                }
+                match kw {
+                    "$ref" | "allOf" | "anyOf" | "oneOf" => self.ok(ptr, kw),
+                    "type" => {
+                        let bits = match v {
+                            Value::String(s) => type_bits(s)
+                                .ok_or_else(|| invalid(ptr, &format!("unknown type {s:?}")))?,
+                            Value::Array(a) => {
+                                let mut b = 0;
+                                for t in a {
+                                    b |= t
+                                        .as_str()
+                                        .and_then(type_bits)
+                                        .ok_or_else(|| invalid(ptr, "type must name JSON types"))?;
+                                }
+                                b
+                            }
+                            _ => {
+                                return Err(invalid(
+                                    ptr,
+                                    "type must be a string or an array of strings",
+                                ))
+                            }
+                        };
+                        n.types &= bits;
+                        self.ok(ptr, kw);
+                    }
+                    "enum" | "const" => {
+                        let vals: Vec<&Value> = if kw == "const" {
+                            vec![v]
+                        } else {
+                            v.as_array()
+                                .ok_or_else(|| invalid(ptr, "enum must be an array"))?
+                                .iter()
+                                .collect()
+                        };
+                        n.enums = Some(match n.enums.take() {
+                            None => vals,
+                            Some(prev) => prev
+                                .into_iter()
+                                .filter(|a| vals.iter().any(|b| json_eq(a, b)))
+                                .collect(),
+                        });
+                        self.ok(ptr, kw);
+                    }
+                    "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties"
+                    | "maxProperties" | "minContains" | "maxContains" => {
+                        let x = v
+                            .as_u64()
+                            .or_else(|| {
+                                v.as_f64()
+                                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                                    .map(|f| f as u64)
+                            })
+                            .ok_or_else(|| {
+                                invalid(ptr, &format!("{kw} must be a non-negative integer"))
+                            })?;
+                        match kw {
+                            "minLength" => n.min_len = n.min_len.max(x),
+                            "maxLength" => n.max_len = Some(n.max_len.map_or(x, |y| y.min(x))),
+                            "minItems" => n.min_items = n.min_items.max(x),
+                            "maxItems" => n.max_items = Some(n.max_items.map_or(x, |y| y.min(x))),
+                            "minProperties" => n.min_props = n.min_props.max(x),
+                            "maxProperties" => {
+                                n.max_props = Some(n.max_props.map_or(x, |y| y.min(x)))
+                            }
+                            // Without `contains` these have no effect.
+                            _ if !m.contains_key("contains") => {}
+                            _ => continue,
+                        }
+                        if kw.ends_with("Properties") {
+                            n.count_kws.push((
+                                ptr.to_owned(),
+                                if kw == "minProperties" {
+                                    "minProperties"
+                                } else {
+                                    "maxProperties"
+                                },
+                            ));
+                        } else {
+                            self.ok(ptr, kw);
+                        }
+                    }
+                    "pattern" => {
+                        let p = v
+                            .as_str()
+                            .ok_or_else(|| invalid(ptr, "pattern must be a string"))?;
+                        match strings::pattern_expr(p) {
+                            Ok(e) => {
+                                n.str_exprs.push((ptr.to_owned(), "pattern", e));
+                                self.ok(ptr, kw);
+                            }
+                            Err(PatternError::Unsupported(why)) => self.refuse(ptr, kw, &why)?,
+                            Err(PatternError::Invalid(why)) => {
+                                return Err(invalid(ptr, &format!("pattern: {why}")))
+                            }
+                        }
+                    }
+                    "format" => {
+                        let f = v
+                            .as_str()
+                            .ok_or_else(|| invalid(ptr, "format must be a string"))?;
+                        match format_expr(f) {
+                            Some(e) => {
+                                n.str_exprs.push((ptr.to_owned(), "format", e));
+                                self.ok(ptr, kw);
+                            }
+                            // Unknown formats are annotations.
+                            None if !KNOWN_FORMATS.contains(&f) => {}
+                            None => {
+                                self.refuse(ptr, kw, &format!("format {f:?} has no exact grammar"))?
+                            }
+                        }
+                    }
+                    "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum"
+                    | "multipleOf" => {
+                        let kw: &'static str = match kw {
+                            "minimum" => "minimum",
+                            "maximum" => "maximum",
+                            "exclusiveMinimum" => "exclusiveMinimum",
+                            "exclusiveMaximum" => "exclusiveMaximum",
+                            _ => "multipleOf",
+                        };
+                        if !(v.is_number() || v.is_boolean() && kw.starts_with("exclusive")) {
+                            return Err(invalid(ptr, &format!("{kw} must be a number")));
+                        }
+                        n.numeric.push((ptr.to_owned(), kw, v));
+                    }
+                    "items" | "prefixItems" | "additionalItems" | "unevaluatedItems" => {}
+                    "properties" | "patternProperties" | "additionalProperties" => {}
+                    "unevaluatedProperties" => {
+                        // Exact only when every merged schema is evaluated in place
+                        // from this one, and no anyOf/if could evaluate more.
+                        let (reach, open) = self.in_place_closure(ptr)?;
+                        if open || ex.sources.iter().any(|(p, _)| !reach.contains(p)) {
+                            self.refuse(
+                                ptr,
+                                kw,
+                                "annotations from sibling, parent, anyOf or if schemas",
+                            )?;
+                            continue;
+                        }
+                        let p = format!("{ptr}/unevaluatedProperties");
+                        let items = n.unevaluated.get_or_insert_with(Vec::new);
+                        items.push(Item {
+                            ptr: p,
+                            done: false,
+                        });
+                        self.ok(ptr, kw);
+                    }
+                    "required" => {
+                        let a = v
+                            .as_array()
+                            .ok_or_else(|| invalid(ptr, "required must be an array"))?;
+                        for r in a {
+                            let r = r
+                                .as_str()
+                                .ok_or_else(|| invalid(ptr, "required must list strings"))?;
+                            if !n.required.iter().any(|x| x == r) {
+                                n.required.push(r.to_owned());
+                            }
+                        }
+                        self.ok(ptr, kw);
+                    }
+                    "propertyNames" => {
+                        n.prop_names.push(format!("{ptr}/propertyNames"));
+                    }
+                    "uniqueItems" => {
+                        if v.as_bool() == Some(true) {
+                            // Exact only when no two items can occur; checked at emission.
+                            n.numeric.push((ptr.to_owned(), "uniqueItems", v));
+                        } else {
+                            self.ok(ptr, kw);
+                        }
+                    }
+                    "not" => self.merge_not(&mut n, ptr, v)?,
+                    "if" | "then" | "else" => {
+                        if kw == "if" {
+                            self.merge_if(ptr, m)?;
+                        } else if !m.contains_key("if") {
+                            self.ok(ptr, kw);
+                        }
+                    }
+                    "contains" => self.refuse(ptr, kw, "contains is not expressible here")?,
+                    "dependentRequired" | "dependentSchemas" | "dependencies" => {
+                        if v.as_object().is_some_and(Map::is_empty) {
+                            self.ok(ptr, kw);
+                        } else {
+                            self.refuse(ptr, kw, "property dependencies are not expressible here")?;
+                        }
+                    }
+                    "$dynamicRef" | "$recursiveRef" => {
+                        self.refuse(ptr, kw, "dynamic references")?
+                    }
+                    _ => self.refuse(ptr, kw, "")?,
+                }
+            }
+            any_props |= m.contains_key("properties") || m.contains_key("patternProperties");
+            any_prefix |=
+                m.contains_key("prefixItems") || m.get("items").is_some_and(Value::is_array);
+            any_items |= m.get("items").is_some_and(|v| !v.is_array())
+                || m.contains_key("additionalItems")
+                || m.contains_key("unevaluatedItems");
+            // Arrays: this source's view of item positions.
+            let prefix_kw = if m.get("prefixItems").is_some() {
+                Some("prefixItems")
+            } else if m.get("items").is_some_and(Value::is_array) {
+                Some("items")
+            } else {
+                None
+            };
+            let rest_kw = if prefix_kw == Some("items") {
+                Some("additionalItems")
+            } else if m.contains_key("items") {
+                Some("items")
+            } else {
+                None
+            };
+            if prefix_kw.is_some() || rest_kw.is_some() {
+                let mut src = ArrSource {
+                    prefix: Vec::new(),
+                    rest: None,
+                    closed: false,
+                };
+                if let Some(pk) = prefix_kw {
+                    let a = m
+                        .get(pk)
+                        .and_then(Value::as_array)
+                        .ok_or_else(|| invalid(ptr, &format!("{pk} must be an array")))?;
+                    src.prefix = (0..a.len()).map(|i| format!("{ptr}/{pk}/{i}")).collect();
+                    self.ok(ptr, pk);
+                }
+                if let Some(rk) = rest_kw {
+                    if m.contains_key(rk) {
+                        src.rest = Some(format!("{ptr}/{rk}"));
+                        self.ok(ptr, rk);
+                    }
+                }
+                n.arr_sources.push(src);
+            }
+            if m.contains_key("unevaluatedItems") {
+                // Equals `items` for the positions no sibling covers only without
+                // subschema applicators; refuse otherwise.
+                let ui = format!("{ptr}/unevaluatedItems");
+                if ex.sources.len() == 1
+                    && ex.groups.is_empty()
+                    && !m.contains_key("if")
+                    && !m.contains_key("contains")
+                    && !m.contains_key("items")
+                    && !m.contains_key("additionalItems")
+                {
+                    if let Some(last) = n.arr_sources.last_mut().filter(|_| prefix_kw.is_some()) {
+                        last.rest = Some(ui);
+                    } else {
+                        n.arr_sources.push(ArrSource {
+                            prefix: Vec::new(),
+                            rest: Some(ui),
+                            closed: false,
+                        });
+                    }
+                    self.ok(ptr, "unevaluatedItems");
+                } else {
+                    self.refuse(
+                        ptr,
+                        "unevaluatedItems",
+                        "together with other item applicators",
+                    )?;
+                }
+            }
+            // Objects.
+            if m.contains_key("properties")
+                || m.contains_key("patternProperties")
+                || m.contains_key("additionalProperties")
+            {
+                let mut src = ObjSource {
+                    ptr: ptr.to_owned(),
+                    props: Vec::new(),
+                    patterns: Vec::new(),
+                    additional: None,
+                };
+                if let Some(p) = m.get("properties") {
+                    let p = p
+                        .as_object()
+                        .ok_or_else(|| invalid(ptr, "properties must be an object"))?;
+                    src.props = p
+                        .keys()
+                        .map(|k| (k.as_str(), format!("{ptr}/properties/{}", escape_token(k))))
+                        .collect();
+                    self.ok(ptr, "properties");
+                }
+                if let Some(p) = m.get("patternProperties") {
+                    let p = p
+                        .as_object()
+                        .ok_or_else(|| invalid(ptr, "patternProperties must be an object"))?;
+                    src.patterns = p
+                        .keys()
+                        .map(|k| {
+                            (
+                                k.as_str(),
+                                format!("{ptr}/patternProperties/{}", escape_token(k)),
+                            )
+                        })
+                        .collect();
+                }
+                if m.contains_key("additionalProperties") {
+                    src.additional = Some(format!("{ptr}/additionalProperties"));
+                    self.ok(ptr, "additionalProperties");
+                }
+                n.obj_sources.push(src);
+            }
+        }
+        if self.opts.strict_mode {
+            // Strict: objects with named properties forbid others unless a
+            // schema says what others may be; same for items after a prefix.
+            let has_addl = ex.sources.iter().any(|(_, m)| {
+                m.contains_key("additionalProperties")
+                    || m.contains_key("patternProperties")
+                    || m.contains_key("unevaluatedProperties")
+            });
+            if any_props && !has_addl {
+                n.unevaluated = Some(vec![]);
+            }
+            if any_prefix && !any_items {
+                n.arr_sources.push(ArrSource {
+                    prefix: Vec::new(),
+                    rest: None,
+                    closed: true,
+                });
+            }
+        }
+        Ok(n)
+    }
+
+    /// Pointers of the schemas evaluated in place from `ptr` ($ref, allOf,
+    /// anyOf/oneOf branches), and whether an anyOf or if/then/else is among them.
+    fn in_place_closure(&self, ptr: &str) -> Result<(BTreeSet<String>, bool)> {
+        let mut seen = BTreeSet::new();
+        let mut open = false;
+        let mut work = vec![ptr.to_owned()];
+        while let Some(p) = work.pop() {
+            if !seen.insert(p.clone()) {
+                continue;
+            }
+            let Some(Value::Object(m)) = self.get(&p) else {
+                continue;
+            };
+            if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+                work.push(self.resolve(&p, r)?);
+            }
+            open |= m.contains_key("anyOf")
+                || m.contains_key("if")
+                || m.contains_key("dependentSchemas");
+            for kw in ["allOf", "anyOf", "oneOf"] {
+                if let Some(a) = m.get(kw).and_then(Value::as_array) {
+                    work.extend((0..a.len()).map(|i| format!("{p}/{kw}/{i}")));
+                }
+            }
+        }
+        Ok((seen, open))
+    }
+
+    fn merge_not(&mut self, n: &mut Norm<'a>, ptr: &str, v: &Value) -> Result<()> {
+        let p = format!("{ptr}/not");
+        match v {
+            Value::Bool(true) => n.empty = true,
+            Value::Bool(false) => {}
+            Value::Object(m) => {
+                let effective: Vec<&String> = m
+                    .keys()
+                    .filter(|k| KNOWN.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str()))
+                    .collect();
+                if effective.is_empty() {
+                    n.empty = true;
+                } else if effective.len() == 1 && effective[0] == "type" {
+                    let mut bits = 0;
+                    match &m["type"] {
+                        Value::String(s) => {
+                            bits = type_bits(s).ok_or_else(|| invalid(&p, "unknown type"))?
+                        }
+                        Value::Array(a) => {
+                            for t in a {
+                                bits |= t
+                                    .as_str()
+                                    .and_then(type_bits)
+                                    .ok_or_else(|| invalid(&p, "unknown type"))?;
+                            }
+                        }
+                        _ => return Err(invalid(&p, "type must be a string or an array")),
+                    }
+                    n.types &= !bits;
+                    self.ok(&p, "type");
+                } else {
+                    return self.refuse(ptr, "not", "only `not` of `type` is enforced");
+                }
+            }
+            _ => return Err(invalid(&p, "a schema must be an object or a boolean")),
+        }
+        self.ok(ptr, "not");
+        Ok(())
+    }
+
+    fn merge_if(&mut self, ptr: &str, m: &Map<String, Value>) -> Result<()> {
+        if !m.contains_key("then") && !m.contains_key("else") {
+            self.ok(ptr, "if");
+            return Ok(());
+        }
+        self.refuse(ptr, "if", "if/then/else with a conditional schema")
+    }
+
+    // ------------------------------------------------------------------
+    // emission
+
+    /// Refuse an empty root up front, with a clear message.
+    fn check_satisfiable(&mut self, key: &Key) -> Result<()> {
+        let ex = self.expand(&key.items)?;
+        if ex.is_false {
+            let p = key.items.first().map_or("", |i| i.ptr.as_str());
+            return Err(Error::new(
+                ErrorKind::Grammar,
+                format!(
+                    "schema at {} accepts no value",
+                    if p.is_empty() { "/" } else { p }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, key: &Key) -> Result<Expr> {
+        let ex = self.expand(&key.items)?;
+        if ex.is_false {
+            return Ok(nothing());
+        }
+        if ex.groups.is_empty() {
+            let n = self.merge(&ex)?;
+            return self.emit_norm(&n, key.depth);
+        }
+        // Expand anyOf/oneOf: every combination of branches, each merged with the rest.
+        let mut base: Vec<Item> = ex
+            .sources
+            .iter()
+            .map(|(p, _)| Item {
+                ptr: p.clone(),
+                done: true,
+            })
+            .collect();
+        base.sort();
+        for g in &ex.groups {
+            if g.one_of && !self.disjoint(&base, &g.branches)? {
+                self.refuse(
+                    &g.ptr,
+                    "oneOf",
+                    "branches may overlap (only disjoint branches are exact)",
+                )?;
+            }
+        }
+        let mut combos: Vec<Vec<String>> = vec![vec![]];
+        for g in &ex.groups {
+            let mut next = Vec::new();
+            for c in &combos {
+                for b in &g.branches {
+                    let mut c2 = c.clone();
+                    c2.push(b.clone());
+                    next.push(c2);
+                }
+            }
+            if next.len() > MAX_BRANCHES {
+                return Err(unsupported(
+                    &g.ptr,
+                    if g.one_of { "oneOf" } else { "anyOf" },
+                    &format!("more than {MAX_BRANCHES} combinations of branches"),
+                ));
+            }
+            combos = next;
+        }
+        let mut alts = Vec::new();
+        for c in combos {
+            let mut items = base.clone();
+            items.extend(c.into_iter().map(|ptr| Item { ptr, done: false }));
+            let sub = Key {
+                items,
+                depth: key.depth,
+            };
+            if self.is_empty_conj(&sub.items)? {
+                continue;
+            }
+            alts.push(Expr::Rule(self.rule_for(sub)));
+        }
+        Ok(Expr::Alt(alts))
+    }
+
+    /// Trivially empty (false schema or no common type) — prunes branch combinations.
+    fn is_empty_conj(&mut self, items: &[Item]) -> Result<bool> {
+        Ok(self.domain(items, 0)?.0 == 0)
+    }
+
+    /// Possible types and, if finite, values of a conjunction (over-approximation).
+    fn domain(&self, items: &[Item], depth: u32) -> Result<(u8, Option<Vec<&'a Value>>)> {
+        let ex = self.expand(items)?;
+        if ex.is_false {
+            return Ok((0, Some(vec![])));
+        }
+        let mut types = T_ALL;
+        let mut vals: Option<Vec<&'a Value>> = None;
+        for (ptr, m) in &ex.sources {
+            if let Some(t) = m.get("type") {
+                let mut b = 0;
+                match t {
+                    Value::String(s) => b = type_bits(s).unwrap_or(T_ALL),
+                    Value::Array(a) => a
+                        .iter()
+                        .for_each(|t| b |= t.as_str().and_then(type_bits).unwrap_or(T_ALL)),
+                    _ => b = T_ALL,
+                }
+                types &= b;
+            }
+            if let Some(Value::Object(nm)) = m.get("not") {
+                if nm.len() == 1 {
+                    if let Some(Value::String(s)) = nm.get("type") {
+                        types &= !type_bits(s).unwrap_or(0);
+                    }
+                }
+            }
+            let own: Option<Vec<&'a Value>> = if let Some(c) = m.get("const") {
+                Some(vec![c])
+            } else {
+                m.get("enum")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().collect())
+            };
+            if let Some(own) = own {
+                vals = Some(match vals {
+                    None => own,
+                    Some(prev) => prev
+                        .into_iter()
+                        .filter(|a| own.iter().any(|b| json_eq(a, b)))
+                        .collect(),
+                });
+            }
+            let _ = ptr;
+        }
+        if depth < 8 {
+            let base: Vec<Item> = ex
+                .sources
+                .iter()
+                .map(|(p, _)| Item {
+                    ptr: p.clone(),
+                    done: true,
+                })
+                .collect();
+            for g in &ex.groups {
+                let mut t = 0;
+                let mut union: Option<Vec<&'a Value>> = Some(vec![]);
+                for b in &g.branches {
+                    let mut items = base.clone();
+                    items.push(Item {
+                        ptr: b.clone(),
+                        done: false,
+                    });
+                    let (bt, bv) = self.domain(&items, depth + 1)?;
+                    t |= bt;
+                    union = match (union, bv) {
+                        (Some(mut u), Some(v)) => {
+                            u.extend(v);
+                            Some(u)
+                        }
+                        _ => None,
+                    };
+                }
+                types &= t;
+                if let Some(u) = union {
+                    vals = Some(match vals {
+                        None => u,
+                        Some(prev) => prev
+                            .into_iter()
+                            .filter(|a| u.iter().any(|b| json_eq(a, b)))
+                            .collect(),
+                    });
+                }
+            }
+        }
+        if let Some(v) = &mut vals {
+            v.retain(|x| value_type(x) & types != 0);
+            types = v.iter().fold(0, |acc, x| acc | value_type(x));
+        }
+        Ok((types, vals))
+    }
+
+    /// Are the branches pairwise disjoint under `base`? (different types, or distinct finite values)
+    fn disjoint(&self, base: &[Item], branches: &[String]) -> Result<bool> {
+        let mut doms = Vec::new();
+        for b in branches {
+            let mut items = base.to_vec();
+            items.push(Item {
+                ptr: b.clone(),
+                done: false,
+            });
+            doms.push(self.domain(&items, 0)?);
+        }
+        for i in 0..doms.len() {
+            for j in i + 1..doms.len() {
+                let (ti, vi) = &doms[i];
+                let (tj, vj) = &doms[j];
+                if ti & tj == 0 {
+                    continue;
+                }
+                match (vi, vj) {
+                    (Some(a), Some(b)) if !a.iter().any(|x| b.iter().any(|y| json_eq(x, y))) => {}
+                    (Some(a), None) | (None, Some(a)) if a.is_empty() => {}
+                    _ => return Ok(false),
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn emit_norm(&mut self, n: &Norm<'a>, depth: u32) -> Result<Expr> {
+        if n.empty || n.types == 0 {
+            return Ok(nothing());
+        }
+        if let Some(vals) = &n.enums {
+            return self.emit_enum(n, vals, depth);
+        }
+        let mut alts = Vec::new();
+        if n.types & T_NULL != 0 {
+            alts.push(Expr::Literal(b"null".to_vec()));
+        }
+        if n.types & T_BOOL != 0 {
+            alts.push(Expr::Literal(b"true".to_vec()));
+            alts.push(Expr::Literal(b"false".to_vec()));
+        }
+        if n.types & (T_INT | T_FRAC) != 0 {
+            if let Some(e) = self.emit_number(n)? {
+                alts.push(e);
+            }
+        } else {
+            self.numeric_ignored(n);
+        }
+        if n.types & T_STR != 0 {
+            if let Some(e) = self.emit_string(n)? {
+                alts.push(e);
+            }
+        }
+        if n.types & T_ARR != 0 {
+            if let Some(e) = self.emit_array(n, depth)? {
+                alts.push(e);
+            }
+        } else {
+            for (p, kw, _) in &n.numeric {
+                if *kw == "uniqueItems" {
+                    self.ok(p, kw);
+                }
+            }
+        }
+        if n.types & T_OBJ != 0 {
+            if let Some(e) = self.emit_object(n, depth)? {
+                alts.push(e);
+            }
+        }
+        Ok(if alts.len() == 1 {
+            alts.pop().unwrap_or_else(nothing)
+        } else {
+            Expr::Alt(alts)
+        })
+    }
+
+    /// Numeric keywords are vacuous when numbers are excluded.
+    fn numeric_ignored(&mut self, n: &Norm<'a>) {
+        for (p, kw, _) in &n.numeric {
+            if *kw != "uniqueItems" {
+                self.ok(p, kw);
+            }
+        }
+    }
+
+    fn emit_enum(&mut self, n: &Norm<'a>, vals: &[&'a Value], depth: u32) -> Result<Expr> {
+        let mut alts = Vec::new();
+        for v in vals {
+            if value_type(v) & n.types == 0 {
+                continue;
+            }
+            if self.value_ok(n, v)? {
+                alts.push(self.const_expr(v, depth)?);
+            }
+        }
+        Ok(Expr::Alt(alts))
+    }
+
+    /// Does an enum value satisfy the other constraints of `n`? Refuses what it cannot check.
+    fn value_ok(&mut self, n: &Norm<'a>, v: &Value) -> Result<bool> {
+        match v {
+            Value::String(s) => {
+                let len = s.chars().count() as u64;
+                if len < n.min_len || n.max_len.is_some_and(|m| len > m) {
+                    return Ok(false);
+                }
+                for (_, _, e) in &n.str_exprs {
+                    if !strings::matches(e, s)? {
+                        return Ok(false);
+                    }
+                }
+            }
+            Value::Number(_) => {
+                if let Some((p, kw, _)) = n.numeric.iter().find(|(_, kw, _)| *kw != "uniqueItems") {
+                    let (p, kw) = (p.clone(), *kw);
+                    self.refuse(&p, kw, "numeric bounds together with enum/const")?;
+                }
+            }
+            Value::Array(_) => {
+                if !n.arr_sources.is_empty() || n.min_items > 0 || n.max_items.is_some() {
+                    let p = n
+                        .arr_sources
+                        .first()
+                        .map(|_| String::new())
+                        .unwrap_or_default();
+                    self.refuse(&p, "enum", "array keywords together with enum/const")?;
+                }
+            }
+            Value::Object(_) => {
+                if !n.obj_sources.is_empty()
+                    || !n.required.is_empty()
+                    || n.unevaluated.as_ref().is_some_and(|u| !u.is_empty())
+                    || n.min_props > 0
+                    || n.max_props.is_some()
+                    || !n.prop_names.is_empty()
+                {
+                    let p = n
+                        .obj_sources
+                        .first()
+                        .map(|s| s.ptr.clone())
+                        .unwrap_or_default();
+                    self.refuse(&p, "enum", "object keywords together with enum/const")?;
+                }
+            }
+            _ => {}
+        }
+        Ok(true)
+    }
+
+    /// Every layout of one JSON value.
+    fn const_expr(&mut self, v: &Value, depth: u32) -> Result<Expr> {
+        Ok(match v {
+            Value::Null => Expr::Literal(b"null".to_vec()),
+            Value::Bool(b) => Expr::Literal(if *b {
+                b"true".to_vec()
+            } else {
+                b"false".to_vec()
+            }),
+            Value::Number(x) => number_literal(x),
+            Value::String(s) => quoted(spell(&Expr::Literal(s.as_bytes().to_vec()))?),
+            Value::Array(a) => {
+                if a.is_empty() {
+                    return Ok(self.empty_container(b'[', b']'));
+                }
+                let mut seq = vec![Expr::Literal(b"[".to_vec()), self.open(depth)];
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        seq.push(self.item_sep(depth));
+                    }
+                    seq.push(self.const_expr(x, depth + 1)?);
+                }
+                seq.push(self.close(depth));
+                seq.push(Expr::Literal(b"]".to_vec()));
+                Expr::Seq(seq)
+            }
+            Value::Object(m) => {
+                if m.is_empty() {
+                    return Ok(self.empty_container(b'{', b'}'));
+                }
+                let mut members = Vec::new();
+                for (k, x) in m {
+                    let ks = self.key_sep();
+                    members.push(Expr::Seq(vec![
+                        quoted(spell(&Expr::Literal(k.as_bytes().to_vec()))?),
+                        ks,
+                        self.const_expr(x, depth + 1)?,
+                    ]));
+                }
+                let body = if self.opts.property_order == PropertyOrder::Any
+                    && members.len() > 1
+                    && members.len() <= MAX_PERMUTATION_MEMBERS
+                {
+                    let len = members.len() as u32;
+                    Expr::Permutation {
+                        required: vec![true; members.len()],
+                        members,
+                        sep: Box::new(self.item_sep(depth)),
+                        min: len,
+                        max: Some(len),
+                    }
+                } else {
+                    let mut seq = Vec::new();
+                    for (i, mb) in members.into_iter().enumerate() {
+                        if i > 0 {
+                            seq.push(self.item_sep(depth));
+                        }
+                        seq.push(mb);
+                    }
+                    Expr::Seq(seq)
+                };
+                Expr::Seq(vec![
+                    Expr::Literal(b"{".to_vec()),
+                    self.open(depth),
+                    body,
+                    self.close(depth),
+                    Expr::Literal(b"}".to_vec()),
+                ])
+            }
+        })
+    }
+
+    fn emit_number(&mut self, n: &Norm<'a>) -> Result<Option<Expr>> {
+        let mut bounds = Vec::new();
+        for (p, kw, v) in &n.numeric {
+            if *kw == "uniqueItems" {
+                continue;
+            }
+            if (*kw == "exclusiveMinimum" || *kw == "exclusiveMaximum")
+                && v.as_bool() == Some(false)
+            {
+                self.ok(p, kw);
+                continue;
+            }
+            bounds.push((p.clone(), *kw, *v));
+        }
+        if let Some((p, kw, _)) = bounds.first() {
+            let (p, kw) = (p.clone(), *kw);
+            self.refuse(&p, kw, "numeric bounds are not enforced yet")?;
+        }
+        let int = n.types & T_INT != 0;
+        let frac = n.types & T_FRAC != 0;
+        Ok(Some(match (int, frac) {
+            (true, true) => self.helper("json_number", |_| number_syntax()),
+            (true, false) => self.helper("json_integer", |_| integer_syntax()),
+            (false, true) => self.helper("json_fraction", |_| fraction_syntax()),
+            (false, false) => return Ok(None),
+        }))
+    }
+
+    fn emit_string(&mut self, n: &Norm<'a>) -> Result<Option<Expr>> {
+        if n.max_len.is_some_and(|m| m < n.min_len) {
+            return Ok(None);
+        }
+        let has_len = n.min_len > 0 || n.max_len.is_some();
+        if !has_len && n.str_exprs.is_empty() {
+            return Ok(Some(self.helper("json_string", |_| {
+                quoted(spell(&any_string()).unwrap_or_else(|_| nothing()))
+            })));
+        }
+        let mut decoded: Option<Expr> = None;
+        if has_len {
+            let min = u32::try_from(n.min_len).map_err(|_| {
+                Error::limit(format!("minLength {} exceeds {}", n.min_len, u32::MAX))
+            })?;
+            let max = n.max_len.map(|m| u32::try_from(m).unwrap_or(u32::MAX));
+            decoded = Some(Expr::Repeat {
+                expr: Box::new(strings::any_char()),
+                min,
+                max,
+            });
+        }
+        for (p, kw, e) in &n.str_exprs {
+            if decoded.is_some() {
+                let (p, kw) = (p.clone(), *kw);
+                self.refuse(
+                    &p,
+                    kw,
+                    "two constraints on one string (their intersection is not expressible)",
+                )?;
+                // Lenient: the first constraint stays.
+                if kw == "pattern" || kw == "format" {
+                    self.enforced.remove(&(p, kw.to_owned()));
+                }
+                continue;
+            }
+            decoded = Some(e.clone());
+        }
+        let decoded = decoded.unwrap_or_else(any_string);
+        Ok(Some(quoted(spell(&decoded)?)))
+    }
+
+    fn emit_array(&mut self, n: &Norm<'a>, depth: u32) -> Result<Option<Expr>> {
+        let plen = n
+            .arr_sources
+            .iter()
+            .map(|s| s.prefix.len())
+            .max()
+            .unwrap_or(0);
+        let min = n.min_items;
+        let mut max = n.max_items;
+        if let Some(u) = n.numeric.iter().find(|(_, kw, _)| *kw == "uniqueItems") {
+            // Arrays of at most one item are always unique.
+            if max.is_some_and(|m| m <= 1) {
+                self.ok(&u.0, "uniqueItems");
+            } else {
+                let p = u.0.clone();
+                self.refuse(
+                    &p,
+                    "uniqueItems",
+                    "uniqueness of items is not expressible here",
+                )?;
+            }
+        }
+        if max.is_some_and(|m| m < min) {
+            return Ok(None);
+        }
+        // The schemas of position i (i < plen) and of the rest.
+        let pos_items = |i: usize| -> Vec<Item> {
+            n.arr_sources
+                .iter()
+                .filter_map(|s| {
+                    if i < s.prefix.len() {
+                        Some(s.prefix[i].clone())
+                    } else {
+                        s.rest.clone()
+                    }
+                })
+                .map(|ptr| Item { ptr, done: false })
+                .collect()
+        };
+        let mut elem = Vec::new();
+        for i in 0..plen {
+            let items = pos_items(i);
+            elem.push(self.value_ref(items, depth + 1)?);
+        }
+        let rest_items: Vec<Item> = n
+            .arr_sources
+            .iter()
+            .filter_map(|s| s.rest.clone())
+            .map(|ptr| Item { ptr, done: false })
+            .collect();
+        // A strict-mode closing source has no prefix and no rest: nothing after the prefix.
+        let rest_closed = n.arr_sources.iter().any(|s| s.closed);
+        let rest = if rest_closed {
+            None
+        } else {
+            Some(self.value_ref(rest_items, depth + 1)?)
+        };
+        let rest = match rest {
+            Some(e) if !is_nothing(&e) => Some(e),
+            _ => None,
+        };
+        if rest.is_none() {
+            let cap = plen as u64;
+            max = Some(max.map_or(cap, |m| m.min(cap)));
+        }
+        if max.is_some_and(|m| m < min) {
+            return Ok(None);
+        }
+        let sep = self.item_sep(depth);
+        // elems(i): positions i.. given that i items are present (i >= 1), with leading separators.
+        let max_u = max.map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+        let tail = |i: usize| -> Expr {
+            // Items after the prefix, positions i.. (i >= plen).
+            let rmin = min.saturating_sub(i as u64);
+            let rmax = max_u.map(|m| m.saturating_sub(i));
+            match &rest {
+                Some(r) if rmax != Some(0) => Expr::Repeat {
+                    expr: Box::new(Expr::Seq(vec![sep.clone(), r.clone()])),
+                    min: u32::try_from(rmin).unwrap_or(u32::MAX),
+                    max: rmax.map(|m| u32::try_from(m).unwrap_or(u32::MAX)),
+                },
+                _ => {
+                    if rmin > 0 {
+                        nothing()
+                    } else {
+                        Expr::Empty
+                    }
+                }
+            }
+        };
+        // Build from the end: after[i] = what may follow once positions 0..i are present.
+        let mut after = if plen >= 1 { tail(plen) } else { Expr::Empty };
+        for i in (1..plen).rev() {
+            let present = Expr::Seq(vec![sep.clone(), elem[i].clone(), after]);
+            after = if (i as u64) >= min && max_u.is_none_or(|m| i < m) {
+                Expr::Alt(vec![Expr::Empty, present])
+            } else if max_u.is_some_and(|m| i >= m) {
+                Expr::Empty
+            } else {
+                present
+            };
+        }
+        let first = if plen >= 1 {
+            Expr::Seq(vec![elem[0].clone(), after])
+        } else {
+            match &rest {
+                Some(r) => {
+                    let rmin = min.max(1) - 1;
+                    Expr::Seq(vec![
+                        r.clone(),
+                        Expr::Repeat {
+                            expr: Box::new(Expr::Seq(vec![sep.clone(), r.clone()])),
+                            min: u32::try_from(rmin).unwrap_or(u32::MAX),
+                            max: max_u
+                                .map(|m| u32::try_from(m.saturating_sub(1)).unwrap_or(u32::MAX)),
+                        },
+                    ])
+                }
+                None => nothing(),
+            }
+        };
+        let mut alts = Vec::new();
+        if min == 0 {
+            alts.push(self.empty_container(b'[', b']'));
+        }
+        if max != Some(0) && !is_nothing(&first) {
+            let (o, c) = (self.open(depth), self.close(depth));
+            alts.push(Expr::Seq(vec![
+                Expr::Literal(b"[".to_vec()),
+                o,
+                first,
+                c,
+                Expr::Literal(b"]".to_vec()),
+            ]));
+        }
+        Ok(Some(Expr::Alt(alts)))
+    }
+
+    /// A reference to the rule for `items` (any value when empty) at `depth`.
+    fn value_ref(&mut self, items: Vec<Item>, depth: u32) -> Result<Expr> {
+        let items = if items.is_empty() {
+            vec![Item {
+                ptr: String::new(),
+                done: true,
+            }]
+        } else {
+            items
+        };
+        let items = if items.len() == 1 && items[0].done && items[0].ptr.is_empty() {
+            return Ok(self.any_value(depth));
+        } else {
+            items
+        };
+        if self.is_empty_conj(&items)? {
+            return Ok(nothing());
+        }
+        Ok(Expr::Rule(self.rule_for(Key { items, depth })))
+    }
+
+    /// Any JSON value at `depth`.
+    fn any_value(&mut self, depth: u32) -> Expr {
+        let d = if self.indent_layout() { depth } else { 0 };
+        let name = if d == 0 {
+            "json_value".to_owned()
+        } else {
+            format!("json_value@{d}")
+        };
+        if let Some(&r) = self.helpers.get(&name) {
+            return Expr::Rule(r);
+        }
+        let id = self.add_rule(name.clone(), nothing());
+        self.helpers.insert(name, id);
+        let body = if self.indent_layout() && d > MAX_INDENT_DEPTH {
+            nothing()
+        } else {
+            let inner = self.any_value(d + 1);
+            let sep = self.item_sep(d);
+            let ks = self.key_sep();
+            let s = self.helper("json_string", |_| {
+                quoted(spell(&any_string()).unwrap_or_else(|_| nothing()))
+            });
+            let num = self.helper("json_number", |_| number_syntax());
+            let (o, c) = (self.open(d), self.close(d));
+            let member = Expr::Seq(vec![s.clone(), ks, inner.clone()]);
+            let arr = Expr::Alt(vec![
+                self.empty_container(b'[', b']'),
+                Expr::Seq(vec![
+                    Expr::Literal(b"[".to_vec()),
+                    o.clone(),
+                    inner.clone(),
+                    Expr::Repeat {
+                        expr: Box::new(Expr::Seq(vec![sep.clone(), inner])),
+                        min: 0,
+                        max: None,
+                    },
+                    c.clone(),
+                    Expr::Literal(b"]".to_vec()),
+                ]),
+            ]);
+            let obj = Expr::Alt(vec![
+                self.empty_container(b'{', b'}'),
+                Expr::Seq(vec![
+                    Expr::Literal(b"{".to_vec()),
+                    o,
+                    member.clone(),
+                    Expr::Repeat {
+                        expr: Box::new(Expr::Seq(vec![sep, member])),
+                        min: 0,
+                        max: None,
+                    },
+                    c,
+                    Expr::Literal(b"}".to_vec()),
+                ]),
+            ]);
+            Expr::Alt(vec![
+                Expr::Literal(b"null".to_vec()),
+                Expr::Literal(b"true".to_vec()),
+                Expr::Literal(b"false".to_vec()),
+                num,
+                s,
+                arr,
+                obj,
+            ])
+        };
+        self.rules[id as usize].body = body;
+        Expr::Rule(id)
+    }
+
+    fn emit_object(&mut self, n: &Norm<'a>, depth: u32) -> Result<Option<Expr>> {
+        // Named keys: every `properties` name and every required name, first-seen order.
+        let mut names: Vec<String> = Vec::new();
+        for s in &n.obj_sources {
+            for (k, _) in &s.props {
+                if !names.iter().any(|x| x == k) {
+                    names.push((*k).to_owned());
+                }
+            }
+        }
+        for r in &n.required {
+            if !names.contains(r) {
+                names.push(r.clone());
+            }
+        }
+        // Pattern properties: one pattern at most (two patterns may overlap).
+        let all_patterns: Vec<(String, String, String)> = n
+            .obj_sources
+            .iter()
+            .flat_map(|s| {
+                s.patterns
+                    .iter()
+                    .map(move |(p, q)| (s.ptr.clone(), (*p).to_owned(), q.clone()))
+            })
+            .collect();
+        if all_patterns.len() > 1 {
+            let p = all_patterns[1].0.clone();
+            self.refuse(
+                &p,
+                "patternProperties",
+                "more than one pattern (they may overlap)",
+            )?;
+        }
+        let mut pattern: Option<(String, Expr, String)> = None;
+        if let Some((sp, p, q)) = all_patterns.into_iter().next() {
+            match strings::pattern_expr(&p) {
+                Ok(e) => pattern = Some((sp, e, q)),
+                Err(PatternError::Unsupported(why)) => {
+                    self.refuse(&sp, "patternProperties", &why)?
+                }
+                Err(PatternError::Invalid(why)) => {
+                    return Err(invalid(&sp, &format!("patternProperties: {why}")))
+                }
+            }
+        }
+        let closed = n.unevaluated.as_ref().is_some_and(Vec::is_empty);
+        // Value schemas of each named key.
+        let mut slots = Vec::new();
+        let mut named_matching_pattern = false;
+        for k in &names {
+            let mut items = Vec::new();
+            let mut forbidden = false;
+            let mut evaluated = false;
+            for s in &n.obj_sources {
+                let mut covered = false;
+                if let Some((_, p)) = s.props.iter().find(|(x, _)| x == k) {
+                    items.push(p.clone());
+                    covered = true;
+                }
+                if let Some((sp, re, pp)) = &pattern {
+                    if *sp == s.ptr && strings::matches(re, k)? {
+                        items.push(pp.clone());
+                        covered = true;
+                        named_matching_pattern = true;
+                    }
+                }
+                if !covered {
+                    if let Some(a) = &s.additional {
+                        items.push(a.clone());
+                        covered = true;
+                    }
+                }
+                evaluated |= covered;
+            }
+            if !evaluated {
+                if let Some(u) = &n.unevaluated {
+                    if u.is_empty() {
+                        forbidden = true;
+                    }
+                    items.extend(u.iter().map(|i| i.ptr.clone()));
+                }
+            }
+            for pn in &n.prop_names {
+                if !self.key_ok(pn, k)? {
+                    forbidden = true;
+                }
+            }
+            let required = n.required.contains(k);
+            let val = if forbidden {
+                nothing()
+            } else {
+                let items = items
+                    .into_iter()
+                    .map(|ptr| Item { ptr, done: false })
+                    .collect();
+                self.value_ref(items, depth + 1)?
+            };
+            if is_nothing(&val) {
+                if required {
+                    return Ok(None);
+                }
+                continue;
+            }
+            slots.push((k.clone(), val, required));
+        }
+        // Other keys: their language and value schema.
+        let mut addl_items: Vec<String> = Vec::new();
+        let mut addl_open = !closed;
+        let mut key_lang: Option<Expr> = None;
+        for s in &n.obj_sources {
+            let pat = pattern.as_ref().filter(|(sp, _, _)| *sp == s.ptr);
+            match (&s.additional, pat) {
+                (None, None) => {}
+                (Some(a), None) => addl_items.push(a.clone()),
+                (a, Some((sp, re, pp))) => {
+                    let a_false = a
+                        .as_ref()
+                        .is_some_and(|a| self.get(a) == Some(&Value::Bool(false)));
+                    let trivial = self.get(pp).is_some_and(is_trivially_true);
+                    if a_false || a.is_none() && closed {
+                        // Only keys that match the pattern.
+                        key_lang = Some(re.clone());
+                        addl_items.push(pp.clone());
+                        addl_open = true;
+                    } else if a.is_none() && trivial {
+                        // A pattern whose schema accepts anything constrains nothing.
+                    } else {
+                        let sp = sp.clone();
+                        self.refuse(
+                            &sp,
+                            "patternProperties",
+                            "keys that do not match the pattern need a regex complement",
+                        )?;
+                        if let Some(a) = a {
+                            addl_items.push(a.clone());
+                        }
+                    }
+                    self.ok(&s.ptr, "patternProperties");
+                }
+            }
+        }
+        if key_lang.is_some() && named_matching_pattern {
+            let sp = pattern.as_ref().map(|p| p.0.clone()).unwrap_or_default();
+            self.refuse(
+                &sp,
+                "patternProperties",
+                "a named property also matches the pattern",
+            )?;
+        }
+        if !closed {
+            if let Some(u) = &n.unevaluated {
+                if !n.obj_sources.iter().any(|s| s.additional.is_some()) {
+                    addl_items.extend(u.iter().map(|i| i.ptr.clone()));
+                }
+            }
+        }
+        let mut addl = None;
+        if addl_open {
+            let items = addl_items
+                .into_iter()
+                .map(|ptr| Item { ptr, done: false })
+                .collect();
+            let v = self.value_ref(items, depth + 1)?;
+            let names_forbidden = n
+                .prop_names
+                .iter()
+                .any(|p| self.get(p) == Some(&Value::Bool(false)));
+            if !is_nothing(&v) && !names_forbidden {
+                for pn in &n.prop_names {
+                    if !self.get(pn).is_some_and(is_trivially_true) {
+                        let at = pn.trim_end_matches("/propertyNames").to_owned();
+                        self.refuse(&at, "propertyNames", "on keys the schema does not name")?;
+                    }
+                }
+                let words: Vec<&str> = names.iter().map(String::as_str).collect();
+                let decoded = match key_lang {
+                    Some(k) => k,
+                    None if words.is_empty() => any_string(),
+                    None => strings::complement(&words),
+                };
+                addl = Some((quoted(spell(&decoded)?), v));
+            }
+        }
+        for pn in &n.prop_names {
+            let at = pn.trim_end_matches("/propertyNames").to_owned();
+            self.ok(&at, "propertyNames");
+        }
+        self.object_layout(n, slots, addl, depth)
+    }
+
+    /// Is `key` valid under the propertyNames schema at `ptr`? Checks string keywords only.
+    fn key_ok(&mut self, ptr: &str, key: &str) -> Result<bool> {
+        let ex = self.expand(&[Item {
+            ptr: ptr.to_owned(),
+            done: false,
+        }])?;
+        if ex.is_false {
+            return Ok(false);
+        }
+        if !ex.groups.is_empty() {
+            self.refuse(ptr, "anyOf", "inside propertyNames")?;
+            return Ok(true);
+        }
+        let n = self.merge(&ex)?;
+        if n.types & T_STR == 0 || n.empty {
+            return Ok(false);
+        }
+        if let Some(e) = &n.enums {
+            if !e.iter().any(|v| v.as_str() == Some(key)) {
+                return Ok(false);
+            }
+        }
+        self.value_ok(&n, &Value::String(key.to_owned()))
+    }
+
+    fn object_layout(
+        &mut self,
+        n: &Norm<'a>,
+        slots: Vec<(String, Expr, bool)>,
+        addl: Option<(Expr, Expr)>,
+        depth: u32,
+    ) -> Result<Option<Expr>> {
+        let nreq = slots.iter().filter(|s| s.2).count() as u64;
+        let total = if addl.is_some() {
+            None
+        } else {
+            Some(slots.len() as u64)
+        };
+        let min_p = n.min_props;
+        let max_p = n.max_props;
+        if max_p.is_some_and(|m| m < nreq) || total.is_some_and(|t| t < min_p) {
+            return Ok(None);
+        }
+        let ks = self.key_sep();
+        let member = |k: &str, v: &Expr, ks: &Expr| -> Result<Expr> {
+            Ok(Expr::Seq(vec![
+                quoted(spell(&Expr::Literal(k.as_bytes().to_vec()))?),
+                ks.clone(),
+                v.clone(),
+            ]))
+        };
+        let members: Vec<(Expr, bool)> = slots
+            .iter()
+            .map(|(k, v, r)| Ok((member(k, v, &ks)?, *r)))
+            .collect::<Result<_>>()?;
+        let addl_member = addl
+            .as_ref()
+            .map(|(k, v)| Expr::Seq(vec![k.clone(), ks.clone(), v.clone()]));
+        let sep = self.item_sep(depth);
+        // Property counts: exact only when the count is fixed by the slots, or via Permutation.
+        let perm = self.opts.property_order == PropertyOrder::Any && members.len() > 1;
+        let mut min_nonempty = false;
+        let mut count_ok = true;
+        if min_p > nreq {
+            if min_p == 1 {
+                min_nonempty = true;
+            } else if !(perm && addl.is_none()) {
+                count_ok = false;
+            }
+        }
+        if let Some(m) = max_p {
+            let reachable = total.unwrap_or(u64::MAX);
+            if m == 0 {
+                // Only the empty object.
+                for (p, kw) in &n.count_kws {
+                    self.ok(p, kw);
+                }
+                return Ok(if nreq == 0 {
+                    Some(self.empty_container(b'{', b'}'))
+                } else {
+                    None
+                });
+            }
+            if m < reachable && !(perm && addl.is_none()) {
+                count_ok = false;
+            }
+        }
+        if count_ok {
+            for (p, kw) in &n.count_kws {
+                self.ok(p, kw);
+            }
+        } else if let Some((p, kw)) = n.count_kws.first() {
+            let (p, kw) = (p.clone(), *kw);
+            self.refuse(&p, kw, "property counts over optional properties")?;
+        }
+        let mut alts = Vec::new();
+        if nreq == 0 && !min_nonempty {
+            alts.push(self.empty_container(b'{', b'}'));
+        }
+        let addl_tail = addl_member.as_ref().map_or(Expr::Empty, |m| Expr::Repeat {
+            expr: Box::new(Expr::Seq(vec![sep.clone(), m.clone()])),
+            min: 0,
+            max: None,
+        });
+        let mut bodies = Vec::new();
+        if perm {
+            if members.len() > MAX_PERMUTATION_MEMBERS {
+                return Err(Error::limit(format!("property_order=\"any\" with {} properties exceeds MAX_PERMUTATION_MEMBERS={MAX_PERMUTATION_MEMBERS}", members.len())));
+            }
+            let required: Vec<bool> = members.iter().map(|m| m.1).collect();
+            let pmin = u32::try_from(min_p.max(1)).unwrap_or(u32::MAX);
+            let pmax = max_p.map(|m| u32::try_from(m).unwrap_or(u32::MAX));
+            bodies.push(Expr::Seq(vec![
+                Expr::Permutation {
+                    members: members.into_iter().map(|m| m.0).collect(),
+                    required,
+                    sep: Box::new(sep.clone()),
+                    min: pmin,
+                    max: pmax,
+                },
+                addl_tail.clone(),
+            ]));
+        } else {
+            // tail(i): optional/required `sep member_i` for i.., then the additional ones.
+            let base_name = format!("object{}", self.rules.len());
+            let mut tail = addl_tail.clone();
+            let mut tails = vec![Expr::Empty; members.len() + 1];
+            tails[members.len()] = tail.clone();
+            for i in (0..members.len()).rev() {
+                let (m, req) = &members[i];
+                let present = Expr::Seq(vec![sep.clone(), m.clone()]);
+                let body = Expr::Seq(vec![
+                    if *req {
+                        present
+                    } else {
+                        Expr::Alt(vec![Expr::Empty, present])
+                    },
+                    tail,
+                ]);
+                let name = self.unique(format!("{base_name}/tail{i}"));
+                let id = self.add_rule(name, body);
+                tail = Expr::Rule(id);
+                tails[i] = tail.clone();
+            }
+            // The first present member j: all before it are optional.
+            for (j, (m, req)) in members.iter().enumerate() {
+                bodies.push(Expr::Seq(vec![m.clone(), tails[j + 1].clone()]));
+                if *req {
+                    break;
+                }
+            }
+            if nreq == 0 {
+                if let Some(am) = &addl_member {
+                    bodies.push(Expr::Seq(vec![am.clone(), addl_tail.clone()]));
+                }
+            }
+        }
+        if perm && nreq == 0 && addl_member.is_some() {
+            if let Some(am) = &addl_member {
+                bodies.push(Expr::Seq(vec![am.clone(), addl_tail]));
+            }
+        }
+        if !bodies.is_empty() {
+            let (o, c) = (self.open(depth), self.close(depth));
+            alts.push(Expr::Seq(vec![
+                Expr::Literal(b"{".to_vec()),
+                o,
+                Expr::Alt(bodies),
+                c,
+                Expr::Literal(b"}".to_vec()),
+            ]));
+        }
+        if alts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Expr::Alt(alts)))
+    }
+}
+
+fn is_trivially_true(v: &Value) -> bool {
+    v == &Value::Bool(true)
+        || v.as_object().is_some_and(|m| {
+            m.keys()
+                .all(|k| ANNOTATIONS.contains(&k.as_str()) || !KNOWN.contains(&k.as_str()))
+        })
+}
+
+fn is_nothing(e: &Expr) -> bool {
+    matches!(e, Expr::Alt(v) if v.is_empty())
+}
+
+fn quoted(content: Expr) -> Expr {
+    Expr::Seq(vec![
+        Expr::Literal(b"\"".to_vec()),
+        content,
+        Expr::Literal(b"\"".to_vec()),
+    ])
+}
+
+fn digits(min: u32) -> Expr {
+    Expr::Repeat {
+        expr: Box::new(Expr::Bytes(vec![(b'0', b'9')])),
+        min,
+        max: None,
+    }
+}
+
+fn int_part() -> Expr {
+    Expr::Seq(vec![
+        Expr::Alt(vec![Expr::Empty, Expr::Literal(b"-".to_vec())]),
+        Expr::Alt(vec![
+            Expr::Literal(b"0".to_vec()),
+            Expr::Seq(vec![Expr::Bytes(vec![(b'1', b'9')]), digits(0)]),
+        ]),
+    ])
+}
+
+/// Integers, also written with a zero fraction (`1.0` is an integer in JSON Schema).
+fn integer_syntax() -> Expr {
+    Expr::Seq(vec![
+        int_part(),
+        Expr::Alt(vec![
+            Expr::Empty,
+            Expr::Seq(vec![
+                Expr::Literal(b".".to_vec()),
+                Expr::Repeat {
+                    expr: Box::new(Expr::Literal(b"0".to_vec())),
+                    min: 1,
+                    max: None,
+                },
+            ]),
+        ]),
+    ])
+}
+
+/// Any JSON number.
+fn number_syntax() -> Expr {
+    Expr::Seq(vec![
+        int_part(),
+        Expr::Alt(vec![
+            Expr::Empty,
+            Expr::Seq(vec![Expr::Literal(b".".to_vec()), digits(1)]),
+        ]),
+        Expr::Alt(vec![
+            Expr::Empty,
+            Expr::Seq(vec![
+                Expr::Bytes(vec![(b'e', b'e'), (b'E', b'E')]),
+                Expr::Alt(vec![
+                    Expr::Empty,
+                    Expr::Bytes(vec![(b'+', b'+'), (b'-', b'-')]),
+                ]),
+                digits(1),
+            ]),
+        ]),
+    ])
+}
+
+/// Numbers that are not integers (plain notation with a non-zero fraction digit).
+fn fraction_syntax() -> Expr {
+    Expr::Seq(vec![
+        int_part(),
+        Expr::Literal(b".".to_vec()),
+        digits(0),
+        Expr::Bytes(vec![(b'1', b'9')]),
+        digits(0),
+    ])
+}
+
+/// The spellings of a number constant: its own text, and for integral values
+/// the integer with an optional zero fraction (and `-0` for zero).
+fn number_literal(x: &serde_json::Number) -> Expr {
+    let int_text = if let Some(i) = x.as_i64() {
+        Some(i.to_string())
+    } else if let Some(u) = x.as_u64() {
+        Some(u.to_string())
+    } else {
+        x.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.is_finite())
+            .map(|f| format!("{f:.0}"))
+    };
+    match int_text {
+        Some(t) => {
+            let zero_frac = Expr::Alt(vec![
+                Expr::Empty,
+                Expr::Seq(vec![
+                    Expr::Literal(b".".to_vec()),
+                    Expr::Repeat {
+                        expr: Box::new(Expr::Literal(b"0".to_vec())),
+                        min: 1,
+                        max: None,
+                    },
+                ]),
+            ]);
+            let t = t.trim_start_matches('-').to_owned();
+            let negative = x.as_f64().is_some_and(|f| f < 0.0) || x.as_i64().is_some_and(|i| i < 0);
+            let sign = if t == "0" {
+                Expr::Alt(vec![Expr::Empty, Expr::Literal(b"-".to_vec())])
+            } else if negative {
+                Expr::Literal(b"-".to_vec())
+            } else {
+                Expr::Empty
+            };
+            Expr::Seq(vec![sign, Expr::Literal(t.into_bytes()), zero_frac])
+        }
+        None => Expr::Literal(x.to_string().into_bytes()),
+    }
+}
+
+/// The seam to the `format` grammars (content characters, decoded).
+fn format_expr(_name: &str) -> Option<Expr> {
+    None
+}
+
+fn split_fragment(uri: &str) -> (&str, &str) {
+    match uri.find('#') {
+        Some(i) => (&uri[..i], &uri[i + 1..]),
+        None => (uri, ""),
+    }
+}
+
+/// Resolve `reference` against `base` (enough of RFC 3986 for in-document `$id`s).
+fn join_uri(base: &str, reference: &str) -> String {
+    if reference.contains("://") || reference.starts_with("urn:") {
+        return reference.to_owned();
+    }
+    let (base, _) = split_fragment(base);
+    if reference.is_empty() || reference.starts_with('#') {
+        return format!("{base}{reference}");
+    }
+    if reference.starts_with('/') {
+        // Keep scheme and authority.
+        if let Some(i) = base.find("://") {
+            let rest = &base[i + 3..];
+            let end = rest.find('/').map_or(base.len(), |j| i + 3 + j);
+            return format!("{}{reference}", &base[..end]);
+        }
+        return reference.to_owned();
+    }
+    match base.rfind('/') {
+        Some(i) if base.contains("://") => format!("{}{reference}", &base[..=i]),
+        _ => match base.rfind(':') {
+            Some(i) if base.starts_with("urn:") => format!("{}{reference}", &base[..=i]),
+            _ => reference.to_owned(),
+        },
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests;

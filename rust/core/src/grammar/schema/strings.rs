@@ -1,0 +1,556 @@
+//! String contents for the JSON Schema front-end.
+//!
+//! Constraints (`pattern`, `format`, `enum`, property names) describe the
+//! *decoded* string, but the grammar produces the *escaped* JSON text between
+//! the quotes. [`spell`] maps an expression over decoded characters to the
+//! expression over every JSON spelling of those characters: the raw character
+//! where JSON allows it, its short escape (`\n`, `\"`, `\/`, ...), and `\uXXXX`
+//! in either hex case (a surrogate pair for characters above U+FFFF). Each
+//! decoded character becomes exactly one spelled unit, so repetition counts
+//! (`minLength`/`maxLength`) still count code points. Lone surrogate escapes
+//! are never produced: they decode to no Unicode scalar value.
+
+use crate::automaton::earley::Parser;
+use crate::automaton::Automaton;
+use crate::error::{Error, ErrorKind, Result};
+use crate::grammar::{Expr, Grammar, Rule};
+use crate::limits::Limits;
+use crate::vocab::Vocabulary;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+const MAX_CHAR: u32 = 0x10_FFFF;
+
+/// Any Unicode scalar value.
+pub(crate) fn any_char() -> Expr {
+    Expr::Class {
+        negated: true,
+        ranges: vec![],
+    }
+}
+
+/// Any decoded string.
+pub(crate) fn any_string() -> Expr {
+    Expr::Repeat {
+        expr: Box::new(any_char()),
+        min: 0,
+        max: None,
+    }
+}
+
+/// An expression that matches nothing.
+pub(crate) fn nothing() -> Expr {
+    Expr::Alt(vec![])
+}
+
+/// The escaped-JSON form of `decoded` (an expression over decoded characters).
+pub(crate) fn spell(decoded: &Expr) -> Result<Expr> {
+    Ok(match decoded {
+        Expr::Empty => Expr::Empty,
+        Expr::Literal(bytes) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| Error::new(ErrorKind::Internal, "non-UTF-8 literal in a string"))?;
+            let mut items: Vec<Expr> = text
+                .chars()
+                .map(|c| spell_ranges(&[(c as u32, c as u32)]))
+                .collect();
+            match items.len() {
+                0 => Expr::Empty,
+                1 => items.pop().unwrap_or(Expr::Empty),
+                _ => Expr::Seq(items),
+            }
+        }
+        Expr::Class { negated, ranges } => spell_ranges(&normalise(*negated, ranges)),
+        Expr::Seq(v) => Expr::Seq(v.iter().map(spell).collect::<Result<_>>()?),
+        Expr::Alt(v) => Expr::Alt(v.iter().map(spell).collect::<Result<_>>()?),
+        Expr::Repeat { expr, min, max } => Expr::Repeat {
+            expr: Box::new(spell(expr)?),
+            min: *min,
+            max: *max,
+        },
+        Expr::Bytes(_) | Expr::Rule(_) | Expr::Token { .. } | Expr::Permutation { .. } => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "string constraint is not a plain character expression",
+            ))
+        }
+    })
+}
+
+/// Sorted, merged scalar-value ranges (surrogates removed) of a class.
+fn normalise(negated: bool, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut v: Vec<(u32, u32)> = ranges
+        .iter()
+        .filter(|(a, b)| a <= b)
+        .map(|&(a, b)| (a, b.min(MAX_CHAR)))
+        .collect();
+    v.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::new();
+    for (a, b) in v {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    if negated {
+        let mut out = Vec::new();
+        let mut next = 0u32;
+        for (a, b) in merged {
+            if a > next {
+                out.push((next, a - 1));
+            }
+            next = b.saturating_add(1);
+        }
+        if next <= MAX_CHAR {
+            out.push((next, MAX_CHAR));
+        }
+        merged = out;
+    }
+    subtract(&merged, 0xD800, 0xDFFF)
+}
+
+fn subtract(ranges: &[(u32, u32)], lo: u32, hi: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for &(a, b) in ranges {
+        if b < lo || a > hi {
+            out.push((a, b));
+            continue;
+        }
+        if a < lo {
+            out.push((a, lo - 1));
+        }
+        if b > hi {
+            out.push((hi + 1, b));
+        }
+    }
+    out
+}
+
+fn intersect(ranges: &[(u32, u32)], lo: u32, hi: u32) -> Vec<(u32, u32)> {
+    ranges
+        .iter()
+        .filter(|&&(a, b)| b >= lo && a <= hi)
+        .map(|&(a, b)| (a.max(lo), b.min(hi)))
+        .collect()
+}
+
+/// Every JSON spelling of one character from the (normalised) ranges.
+fn spell_ranges(ranges: &[(u32, u32)]) -> Expr {
+    let mut alts = Vec::new();
+    // Raw: anything but controls, `"` and `\`.
+    let raw = subtract(
+        &subtract(&subtract(ranges, 0, 0x1F), 0x22, 0x22),
+        0x5C,
+        0x5C,
+    );
+    if !raw.is_empty() {
+        alts.push(Expr::Class {
+            negated: false,
+            ranges: raw,
+        });
+    }
+    for (c, esc) in [
+        (0x22, "\\\""),
+        (0x5C, "\\\\"),
+        (0x2F, "\\/"),
+        (0x08, "\\b"),
+        (0x0C, "\\f"),
+        (0x0A, "\\n"),
+        (0x0D, "\\r"),
+        (0x09, "\\t"),
+    ] {
+        if ranges.iter().any(|&(a, b)| a <= c && c <= b) {
+            alts.push(Expr::Literal(esc.as_bytes().to_vec()));
+        }
+    }
+    let u = || Expr::Literal(b"\\u".to_vec());
+    for (a, b) in intersect(ranges, 0, 0xFFFF) {
+        alts.push(Expr::Seq(vec![u(), hex_range(a, b, 4)]));
+    }
+    for (a, b) in intersect(ranges, 0x1_0000, MAX_CHAR) {
+        let (ha, la) = pair(a);
+        let (hb, lb) = pair(b);
+        let mut block = |h0: u32, h1: u32, l0: u32, l1: u32| {
+            alts.push(Expr::Seq(vec![
+                u(),
+                hex_range(h0, h1, 4),
+                u(),
+                hex_range(l0, l1, 4),
+            ]));
+        };
+        if ha == hb {
+            block(ha, ha, la, lb);
+        } else {
+            block(ha, ha, la, 0xDFFF);
+            if ha + 1 < hb {
+                block(ha + 1, hb - 1, 0xDC00, 0xDFFF);
+            }
+            block(hb, hb, 0xDC00, lb);
+        }
+    }
+    if alts.len() == 1 {
+        alts.pop().unwrap_or_else(nothing)
+    } else {
+        Expr::Alt(alts)
+    }
+}
+
+fn pair(cp: u32) -> (u32, u32) {
+    let v = cp - 0x1_0000;
+    (0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
+}
+
+/// One hex digit with a value in `lo..=hi`, either letter case.
+fn hex_digit(lo: u32, hi: u32) -> Expr {
+    let mut ranges = Vec::new();
+    if lo <= 9 {
+        ranges.push((u32::from(b'0') + lo, u32::from(b'0') + hi.min(9)));
+    }
+    if hi >= 10 {
+        let (a, b) = (lo.max(10) - 10, hi - 10);
+        ranges.push((u32::from(b'a') + a, u32::from(b'a') + b));
+        ranges.push((u32::from(b'A') + a, u32::from(b'A') + b));
+    }
+    Expr::Class {
+        negated: false,
+        ranges,
+    }
+}
+
+/// Fixed-width (`n` digits) hex numbers in `lo..=hi`.
+fn hex_range(lo: u32, hi: u32, n: u32) -> Expr {
+    if n == 0 {
+        return Expr::Empty;
+    }
+    let unit = 16u32.pow(n - 1);
+    let (a, b) = (lo / unit, hi / unit);
+    let (lr, hr) = (lo % unit, hi % unit);
+    let any_rest = || Expr::Repeat {
+        expr: Box::new(hex_digit(0, 15)),
+        min: n - 1,
+        max: Some(n - 1),
+    };
+    if a == b {
+        return Expr::Seq(vec![hex_digit(a, a), hex_range(lr, hr, n - 1)]);
+    }
+    if lr == 0 && hr == unit - 1 {
+        return Expr::Seq(vec![hex_digit(a, b), any_rest()]);
+    }
+    let mut alts = vec![Expr::Seq(vec![
+        hex_digit(a, a),
+        hex_range(lr, unit - 1, n - 1),
+    ])];
+    if a + 1 < b {
+        alts.push(Expr::Seq(vec![hex_digit(a + 1, b - 1), any_rest()]));
+    }
+    alts.push(Expr::Seq(vec![hex_digit(b, b), hex_range(0, hr, n - 1)]));
+    Expr::Alt(alts)
+}
+
+/// Decoded strings that are not in `words`.
+pub(crate) fn complement(words: &[&str]) -> Expr {
+    #[derive(Default)]
+    struct Node {
+        end: bool,
+        next: BTreeMap<char, Node>,
+    }
+    fn build(n: &Node) -> Expr {
+        let mut alts = Vec::new();
+        if !n.end {
+            alts.push(Expr::Empty);
+        }
+        for (c, child) in &n.next {
+            let mut buf = [0u8; 4];
+            alts.push(Expr::Seq(vec![
+                Expr::Literal(c.encode_utf8(&mut buf).as_bytes().to_vec()),
+                build(child),
+            ]));
+        }
+        alts.push(Expr::Seq(vec![
+            Expr::Class {
+                negated: true,
+                ranges: n.next.keys().map(|&c| (c as u32, c as u32)).collect(),
+            },
+            any_string(),
+        ]));
+        Expr::Alt(alts)
+    }
+    let mut root = Node::default();
+    for w in words {
+        let mut n = &mut root;
+        for c in w.chars() {
+            n = n.next.entry(c).or_default();
+        }
+        n.end = true;
+    }
+    build(&root)
+}
+
+/// Why a `pattern` cannot be used.
+pub(crate) enum PatternError {
+    /// The pattern is valid but uses something not enforced exactly.
+    Unsupported(String),
+    /// The pattern is malformed.
+    Invalid(String),
+}
+
+/// The decoded strings in which `pattern` finds a match (`re.search`
+/// semantics: unanchored unless the alternative starts with `^` / ends with `$`).
+/// A `$` never admits a trailing newline here (ECMA-262 semantics; Python's
+/// `$` would also match before a final `\n`), so both readings agree on what
+/// is accepted.
+pub(crate) fn pattern_expr(pattern: &str) -> Result<Expr, PatternError> {
+    let mut alts = Vec::new();
+    for alt in split_top_level(pattern)? {
+        let mut core = alt.as_str();
+        let start = core.starts_with('^');
+        if start {
+            core = &core[1..];
+        }
+        let end = ends_with_anchor(core);
+        if end {
+            core = &core[..core.len() - 1];
+        }
+        if has_anchor(core) {
+            return Err(PatternError::Unsupported(
+                "an anchor that is not at the start or end of the pattern".to_owned(),
+            ));
+        }
+        let g = super::super::regex::parse_regex(core).map_err(|e| match e.kind() {
+            ErrorKind::Syntax => PatternError::Invalid(e.to_string()),
+            _ => PatternError::Unsupported(e.message().to_owned()),
+        })?;
+        let body = g.rules.into_iter().next().map_or(Expr::Empty, |r| r.body);
+        let mut seq = Vec::new();
+        if !start {
+            seq.push(any_string());
+        }
+        seq.push(body);
+        if !end {
+            seq.push(any_string());
+        }
+        alts.push(Expr::Seq(seq));
+    }
+    Ok(Expr::Alt(alts))
+}
+
+/// Splits at `|` outside groups and classes.
+fn split_top_level(p: &str) -> Result<Vec<String>, PatternError> {
+    let mut out = vec![String::new()];
+    let mut depth = 0i32;
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let cur = out
+                    .last_mut()
+                    .ok_or_else(|| PatternError::Invalid(p.to_owned()))?;
+                cur.push(c);
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                continue;
+            }
+            '[' => {
+                let cur = out
+                    .last_mut()
+                    .ok_or_else(|| PatternError::Invalid(p.to_owned()))?;
+                cur.push(c);
+                // `]` right after `[` or `[^` is a literal.
+                let mut first = true;
+                if chars.peek() == Some(&'^') {
+                    cur.push('^');
+                    chars.next();
+                }
+                while let Some(n) = chars.next() {
+                    cur.push(n);
+                    if n == '\\' {
+                        if let Some(m) = chars.next() {
+                            cur.push(m);
+                        }
+                    } else if n == ']' && !first {
+                        break;
+                    }
+                    first = false;
+                }
+                continue;
+            }
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '|' if depth == 0 => {
+                out.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(cur) = out.last_mut() {
+            cur.push(c);
+        }
+    }
+    Ok(out)
+}
+
+fn ends_with_anchor(s: &str) -> bool {
+    if !s.ends_with('$') {
+        return false;
+    }
+    let backslashes = s[..s.len() - 1]
+        .chars()
+        .rev()
+        .take_while(|&c| c == '\\')
+        .count();
+    backslashes % 2 == 0
+}
+
+/// `^`, `$`, `\A`, `\Z`, `\z` outside a class.
+fn has_anchor(s: &str) -> bool {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if matches!(chars.next(), Some('A' | 'Z' | 'z')) {
+                    return true;
+                }
+            }
+            '[' => {
+                let mut first = true;
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                }
+                while let Some(n) = chars.next() {
+                    if n == '\\' {
+                        chars.next();
+                    } else if n == ']' && !first {
+                        break;
+                    }
+                    first = false;
+                }
+            }
+            '^' | '$' => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Does `expr` (over decoded characters or bytes) match all of `text`?
+pub(crate) fn matches(expr: &Expr, text: &str) -> Result<bool> {
+    static VOCAB: OnceLock<Vocabulary> = OnceLock::new();
+    let vocab = VOCAB.get_or_init(Vocabulary::byte_level);
+    let g = Grammar {
+        rules: vec![Rule {
+            name: "root".to_owned(),
+            body: expr.clone(),
+            span: None,
+        }],
+        root: 0,
+    };
+    let a = match Automaton::build(&g, vocab, &Limits::default(), None) {
+        Ok(a) => a,
+        // A language with no string at all matches nothing.
+        Err(e) if e.kind() == ErrorKind::Grammar => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut p = Parser::new(&a);
+    for &b in text.as_bytes() {
+        if !p.push_byte(&a, b) {
+            return Ok(false);
+        }
+    }
+    Ok(p.can_accept(&a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spelled_matches(decoded: &Expr, json_content: &str) -> bool {
+        matches(&spell(decoded).expect("spell"), json_content).expect("match")
+    }
+
+    #[test]
+    fn spelling_covers_escapes_and_pairs() {
+        let any = any_char();
+        for s in [
+            "a",
+            "\\\"",
+            "\\/",
+            "\\u00e9",
+            "\\u00E9",
+            "é",
+            "\\ud83d\\ude00",
+            "😀",
+            "\\n",
+        ] {
+            assert!(spelled_matches(&any, s), "{s}");
+        }
+        for s in ["\"", "\\", "\\ud83d", "\\ude00", "\n", "\\x", "\\u12"] {
+            assert!(!spelled_matches(&any, s), "{s}");
+        }
+    }
+
+    #[test]
+    fn spelled_class_is_exact_on_hex_ranges() {
+        let class = Expr::Class {
+            negated: false,
+            ranges: vec![(0x41, 0x5A), (0x1F600, 0x1F64F)],
+        };
+        for cp in 0u32..0x200 {
+            let want = (0x41..=0x5A).contains(&cp);
+            assert_eq!(
+                spelled_matches(&class, &format!("\\u{cp:04x}")),
+                want,
+                "{cp:x}"
+            );
+            assert_eq!(
+                spelled_matches(&class, &format!("\\u{cp:04X}")),
+                want,
+                "{cp:X}"
+            );
+        }
+        for cp in [0x1F5FF, 0x1F600, 0x1F620, 0x1F64F, 0x1F650] {
+            let (h, l) = pair(cp);
+            let want = (0x1F600..=0x1F64F).contains(&cp);
+            assert_eq!(
+                spelled_matches(&class, &format!("\\u{h:04x}\\u{l:04x}")),
+                want
+            );
+        }
+    }
+
+    #[test]
+    fn complement_excludes_exactly_the_words() {
+        let c = spell(&complement(&["ab", "a", "b\"c"])).expect("spell");
+        for (s, want) in [
+            ("", true),
+            ("a", false),
+            ("\\u0061", false),
+            ("ab", false),
+            ("abc", true),
+            ("b", true),
+            ("b\\\"c", false),
+            ("b\\u0022c", false),
+            ("x", true),
+        ] {
+            assert_eq!(matches(&c, s).expect("match"), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn patterns_search_unless_anchored() {
+        let check = |p: &str, s: &str| {
+            let e = pattern_expr(p).ok().expect("pattern");
+            matches(&e, s).expect("match")
+        };
+        assert!(check("b", "abc"));
+        assert!(!check("^b", "abc"));
+        assert!(check("^a", "abc"));
+        assert!(!check("c$", "abcd"));
+        assert!(check("x|c$", "abc"));
+        assert!(check("^x|c", "zcz"));
+        assert!(check("[$^]", "a$"));
+        assert!(check("a\\$", "za$z"));
+        assert!(pattern_expr("a(?:^b)").is_err());
+        assert!(pattern_expr("(?=a)").is_err());
+    }
+}

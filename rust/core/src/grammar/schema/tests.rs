@@ -1,0 +1,329 @@
+//! Unit tests of the JSON Schema front-end: schemas compiled against the byte
+//! vocabulary and fed whole texts.
+
+use super::*;
+use crate::{Compiler, Matcher, Vocabulary};
+use serde_json::json;
+use std::sync::Arc;
+
+fn compile(schema: &Value, opts: &SchemaOptions) -> Result<Arc<crate::CompiledGrammar>> {
+    let g = schema_to_grammar(schema, opts)?;
+    let vocab = Arc::new(Vocabulary::byte_level());
+    crate::CompiledGrammar::from_grammar(&g.grammar, vocab, &crate::Limits::default(), None)
+        .map(Arc::new)
+}
+
+fn accepts(g: &Arc<crate::CompiledGrammar>, text: &str) -> bool {
+    let mut m = Matcher::new(g.clone());
+    m.accept_bytes(text.as_bytes()) && m.can_terminate()
+}
+
+fn check(schema: Value, accept: &[&str], reject: &[&str]) {
+    let g = compile(&schema, &SchemaOptions::default()).expect("compiles");
+    for t in accept {
+        assert!(accepts(&g, t), "{schema} should accept {t}");
+    }
+    for t in reject {
+        assert!(!accepts(&g, t), "{schema} should reject {t}");
+    }
+}
+
+fn err(schema: Value) -> Error {
+    schema_to_grammar(&schema, &SchemaOptions::default()).expect_err("should fail")
+}
+
+#[test]
+fn scalars_and_types() {
+    check(
+        json!({"type": "integer"}),
+        &["0", "-12", "3.0"],
+        &["1.5", "01", "\"1\"", "1e3"],
+    );
+    check(
+        json!({"type": ["string", "null"]}),
+        &["null", "\"a\\n\\u00e9\""],
+        &["1", "\"\\ud800\""],
+    );
+    check(
+        json!({"type": "number"}),
+        &["1.5e-3", "-0", "10"],
+        &["1.", ".5", "+1"],
+    );
+    check(
+        json!({"type": "number", "not": {"type": "integer"}}),
+        &["1.5"],
+        &["1", "1.0"],
+    );
+    check(
+        json!(true),
+        &["[1, {\"a\": null}]", "\"x\""],
+        &["[1,]", "{\"a\"}"],
+    );
+}
+
+#[test]
+fn strings_lengths_count_code_points() {
+    check(
+        json!({"type": "string", "minLength": 2, "maxLength": 3}),
+        &[
+            "\"ab\"",
+            "\"\\n\\t\"",
+            "\"😀😀\"",
+            "\"\\ud83d\\ude00x\"",
+            "\"abc\"",
+        ],
+        &["\"a\"", "\"abcd\"", "\"\\ud83d\\ude00\""],
+    );
+}
+
+#[test]
+fn enum_const_and_pattern() {
+    check(
+        json!({"enum": ["a\"b", 1, null, [1, 2]]}),
+        &["\"a\\\"b\"", "\"a\\u0022b\"", "1", "1.0", "null", "[1, 2]"],
+        &["\"ab\"", "2", "[2, 1]"],
+    );
+    check(
+        json!({"type": "string", "pattern": "^a+$"}),
+        &["\"aaa\""],
+        &["\"\"", "\"ab\""],
+    );
+    check(
+        json!({"type": "string", "pattern": "b"}),
+        &["\"abc\"", "\"\\n\\u0062\""],
+        &["\"ac\""],
+    );
+    check(
+        json!({"enum": ["ab", "abc"], "maxLength": 2}),
+        &["\"ab\""],
+        &["\"abc\""],
+    );
+}
+
+#[test]
+fn objects_in_schema_order() {
+    let s = json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["b"]});
+    check(
+        s,
+        &[
+            "{\"b\": \"x\"}",
+            "{\"a\": 1, \"b\": \"x\"}",
+            "{ \"a\" :1 ,\"b\":\"\"}",
+        ],
+        &[
+            "{}",
+            "{\"a\": 1}",
+            "{\"b\": \"x\", \"a\": 1}",
+            "{\"b\": \"x\", \"c\": 1}",
+        ],
+    );
+    let s = json!({"properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "boolean"}});
+    check(
+        s,
+        &[
+            "{\"a\": 1, \"x\": true}",
+            "{\"x\": true, \"y\": false}",
+            "1",
+        ],
+        &[
+            "{\"x\": 1}",
+            "{\"a\": true}",
+            "{\"a\": 1, \"\\u0061\": true}",
+        ],
+    );
+}
+
+#[test]
+fn strict_mode_off_allows_additional_properties() {
+    let s = json!({"properties": {"a": {"type": "integer"}}});
+    let opts = SchemaOptions {
+        strict_mode: false,
+        ..SchemaOptions::default()
+    };
+    let g = compile(&s, &opts).expect("compiles");
+    assert!(accepts(&g, "{\"a\": 1, \"b\": [1, {}]}"));
+    assert!(!accepts(&g, "{\"a\": \"x\"}"));
+    let g = compile(&s, &SchemaOptions::default()).expect("compiles");
+    assert!(!accepts(&g, "{\"a\": 1, \"b\": 2}"));
+}
+
+#[test]
+fn arrays_prefix_and_bounds() {
+    check(
+        json!({"type": "array", "items": {"type": "integer"}, "minItems": 1, "maxItems": 3}),
+        &["[1]", "[1, 2, 3]"],
+        &["[]", "[1, 2, 3, 4]", "[\"a\"]"],
+    );
+    check(
+        json!({"prefixItems": [{"type": "integer"}, {"type": "string"}], "type": "array"}),
+        &["[]", "[1]", "[1, \"a\"]"],
+        &["[1, \"a\", 2]", "[\"a\"]"],
+    );
+    check(
+        json!({"prefixItems": [{"type": "integer"}], "items": {"type": "string"}, "minItems": 2}),
+        &["[1, \"a\"]", "[1, \"a\", \"b\"]"],
+        &["[1]", "[1, 2]"],
+    );
+}
+
+#[test]
+fn layout_compact_and_indent() {
+    let s = json!({"type": "object", "properties": {"a": {"type": "array"}}, "required": ["a"]});
+    let compact = SchemaOptions {
+        any_whitespace: false,
+        ..SchemaOptions::default()
+    };
+    let g = compile(&s, &compact).expect("compiles");
+    assert!(accepts(&g, "{\"a\": [1, 2]}"));
+    assert!(!accepts(&g, "{\"a\":[1,2]}"));
+    let indent = SchemaOptions {
+        any_whitespace: false,
+        indent: Some(2),
+        ..SchemaOptions::default()
+    };
+    let g = compile(&s, &indent).expect("compiles");
+    assert!(accepts(
+        &g,
+        "{\n  \"a\": [\n    1,\n    [],\n    {\n      \"b\": 2\n    }\n  ]\n}"
+    ));
+    assert!(!accepts(&g, "{\n  \"a\": [1, 2]\n}"));
+    let seps = SchemaOptions {
+        any_whitespace: false,
+        separators: Some((",".into(), ":".into())),
+        ..SchemaOptions::default()
+    };
+    assert!(accepts(
+        &compile(&s, &seps).expect("compiles"),
+        "{\"a\":[1,2]}"
+    ));
+}
+
+#[test]
+fn whitespace_is_bounded() {
+    let opts = SchemaOptions {
+        max_whitespace: 2,
+        ..SchemaOptions::default()
+    };
+    let g = compile(&json!({"type": "array"}), &opts).expect("compiles");
+    assert!(accepts(&g, "[\n  1,\r\n\t2 ]"));
+    assert!(!accepts(&g, "[   1]"));
+    assert!(!accepts(&g, "[\n\n1]"));
+    assert!(!accepts(&g, " [1]"));
+    assert!(!accepts(&g, "[1] "));
+}
+
+#[test]
+fn refs_and_recursion() {
+    let s = json!({
+        "$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"}, "next": {"$ref": "#/$defs/node"}}, "required": ["v"]}},
+        "$ref": "#/$defs/node"
+    });
+    check(
+        s.clone(),
+        &["{\"v\": 1, \"next\": {\"v\": 2, \"next\": {\"v\": 3}}}"],
+        &["{\"v\": 1, \"next\": {}}"],
+    );
+    let g = schema_to_grammar(&s, &SchemaOptions::default()).expect("compiles");
+    assert!(
+        g.grammar
+            .rules
+            .iter()
+            .any(|r| r.name == "$defs/node/properties/next"),
+        "{:?}",
+        g.grammar.rules.iter().map(|r| &r.name).collect::<Vec<_>>()
+    );
+    check(
+        json!({"$defs": {"a~b/c": {"type": "null"}}, "$ref": "#/$defs/a~0b~1c"}),
+        &["null"],
+        &["1"],
+    );
+    check(
+        json!({"$defs": {"x y": {"type": "null"}}, "$ref": "#/$defs/x%20y"}),
+        &["null"],
+        &["1"],
+    );
+    check(
+        json!({"$defs": {"a": {"$anchor": "here", "type": "boolean"}}, "$ref": "#here"}),
+        &["true"],
+        &["1"],
+    );
+    check(
+        json!({"$id": "http://x.test/root.json", "$defs": {"b": {"$id": "b.json", "type": "integer"}}, "$ref": "b.json"}),
+        &["1"],
+        &["true"],
+    );
+}
+
+#[test]
+fn any_of_one_of_all_of() {
+    check(
+        json!({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 1}]}),
+        &["1", "\"a\""],
+        &["\"ab\"", "null"],
+    );
+    check(
+        json!({"oneOf": [{"type": "integer"}, {"type": "null"}]}),
+        &["1", "null"],
+        &["\"a\""],
+    );
+    check(
+        json!({"allOf": [{"properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"properties": {"b": {"type": "boolean"}}}]}),
+        &["{\"a\": 1}", "{\"a\": 1, \"b\": true}"],
+        &["{\"b\": true}", "{\"a\": 1, \"c\": 2}"],
+    );
+    let e = err(json!({"oneOf": [{"type": "integer"}, {"type": "number"}]}));
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.message().contains("\"oneOf\" at /"), "{e}");
+}
+
+#[test]
+fn errors_name_keyword_and_pointer() {
+    let e = err(json!({"properties": {"tags": {"type": "array", "uniqueItems": true}}}));
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert_eq!(e.message(), "unsupported keyword \"uniqueItems\" at /properties/tags: uniqueness of items is not expressible here");
+    let e = err(json!({"properties": {"a": {"type": 5}}}));
+    assert_eq!(e.kind(), ErrorKind::Grammar);
+    assert!(e.message().contains("/properties/a"), "{e}");
+    let e = err(json!({"$ref": "#/$defs/missing"}));
+    assert_eq!(e.kind(), ErrorKind::Grammar);
+    let e = err(json!(false));
+    assert_eq!(e.message(), "schema at / accepts no value");
+    // Unknown keywords are annotations.
+    check(
+        json!({"type": "null", "x-whatever": {"type": "string"}}),
+        &["null"],
+        &["\"a\""],
+    );
+}
+
+#[test]
+fn lenient_lists_what_it_ignored() {
+    let s = json!({"type": "array", "uniqueItems": true});
+    let opts = SchemaOptions {
+        lenient: true,
+        ..SchemaOptions::default()
+    };
+    let g = schema_to_grammar(&s, &opts).expect("lenient compiles");
+    assert_eq!(g.ignored, vec![(String::new(), "uniqueItems".to_owned())]);
+    assert!(g.enforced.contains(&(String::new(), "type".to_owned())));
+}
+
+#[test]
+fn builtin_json_and_compiler_cache() {
+    let g = builtin_json_grammar(&SchemaOptions::default()).expect("builtin");
+    let vocab = Arc::new(Vocabulary::byte_level());
+    let c =
+        crate::CompiledGrammar::from_grammar(&g, vocab.clone(), &crate::Limits::default(), None)
+            .map(Arc::new)
+            .expect("compiles");
+    assert!(accepts(&c, "{\"a\": [1, 2.5e3, \"x\", null, true, {}]}"));
+    assert!(!accepts(&c, "{\"a\": [1, 2.5e3,]}"));
+    let compiler = Compiler::new(vocab);
+    let a = compiler
+        .compile_json_schema("{\"type\": \"integer\"}", &SchemaOptions::default())
+        .expect("compiles");
+    let b = compiler
+        .compile_json_schema("{ \"type\":\"integer\" }", &SchemaOptions::default())
+        .expect("compiles");
+    assert!(Arc::ptr_eq(&a.0, &b.0));
+}

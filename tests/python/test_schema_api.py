@@ -1,0 +1,269 @@
+"""The Python surface of the JSON Schema front-end: inputs (dict, JSON text,
+pydantic model class), options, errors with JSON pointers, lenient warnings,
+`corral check-schema`, and random walks under the mask whose outputs must
+validate with `jsonschema`."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pydantic
+import pytest
+
+import corral
+from corral import (
+    GrammarCompiler,
+    GrammarError,
+    GrammarMatcher,
+    SchemaCoverageWarning,
+    UnsupportedSchemaError,
+)
+
+from conftest import BYTE_EOS, CORPORA, allowed_ids
+
+
+def accepts(compiled: Any, text: str) -> bool:
+    m = GrammarMatcher(compiled)
+    return bool(m.accept_string(text.encode()) and m.accept_token(BYTE_EOS) and m.is_terminated())
+
+
+class Address(pydantic.BaseModel):
+    street: str
+    zip: str | None = None
+
+
+class Person(pydantic.BaseModel):
+    name: str
+    age: int
+    tags: list[str] = []
+    address: Address
+
+
+def test_pydantic_model_class(byte_compiler: GrammarCompiler) -> None:
+    g = byte_compiler.compile_json_schema(Person)
+    good = Person(name="a", age=3, tags=["x"], address=Address(street="s"))
+    assert accepts(g, good.model_dump_json())
+    assert accepts(g, json.dumps(good.model_dump(), indent=2))
+    assert not accepts(g, '{"name": "a", "age": "3", "tags": [], "address": {"street": "s"}}')
+    assert not accepts(g, '{"name": "a", "age": 3, "address": {"street": "s"}, "x": 1}')
+
+
+def test_dict_and_text_inputs_agree(byte_compiler: GrammarCompiler) -> None:
+    schema = {"type": "array", "items": {"enum": ["a", 1]}, "maxItems": 2}
+    for g in (
+        byte_compiler.compile_json_schema(schema),
+        byte_compiler.compile_json_schema(json.dumps(schema)),
+    ):
+        assert accepts(g, '["a", 1]')
+        assert not accepts(g, '["a", 1, 1]')
+    with pytest.raises(TypeError):
+        byte_compiler.compile_json_schema(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="property_order"):
+        byte_compiler.compile_json_schema(schema, property_order="random")  # type: ignore[arg-type]
+
+
+def test_layout_options(byte_compiler: GrammarCompiler) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "array"}}, "required": ["a"]}
+    value = {"a": [1, {"b": [None]}, []]}
+    g = byte_compiler.compile_json_schema(schema, any_whitespace=False, indent=2)
+    assert accepts(g, json.dumps(value, indent=2))
+    assert not accepts(g, json.dumps(value))
+    g = byte_compiler.compile_json_schema(schema, any_whitespace=False)
+    assert accepts(g, json.dumps(value))
+    assert not accepts(g, json.dumps(value, separators=(",", ":")))
+    g = byte_compiler.compile_json_schema(schema, any_whitespace=False, separators=(",", ":"))
+    assert accepts(g, json.dumps(value, separators=(",", ":")))
+    g = byte_compiler.compile_json_schema(schema, max_whitespace=3)
+    assert accepts(g, '{\n   "a":[]}')
+    assert not accepts(g, '{\n    "a":[]}')
+    assert not accepts(g, ' {"a": []}')
+
+
+def test_builtin_json_grammar(byte_compiler: GrammarCompiler) -> None:
+    g = byte_compiler.compile_builtin_json_grammar()
+    assert accepts(g, '{"a": [1, -2.5e+3, "\\u00e9", null, true, {}]}')
+    assert not accepts(g, '{"a": 1,}')
+    g = byte_compiler.compile_builtin_json_grammar(any_whitespace=False, indent=4)
+    assert accepts(g, json.dumps({"a": [1, {"b": 2}]}, indent=4))
+
+
+def test_unsupported_error_has_pointer_and_keyword(byte_compiler: GrammarCompiler) -> None:
+    schema = {"properties": {"tags": {"type": "array", "uniqueItems": True}}}
+    with pytest.raises(UnsupportedSchemaError) as info:
+        byte_compiler.compile_json_schema(schema)
+    e = info.value
+    assert isinstance(e, GrammarError)
+    assert e.pointer == "/properties/tags"
+    assert e.keyword == "uniqueItems"
+    assert 'unsupported keyword "uniqueItems" at /properties/tags' in str(e)
+
+
+def test_invalid_schemas_are_grammar_errors(byte_compiler: GrammarCompiler) -> None:
+    for schema, needle in [
+        ({"properties": {"a": {"type": 5}}}, "/properties/a"),
+        ({"$ref": "#/$defs/nope"}, "/"),
+        ('{"type": ', "not valid JSON"),
+        (False, "accepts no value"),
+        ({"allOf": [{"type": "string"}, {"type": "integer"}]}, "accepts no value"),
+    ]:
+        with pytest.raises(GrammarError, match=needle) as info:
+            byte_compiler.compile_json_schema(schema)
+        assert not isinstance(info.value, UnsupportedSchemaError)
+
+
+def test_lenient_warns_with_what_it_ignored(byte_compiler: GrammarCompiler) -> None:
+    schema = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+    with pytest.warns(SchemaCoverageWarning, match="uniqueItems at /"):
+        g = byte_compiler.compile_json_schema(schema, lenient=True)
+    assert accepts(g, '["a", "a"]')  # uniqueness is what was skipped
+    assert not accepts(g, "[1]")
+
+
+def test_property_order_any(byte_compiler: GrammarCompiler) -> None:
+    # Needs Expr::Permutation in the automaton.
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {}},
+        "required": ["a"],
+    }
+    g = byte_compiler.compile_json_schema(schema, property_order="any")
+    for text in ['{"a": 1}', '{"b": "x", "a": 1}', '{"c": null, "a": 1, "b": ""}']:
+        assert accepts(g, text), text
+    for text in ['{"b": "x"}', '{"a": 1, "a": 2}', '{"a": 1, "d": 2}']:
+        assert not accepts(g, text), text
+
+
+def corral_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "corral", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_check_schema(tmp_path: Path) -> None:
+    ok = tmp_path / "ok.json"
+    ok.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "string"}}}))
+    r = corral_cli("check-schema", ok)
+    assert r.returncode == 0, r.stderr
+    assert "/: properties, type" in r.stdout
+    assert "every keyword is enforced" in r.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"properties": {"t": {"type": "array", "uniqueItems": True}}}))
+    r = corral_cli("check-schema", bad, "--no-strict")
+    assert r.returncode == 1
+    assert "NOT enforced" in r.stdout and "/properties/t: uniqueItems" in r.stdout
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"type": 5}')
+    assert corral_cli("check-schema", broken).returncode == 2
+    notjson = tmp_path / "notjson.json"
+    notjson.write_text("{")
+    assert corral_cli("check-schema", notjson).returncode == 2
+    assert corral_cli("check-schema", tmp_path / "missing.json").returncode == 2
+
+
+# ---------------------------------------------------------------------------
+# random walks: every output parses and validates
+
+WALK_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "integer"},
+    {"type": "string", "minLength": 1, "maxLength": 4},
+    {"type": "string", "pattern": "^[a-c]+x?$"},
+    {"enum": ["a\"b", 1, None, [1, {"k": "v"}]]},
+    {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 3},
+    {"prefixItems": [{"type": "boolean"}, {"const": "x"}], "items": {"type": "null"}},
+    {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "string", "maxLength": 3}},
+        "required": ["b"],
+        "additionalProperties": {"type": "boolean"},
+    },
+    {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "string"}}]},
+    {"oneOf": [{"type": "null"}, {"type": "object", "properties": {"x": {"const": 1}}}]},
+    {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}, "maxItems": 2}},
+                "required": ["v"],
+            }
+        },
+        "$ref": "#/$defs/node",
+    },
+    {"type": "object", "patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": False},
+    {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}, {"properties": {"b": {"enum": [1, 2]}}}]},
+    {"type": ["string", "null"], "not": {"type": "null"}},
+]
+
+
+def walk(compiled: Any, vocab_size: int, token_bytes: Any, rng: random.Random, eos: list[int]) -> bytes | None:
+    m = GrammarMatcher(compiled)
+    out = bytearray()
+    for _ in range(3000):
+        _, ids = allowed_ids(m, vocab_size)
+        assert ids.size, "dead end under the mask"
+        stops = [int(i) for i in ids if int(i) in eos]
+        if stops and rng.random() < 0.5:
+            assert m.accept_token(stops[0])
+            return bytes(out)
+        choices = np.array([i for i in ids if int(i) not in eos])
+        if choices.size == 0:
+            assert m.accept_token(stops[0])
+            return bytes(out)
+        t = int(choices[rng.randrange(choices.size)])
+        assert m.accept_token(t)
+        out += token_bytes(t)
+    return None
+
+
+def maskbench_sample(n: int) -> list[dict[str, Any]]:
+    rows = (CORPORA / "maskbench-dev" / "JME.jsonl").read_text().splitlines()
+    return [json.loads(r)["schema"] for r in rows[:n]]
+
+
+def check_walks(compiler: GrammarCompiler, schemas: list[Any], vocab_size: int, token_bytes: Any, eos: list[int], walks: int) -> int:
+    rng = random.Random(1234)
+    done = 0
+    for schema in schemas:
+        try:
+            g = compiler.compile_json_schema(schema)
+        except UnsupportedSchemaError:
+            continue
+        validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        for _ in range(walks):
+            out = walk(g, vocab_size, token_bytes, rng, eos)
+            if out is None:
+                continue
+            value = json.loads(out.decode("utf-8"))
+            errors = list(validator.iter_errors(value))
+            assert not errors, f"{schema}: walk produced invalid {out!r}: {errors[0].message}"
+            done += 1
+    return done
+
+
+def test_random_walks_byte_vocab(byte_compiler: GrammarCompiler) -> None:
+    info = byte_compiler.tokenizer_info
+    schemas = WALK_SCHEMAS + maskbench_sample(30)
+    done = check_walks(byte_compiler, schemas, info.vocab_size, info.token_bytes, [BYTE_EOS], 4)
+    assert done >= 100
+
+
+def test_random_walks_qwen(qwen: Any, qwen_compiler: GrammarCompiler) -> None:
+    done = check_walks(
+        qwen_compiler, WALK_SCHEMAS[:6], qwen.vocab_size, lambda t: qwen.tokens[t], qwen.stop_ids, 2
+    )
+    assert done >= 6
+
+
+def test_exports() -> None:
+    assert issubclass(corral.UnsupportedSchemaError, corral.GrammarError)
+    assert issubclass(corral.SchemaCoverageWarning, UserWarning)

@@ -1,0 +1,165 @@
+"""The official JSON-Schema-Test-Suite (draft 2020-12 and its format tests).
+
+Every schema is compiled with ``strict_mode=False`` (the specification's own
+semantics). For each schema that compiles, every valid instance must be
+accepted and every invalid one rejected, each serialised compactly and with
+``indent=2``, fed byte by byte through the byte vocabulary and ended with the
+stop token. Key order is a layout choice here: a valid instance passes if it is
+accepted with its own key order or with keys sorted by their first appearance
+in the schema (the order ``property_order="schema"`` produces); an invalid one
+must be rejected in both orders.
+
+``tests/schema/suite_baseline.json`` lists the schemas that compile. A schema in
+the baseline that stops compiling fails; newly compiling ones are printed.
+Regenerate the baseline with::
+
+    CORRAL_UPDATE_BASELINE=1 python -m pytest tests/python/test_schema_suite.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral import (
+    GrammarCompiler,
+    GrammarError,
+    GrammarMatcher,
+    LimitExceededError,
+    UnsupportedSchemaError,
+)
+
+from conftest import BYTE_EOS, CORPORA
+
+SUITE = CORPORA / "json-schema-test-suite" / "tests" / "draft2020-12"
+BASELINE = Path(__file__).resolve().parents[2] / "tests" / "schema" / "suite_baseline.json"
+FILES = sorted(SUITE.glob("*.json")) + sorted((SUITE / "optional" / "format").glob("*.json"))
+
+
+def file_id(path: Path) -> str:
+    return str(path.relative_to(SUITE))
+
+
+def key_order(schema: Any) -> dict[str, int]:
+    """Property names by first appearance in `properties` maps, document order."""
+    order: dict[str, int] = {}
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for k, sub in v.items():
+                if k == "properties" and isinstance(sub, dict):
+                    for name in sub:
+                        order.setdefault(name, len(order))
+                if k in ("enum", "const"):
+                    values(sub)
+                elif k not in ("default", "examples"):
+                    walk(sub)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    def values(v: Any) -> None:
+        # Keys of object constants, in their own order.
+        if isinstance(v, dict):
+            for name, sub in v.items():
+                order.setdefault(name, len(order))
+                values(sub)
+        elif isinstance(v, list):
+            for x in v:
+                values(x)
+
+    walk(schema)
+    return order
+
+
+def reorder(value: Any, order: dict[str, int]) -> Any:
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (0, order[k]) if k in order else (1, 0))
+        return {k: reorder(value[k], order) for k in keys}
+    if isinstance(value, list):
+        return [reorder(x, order) for x in value]
+    return value
+
+
+def accepts(compiled: Any, text: str) -> bool:
+    m = GrammarMatcher(compiled)
+    return bool(m.accept_string(text.encode()) and m.accept_token(BYTE_EOS) and m.is_terminated())
+
+
+def texts(instance: Any, order: dict[str, int]) -> list[list[str]]:
+    """Per layout (compact, indent=2): the spellings in both key orders."""
+    forms = [instance, reorder(instance, order)]
+    return [[json.dumps(f) for f in forms], [json.dumps(f, indent=2) for f in forms]]
+
+
+def compile_status(compiler: GrammarCompiler, schema: Any) -> tuple[Any, str]:
+    try:
+        return compiler.compile_json_schema(schema, strict_mode=False), "ok"
+    except UnsupportedSchemaError:
+        return None, "unsupported"
+    except LimitExceededError:
+        return None, "limit"
+    except GrammarError as e:
+        # Invalid or unsatisfiable schemas (e.g. `false`).
+        return None, f"grammar: {e}"
+
+
+def load_baseline() -> dict[str, list[int]]:
+    data: dict[str, list[int]] = json.loads(BASELINE.read_text())
+    return data
+
+
+_results: dict[str, list[int]] = {}
+
+
+@pytest.mark.parametrize("path", FILES, ids=file_id)
+def test_suite_file(path: Path, byte_compiler: GrammarCompiler) -> None:
+    groups = json.loads(path.read_text())
+    compiled_ids: list[int] = []
+    failures: list[str] = []
+    for gi, group in enumerate(groups):
+        schema = group["schema"]
+        compiled, status = compile_status(byte_compiler, schema)
+        if compiled is None:
+            continue
+        compiled_ids.append(gi)
+        order = key_order(schema)
+        for t in group["tests"]:
+            for layout in texts(t["data"], order):
+                got = any(accepts(compiled, s) for s in layout)
+                if got != t["valid"]:
+                    verdict = "rejected valid" if t["valid"] else "accepted invalid"
+                    failures.append(
+                        f"#{gi} {group['description']!r} / {t['description']!r}: "
+                        f"{verdict} {layout[0]!r}"
+                    )
+    fid = file_id(path)
+    _results[fid] = compiled_ids
+    if os.environ.get("CORRAL_UPDATE_BASELINE"):
+        base = load_baseline() if BASELINE.exists() else {}
+        base[fid] = compiled_ids
+        BASELINE.write_text(json.dumps(dict(sorted(base.items())), indent=1) + "\n")
+    baseline = load_baseline().get(fid, [])
+    lost = sorted(set(baseline) - set(compiled_ids))
+    new = sorted(set(compiled_ids) - set(baseline))
+    if new:
+        print(f"{fid}: schemas {new} compile now; update tests/schema/suite_baseline.json")
+    assert not failures, "\n".join(failures)
+    assert not lost, f"{fid}: schemas {lost} in the baseline no longer compile"
+
+
+def test_baseline_lists_only_suite_files() -> None:
+    names = {file_id(p) for p in FILES}
+    assert set(load_baseline()) <= names
+
+
+def test_suite_compiles_a_real_share() -> None:
+    base = load_baseline()
+    total = sum(len(json.loads(p.read_text())) for p in FILES)
+    compiled = sum(len(v) for v in base.values())
+    print(f"JSON-Schema-Test-Suite: {compiled}/{total} schemas compile")
+    assert compiled >= total // 3
