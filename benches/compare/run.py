@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import selectors
 import subprocess
 import sys
@@ -369,6 +370,15 @@ def collapse(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def cause(detail: str) -> str:
+    """An error message without its specifics, so that like errors group."""
+    text = detail.strip().split("\n")[0]
+    text = re.sub(r" at /\S*", "", text)
+    text = re.sub(r"\{.*", "{...}", text)
+    text = re.sub(r"\d+", "N", text)
+    return text[:120]
+
+
 def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
@@ -450,17 +460,31 @@ def markdown(report: dict[str, Any]) -> str:
                     + " |"
                 )
         lines.append("")
-    findings = collapse(report["findings"])
-    if findings:
-        lines += ["Correctness findings and failures (first 60; all in the JSON results):", ""]
-        for f in findings[:60]:
-            lines.append(
-                f"- {workloads.TITLES[f['workload']]}, {f['engine']}, `{f['id']}`: "
-                f"{f['status']}" + (f" ({f['detail']})" if f["detail"] else "")
-            )
-        if len(findings) > 60:
-            lines.append(f"- ... {len(findings) - 60} more in the JSON results")
-        lines.append("")
+    wrong = [
+        f
+        for f in collapse(report["findings"])
+        if f["status"] in ("valid text rejected", "mask forbids valid token", "crash")
+    ]
+    lines += ["Correctness findings (valid text rejected, mask forbids valid token, crash):", ""]
+    for f in wrong:
+        lines.append(
+            f"- {workloads.TITLES[f['workload']]}, {f['engine']}, `{f['id']}`: "
+            f"{f['status']}" + (f" ({f['detail']})" if f["detail"] else "")
+        )
+    if not wrong:
+        lines.append("- none")
+    lines += ["", "Compile errors and time-outs by cause (texts):", ""]
+    causes: dict[tuple[str, str, str], int] = {}
+    for f in report["findings"]:
+        if f["status"] in ("compile error", "time-out"):
+            why = cause(f["detail"]) if f["status"] == "compile error" else f["detail"]
+            key = (f["workload"], f["engine"], f"{f['status']}: {why}")
+            causes[key] = causes.get(key, 0) + 1
+    for (wl, eng, why), n in sorted(causes.items(), key=lambda kv: (kv[0][0], kv[0][1], -kv[1])):
+        lines.append(f"- {workloads.TITLES[wl]}, {eng}, {n}: {why}")
+    if not causes:
+        lines.append("- none")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -482,7 +506,16 @@ def main() -> None:
     )
     ap.add_argument("--start-timeout", type=float, default=300.0, metavar="S")
     ap.add_argument("--out", type=Path, default=Path("compare-results.json"))
+    ap.add_argument(
+        "--report",
+        type=Path,
+        metavar="RESULTS.json",
+        help="only print the Markdown report of an earlier run's results",
+    )
     args = ap.parse_args()
+    if args.report is not None:
+        print(markdown(json.loads(args.report.read_text())))
+        return
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     for e in engines:
         if e not in ENGINES:
