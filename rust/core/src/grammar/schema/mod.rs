@@ -33,12 +33,17 @@
 //! # Ok::<(), corral_core::Error>(())
 //! ```
 
+pub mod formats;
+pub mod numbers;
 pub mod strings;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::{Expr, Grammar, Rule, RuleId, MAX_PERMUTATION_MEMBERS};
+use formats::format_expr;
+use numbers::{Bound, Decimal};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
+use std::cmp::Ordering;
 use std::collections::{BTreeSet, VecDeque};
 use strings::{any_string, nothing, spell, PatternError};
 
@@ -361,6 +366,8 @@ struct Norm<'a> {
     types: u8,
     empty: bool,
     enums: Option<Vec<&'a Value>>,
+    /// Where the (first) enum/const is.
+    enum_ptr: String,
     // strings
     min_len: u64,
     max_len: Option<u64>,
@@ -690,7 +697,7 @@ impl<'a> Ctx<'a> {
     fn newline_indent(&self, depth: u32) -> Expr {
         let k = self.opts.indent.unwrap_or(0) as usize;
         let mut s = b"\n".to_vec();
-        s.extend(std::iter::repeat_n(b' ', k * depth as usize));
+        s.extend(std::iter::repeat(b' ').take(k * depth as usize));
         Expr::Literal(s)
     }
 
@@ -843,6 +850,21 @@ impl<'a> Ctx<'a> {
             let ptr = ptr.as_str();
             for (kw, v) in m.iter() {
                 let kw = kw.as_str();
+                if kw == "$schema" {
+                    // A custom meta-schema may switch vocabularies off.
+                    let known = v.as_str().is_some_and(|u| {
+                        u.starts_with("http://json-schema.org/")
+                            || u.starts_with("https://json-schema.org/")
+                    });
+                    if !known {
+                        self.refuse(
+                            ptr,
+                            kw,
+                            "a custom meta-schema (its vocabularies are unknown)",
+                        )?;
+                    }
+                    continue;
+                }
                 if ANNOTATIONS.contains(&kw) || !KNOWN.contains(&kw) {
                     continue;
                 }
@@ -881,6 +903,9 @@ impl<'a> Ctx<'a> {
                                 .iter()
                                 .collect()
                         };
+                        if n.enums.is_none() {
+                            n.enum_ptr = ptr.to_owned();
+                        }
                         n.enums = Some(match n.enums.take() {
                             None => vals,
                             Some(prev) => prev
@@ -1548,36 +1573,33 @@ impl<'a> Ctx<'a> {
                 }
             }
             Value::Number(_) => {
-                if let Some((p, kw, _)) = n.numeric.iter().find(|(_, kw, _)| *kw != "uniqueItems") {
-                    let (p, kw) = (p.clone(), *kw);
-                    self.refuse(&p, kw, "numeric bounds together with enum/const")?;
+                let (lo, hi, mult) = self.numeric_bounds(n)?;
+                let x = Decimal::parse(&v.to_string())?;
+                if lo.is_some_and(|b| x < b.value || b.exclusive && x == b.value)
+                    || hi.is_some_and(|b| x > b.value || b.exclusive && x == b.value)
+                {
+                    return Ok(false);
+                }
+                if let Some((p, _, _)) = mult {
+                    self.refuse(&p, "multipleOf", "together with enum/const")?;
                 }
             }
-            Value::Array(_) => {
-                if !n.arr_sources.is_empty() || n.min_items > 0 || n.max_items.is_some() {
-                    let p = n
-                        .arr_sources
-                        .first()
-                        .map(|_| String::new())
-                        .unwrap_or_default();
-                    self.refuse(&p, "enum", "array keywords together with enum/const")?;
-                }
+            Value::Array(_)
+                if !n.arr_sources.is_empty() || n.min_items > 0 || n.max_items.is_some() =>
+            {
+                let p = n.enum_ptr.clone();
+                self.refuse(&p, "enum", "array keywords together with enum/const")?;
             }
-            Value::Object(_) => {
+            Value::Object(_)
                 if !n.obj_sources.is_empty()
                     || !n.required.is_empty()
                     || n.unevaluated.as_ref().is_some_and(|u| !u.is_empty())
                     || n.min_props > 0
                     || n.max_props.is_some()
-                    || !n.prop_names.is_empty()
-                {
-                    let p = n
-                        .obj_sources
-                        .first()
-                        .map(|s| s.ptr.clone())
-                        .unwrap_or_default();
-                    self.refuse(&p, "enum", "object keywords together with enum/const")?;
-                }
+                    || !n.prop_names.is_empty() =>
+            {
+                let p = n.enum_ptr.clone();
+                self.refuse(&p, "enum", "object keywords together with enum/const")?;
             }
             _ => {}
         }
@@ -1656,32 +1678,158 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    fn emit_number(&mut self, n: &Norm<'a>) -> Result<Option<Expr>> {
-        let mut bounds = Vec::new();
+    /// The tightest bounds and the `multipleOf` of `n` (refusing a second,
+    /// different `multipleOf`).
+    #[allow(clippy::type_complexity)]
+    fn numeric_bounds(
+        &mut self,
+        n: &Norm<'a>,
+    ) -> Result<(
+        Option<Bound>,
+        Option<Bound>,
+        Option<(String, Decimal, Multiple)>,
+    )> {
+        let mut lo: Option<Bound> = None;
+        let mut hi: Option<Bound> = None;
+        let mut mult: Option<(String, Decimal, Multiple)> = None;
+        let dec = |p: &str, v: &Value| {
+            Decimal::parse(&v.to_string()).map_err(|_| invalid(p, &format!("{v} is not a number")))
+        };
         for (p, kw, v) in &n.numeric {
-            if *kw == "uniqueItems" {
-                continue;
+            let (p, kw) = (p.as_str(), *kw);
+            let (is_lo, exclusive) = match kw {
+                "minimum" => (true, false),
+                "maximum" => (false, false),
+                "exclusiveMinimum" | "exclusiveMaximum" if v.is_boolean() => {
+                    // Draft-04: modifies `minimum`/`maximum` of the same schema.
+                    self.ok(p, kw);
+                    continue;
+                }
+                "exclusiveMinimum" => (true, true),
+                "exclusiveMaximum" => (false, true),
+                "multipleOf" => {
+                    let m = dec(p, v)?;
+                    let text = m.to_string();
+                    if text.starts_with('-') || text == "0" {
+                        return Err(invalid(p, "multipleOf must be positive"));
+                    }
+                    let kind = if v.as_u64().is_some()
+                        || v.as_f64().is_some_and(|f| f.fract() == 0.0)
+                    {
+                        Multiple::Integer(v.as_u64().unwrap_or(0))
+                    } else if text.starts_with("0.") && text[2..].trim_start_matches('0') == "1" {
+                        Multiple::TenPow
+                    } else {
+                        Multiple::Other
+                    };
+                    match &mult {
+                        Some((_, prev, _)) if *prev != m => {
+                            self.refuse(p, kw, "two different multipleOf values")?;
+                        }
+                        _ => mult = Some((p.to_owned(), m, kind)),
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            let draft4 = if is_lo {
+                "exclusiveMinimum"
+            } else {
+                "exclusiveMaximum"
+            };
+            let exclusive = exclusive
+                || n.numeric
+                    .iter()
+                    .any(|(q, k, w)| q == p && *k == draft4 && w.as_bool() == Some(true));
+            let b = Bound {
+                value: dec(p, v)?,
+                exclusive,
+            };
+            let slot = if is_lo { &mut lo } else { &mut hi };
+            let tighter = match slot {
+                None => true,
+                Some(old) => {
+                    let ord = b.value.cmp(&old.value);
+                    ord == if is_lo {
+                        Ordering::Greater
+                    } else {
+                        Ordering::Less
+                    } || ord == Ordering::Equal && b.exclusive
+                }
+            };
+            if tighter {
+                *slot = Some(b);
             }
-            if (*kw == "exclusiveMinimum" || *kw == "exclusiveMaximum")
-                && v.as_bool() == Some(false)
-            {
-                self.ok(p, kw);
-                continue;
-            }
-            bounds.push((p.clone(), *kw, *v));
+            self.ok(p, kw);
         }
-        if let Some((p, kw, _)) = bounds.first() {
-            let (p, kw) = (p.clone(), *kw);
-            self.refuse(&p, kw, "numeric bounds are not enforced yet")?;
-        }
+        Ok((lo, hi, mult))
+    }
+
+    fn emit_number(&mut self, n: &Norm<'a>) -> Result<Option<Expr>> {
         let int = n.types & T_INT != 0;
         let frac = n.types & T_FRAC != 0;
-        Ok(Some(match (int, frac) {
-            (true, true) => self.helper("json_number", |_| number_syntax()),
-            (true, false) => self.helper("json_integer", |_| integer_syntax()),
-            (false, true) => self.helper("json_fraction", |_| fraction_syntax()),
-            (false, false) => return Ok(None),
-        }))
+        let (lo, hi, mult) = self.numeric_bounds(n)?;
+        if lo.is_none() && hi.is_none() && mult.is_none() {
+            return Ok(Some(match (int, frac) {
+                (true, true) => self.helper("json_number", |_| number_syntax()),
+                (true, false) => self.helper("json_integer", |_| integer_syntax()),
+                (false, true) => self.helper("json_fraction", |_| fraction_syntax()),
+                (false, false) => return Ok(None),
+            }));
+        }
+        if !int {
+            // Non-integers only (e.g. `not: {type: integer}`) with bounds.
+            let p = n
+                .numeric
+                .first()
+                .map(|x| (x.0.clone(), x.1))
+                .unwrap_or_default();
+            self.refuse(&p.0, p.1, "bounds on non-integer numbers only")?;
+            return Ok(Some(self.helper("json_fraction", |_| fraction_syntax())));
+        }
+        let (lo, hi) = (lo.as_ref(), hi.as_ref());
+        let built = match &mult {
+            None if frac => numbers::number_expr(lo, hi),
+            None => numbers::integer_expr(lo, hi),
+            Some((p, m, kind)) => match kind {
+                Multiple::Integer(k) if *k > 0 => {
+                    numbers::integer_multiple_of(*k, lo, hi, &mut self.rules)
+                }
+                // Every integer is a multiple of 10^-k.
+                Multiple::TenPow if !frac => numbers::integer_expr(lo, hi),
+                Multiple::TenPow => numbers::number_multiple_of(m, lo, hi, &mut self.rules),
+                _ => {
+                    let p = p.clone();
+                    self.refuse(&p, "multipleOf", "only integers and 10^-k are exact")?;
+                    if frac {
+                        numbers::number_expr(lo, hi)
+                    } else {
+                        numbers::integer_expr(lo, hi)
+                    }
+                }
+            },
+        };
+        match built {
+            Ok(e) => {
+                if let Some((p, _, _)) = &mult {
+                    let p = p.clone();
+                    self.ok(&p, "multipleOf");
+                }
+                Ok(Some(e))
+            }
+            // An empty range: no number is valid (other types may be).
+            Err(e) if e.kind() == ErrorKind::Grammar => Ok(None),
+            Err(e) if e.kind() == ErrorKind::Limit => {
+                let p = mult.map(|m| m.0).unwrap_or_default();
+                self.refuse(&p, "multipleOf", e.message())?;
+                Ok(Some(if frac {
+                    numbers::number_expr(lo, hi)?
+                } else {
+                    numbers::integer_expr(lo, hi)?
+                }))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn emit_string(&mut self, n: &Norm<'a>) -> Result<Option<Expr>> {
@@ -1695,6 +1843,8 @@ impl<'a> Ctx<'a> {
             })));
         }
         let mut decoded: Option<Expr> = None;
+        // Pattern and format languages are spelled with raw characters (see `strings`).
+        let mut raw = false;
         if has_len {
             let min = u32::try_from(n.min_len).map_err(|_| {
                 Error::limit(format!("minLength {} exceeds {}", n.min_len, u32::MAX))
@@ -1721,9 +1871,15 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             decoded = Some(e.clone());
+            raw = true;
         }
         let decoded = decoded.unwrap_or_else(any_string);
-        Ok(Some(quoted(spell(&decoded)?)))
+        let spelled = if raw {
+            strings::spell_raw(&decoded)?
+        } else {
+            spell(&decoded)?
+        };
+        Ok(Some(quoted(spelled)))
     }
 
     fn emit_array(&mut self, n: &Norm<'a>, depth: u32) -> Result<Option<Expr>> {
@@ -1820,7 +1976,7 @@ impl<'a> Ctx<'a> {
         let mut after = if plen >= 1 { tail(plen) } else { Expr::Empty };
         for i in (1..plen).rev() {
             let present = Expr::Seq(vec![sep.clone(), elem[i].clone(), after]);
-            after = if (i as u64) >= min && max_u.is_none_or(|m| i < m) {
+            after = if (i as u64) >= min && max_u.map_or(true, |m| i < m) {
                 Expr::Alt(vec![Expr::Empty, present])
             } else if max_u.is_some_and(|m| i >= m) {
                 Expr::Empty
@@ -2129,12 +2285,12 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 let words: Vec<&str> = names.iter().map(String::as_str).collect();
-                let decoded = match key_lang {
-                    Some(k) => k,
-                    None if words.is_empty() => any_string(),
-                    None => strings::complement(&words),
+                let spelled = match key_lang {
+                    Some(k) => strings::spell_raw(&k)?,
+                    None if words.is_empty() => spell(&any_string())?,
+                    None => spell(&strings::complement(&words))?,
                 };
-                addl = Some((quoted(spell(&decoded)?), v));
+                addl = Some((quoted(spelled), v));
             }
         }
         for pn in &n.prop_names {
@@ -2452,9 +2608,14 @@ fn number_literal(x: &serde_json::Number) -> Expr {
     }
 }
 
-/// The seam to the `format` grammars (content characters, decoded).
-fn format_expr(_name: &str) -> Option<Expr> {
-    None
+/// How a `multipleOf` value can be enforced.
+enum Multiple {
+    /// A positive integer (0 if it does not fit `u64`).
+    Integer(u64),
+    /// `10^-k`.
+    TenPow,
+    /// Anything else: refused.
+    Other,
 }
 
 fn split_fragment(uri: &str) -> (&str, &str) {

@@ -43,8 +43,23 @@ pub(crate) fn nothing() -> Expr {
     Expr::Alt(vec![])
 }
 
-/// The escaped-JSON form of `decoded` (an expression over decoded characters).
+/// The escaped-JSON form of `decoded` (an expression over decoded characters),
+/// in every spelling.
 pub(crate) fn spell(decoded: &Expr) -> Result<Expr> {
+    spell_with(decoded, true)
+}
+
+/// Like [`spell`], but characters are written raw wherever JSON allows it; only
+/// `"`, `\` and control characters are escaped (short escapes, or `\u00XX`).
+/// Used for `pattern` and `format`, whose many small classes would grow
+/// several-fold with every `\uXXXX` spelling; still sound, as every accepted
+/// text decodes to a string of the language.
+pub(crate) fn spell_raw(decoded: &Expr) -> Result<Expr> {
+    spell_with(decoded, false)
+}
+
+fn spell_with(decoded: &Expr, full: bool) -> Result<Expr> {
+    let spell = |e: &Expr| spell_with(e, full);
     Ok(match decoded {
         Expr::Empty => Expr::Empty,
         Expr::Literal(bytes) => {
@@ -52,7 +67,7 @@ pub(crate) fn spell(decoded: &Expr) -> Result<Expr> {
                 .map_err(|_| Error::new(ErrorKind::Internal, "non-UTF-8 literal in a string"))?;
             let mut items: Vec<Expr> = text
                 .chars()
-                .map(|c| spell_ranges(&[(c as u32, c as u32)]))
+                .map(|c| spell_ranges(&[(c as u32, c as u32)], full))
                 .collect();
             match items.len() {
                 0 => Expr::Empty,
@@ -60,7 +75,7 @@ pub(crate) fn spell(decoded: &Expr) -> Result<Expr> {
                 _ => Expr::Seq(items),
             }
         }
-        Expr::Class { negated, ranges } => spell_ranges(&normalise(*negated, ranges)),
+        Expr::Class { negated, ranges } => spell_ranges(&normalise(*negated, ranges), full),
         Expr::Seq(v) => Expr::Seq(v.iter().map(spell).collect::<Result<_>>()?),
         Expr::Alt(v) => Expr::Alt(v.iter().map(spell).collect::<Result<_>>()?),
         Expr::Repeat { expr, min, max } => Expr::Repeat {
@@ -134,8 +149,9 @@ fn intersect(ranges: &[(u32, u32)], lo: u32, hi: u32) -> Vec<(u32, u32)> {
         .collect()
 }
 
-/// Every JSON spelling of one character from the (normalised) ranges.
-fn spell_ranges(ranges: &[(u32, u32)]) -> Expr {
+/// Every JSON spelling of one character from the (normalised) ranges; with
+/// `full == false`, only the raw character or, where JSON needs one, an escape.
+fn spell_ranges(ranges: &[(u32, u32)], full: bool) -> Expr {
     let mut alts = Vec::new();
     // Raw: anything but controls, `"` and `\`.
     let raw = subtract(
@@ -164,6 +180,17 @@ fn spell_ranges(ranges: &[(u32, u32)]) -> Expr {
         }
     }
     let u = || Expr::Literal(b"\\u".to_vec());
+    if !full {
+        // Controls without a short escape.
+        for (a, b) in intersect(ranges, 0, 0x1F) {
+            alts.push(Expr::Seq(vec![u(), hex_range(a, b, 4)]));
+        }
+        return if alts.len() == 1 {
+            alts.pop().unwrap_or_else(nothing)
+        } else {
+            Expr::Alt(alts)
+        };
+    }
     for (a, b) in intersect(ranges, 0, 0xFFFF) {
         alts.push(Expr::Seq(vec![u(), hex_range(a, b, 4)]));
     }

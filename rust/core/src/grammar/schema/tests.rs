@@ -90,8 +90,8 @@ fn enum_const_and_pattern() {
     );
     check(
         json!({"type": "string", "pattern": "b"}),
-        &["\"abc\"", "\"\\n\\u0062\""],
-        &["\"ac\""],
+        &["\"abc\"", "\"\\nb\"", "\"\\u0001b\""],
+        &["\"ac\"", "\"\\u0062\""],
     );
     check(
         json!({"enum": ["ab", "abc"], "maxLength": 2}),
@@ -326,4 +326,102 @@ fn builtin_json_and_compiler_cache() {
         .compile_json_schema("{ \"type\":\"integer\" }", &SchemaOptions::default())
         .expect("compiles");
     assert!(Arc::ptr_eq(&a.0, &b.0));
+}
+
+#[test]
+fn numeric_ranges_exact() {
+    check(
+        json!({"type": "number", "minimum": -0.5, "maximum": 10}),
+        &["-0.5", "0", "-0", "10", "9.999", "10.000", "-0.25"],
+        &["-0.51", "10.01", "11", "-1", "1e1"],
+    );
+    check(
+        json!({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 3}),
+        &["1", "2", "2.0"],
+        &["0", "3", "-1"],
+    );
+    // Draft-04 boolean exclusive bounds.
+    check(
+        json!({"type": "integer", "minimum": 5, "exclusiveMinimum": true}),
+        &["6"],
+        &["5"],
+    );
+    check(
+        json!({"type": "integer", "multipleOf": 3, "minimum": 0, "maximum": 10}),
+        &["0", "9"],
+        &["4", "12"],
+    );
+    check(
+        json!({"type": "number", "multipleOf": 0.01}),
+        &["1.25", "3"],
+        &["1.255"],
+    );
+    // An empty numeric range leaves the other types.
+    check(
+        json!({"type": ["integer", "null"], "minimum": 5, "maximum": 1}),
+        &["null"],
+        &["3"],
+    );
+    check(
+        json!({"enum": [1, 5, 20], "maximum": 10}),
+        &["1", "5"],
+        &["20"],
+    );
+    let e = err(json!({"type": "number", "multipleOf": 0.3}));
+    assert_eq!(e.schema_keyword(), Some(("", "multipleOf")));
+}
+
+#[test]
+fn formats_are_exact() {
+    check(
+        json!({"type": "string", "format": "date"}),
+        &["\"2024-02-29\""],
+        &["\"2023-02-29\"", "\"2023-1-01\"", "\"2023\\u002d01-31\""],
+    );
+    check(
+        json!({"format": "ipv4"}),
+        &["\"1.2.3.4\"", "12"],
+        &["\"256.1.1.1\""],
+    );
+    // Unknown formats are annotations; known but inexact ones are refused.
+    check(
+        json!({"type": "string", "format": "currency"}),
+        &["\"x\""],
+        &[],
+    );
+    assert_eq!(
+        err(json!({"format": "regex"})).kind(),
+        ErrorKind::Unsupported
+    );
+}
+
+#[test]
+fn unevaluated_properties_scope() {
+    check(
+        json!({"properties": {"a": {}}, "unevaluatedProperties": false}),
+        &["{\"a\": 1}"],
+        &["{\"b\": 1}"],
+    );
+    // A referenced schema's unevaluatedProperties does not see the referrer's properties.
+    let e = err(
+        json!({"$defs": {"A": {"unevaluatedProperties": false}}, "properties": {"p": {}}, "$ref": "#/$defs/A"}),
+    );
+    assert_eq!(
+        e.schema_keyword(),
+        Some(("/$defs/A", "unevaluatedProperties"))
+    );
+}
+
+#[test]
+fn patterns_and_formats_use_raw_characters() {
+    check(
+        json!({"type": "string", "pattern": "^[é\"]+$"}),
+        &["\"é\\\"\""],
+        &["\"\\u00e9\"", "\"e\""],
+    );
+    check(
+        json!({"type": "string", "format": "date-time"}),
+        &["\"2024-01-01T00:00:00Z\""],
+        &["\"2024-01-01\""],
+    );
 }
