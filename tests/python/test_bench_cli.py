@@ -119,7 +119,7 @@ def test_bench_schema(tmp_path: Path) -> None:
     assert out["kind"] == "schema"
     assert out["error"] is None
     # a keyword corral cannot enforce exactly is a compile error (exit status 1)
-    bad = write(tmp_path / "bad.json", '{"type": "string", "format": "date-time"}')
+    bad = write(tmp_path / "bad.json", '{"type": "array", "uniqueItems": true}')
     r = corral("bench", bad, "--text", t)
     assert r.returncode == 1
     assert r.stderr.startswith(f"{bad}: ")
