@@ -1,7 +1,8 @@
-"""The `corral` command: check a GBNF grammar, sample random texts from it, or
-report which keywords of a JSON Schema corral enforces (`check-schema`).
+"""The `corral` command: check a GBNF grammar, sample random texts from it,
+report which keywords of a JSON Schema corral enforces (`check-schema`), or time
+token masks for a real tokenizer (`corral bench`, in `corral._bench`).
 
-Both commands compile the grammar against the byte vocabulary: token ids
+`check` and `sample` compile the grammar against the byte vocabulary: token ids
 0..255 are the single bytes, 256 is `<eos>` (the stop token), and 257/258 are
 the special tokens `<think>` and `</think>` (usable as token elements).
 
@@ -336,6 +337,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--seed", type=int, default=None, help="random seed")
     gen.set_defaults(func=_cmd_generate)
+
+    from corral._bench import add_parser as add_bench_parser
+
+    add_bench_parser(sub)
     return p
 
 
