@@ -106,7 +106,7 @@ def percentile(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("split", SPLITS)
 def test_maskbench_split(split: str, byte_vocab: TokenizerInfo) -> None:
     # split("\n"): splitlines() would also break at U+2028 inside strings.
