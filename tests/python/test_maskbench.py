@@ -4,15 +4,16 @@ from JSONSchemaBench / MaskBench).
 Every schema compiles or raises ``UnsupportedSchemaError``: never another
 exception, a hang or a crash. (``LimitExceededError`` is counted in the stats
 as ``limit_exceeded`` instead of failing: a few schemas still exceed
-``Limits.max_nfa_states`` through constructs other than counted repetition
-(not analysed yet); the baseline records how many.) Compiled with ``strict_mode=False``, its valid instances should
-be accepted and its invalid ones must be rejected (the compact ``json.dumps``
-text, in the instance's key order or sorted by first appearance in the
-schema, non-ASCII escaped or raw, fed through the byte vocabulary and ended
-with the stop token). Some instances marked invalid are valid for
-python-jsonschema (formats and regexes it does not check the same way): an
-accepted "invalid" instance counts as a failure only if ``jsonschema`` (with
-its format checker) also rejects it; those it accepts are counted separately.
+``Limits.max_nfa_states`` through constructs other than counted repetition (not
+analysed yet); the baseline records how many.) Compiled with
+``strict_mode=False``, its valid instances should be accepted and its invalid
+ones must be rejected (the compact ``json.dumps`` text, in the instance's key
+order or sorted by first appearance in the schema, non-ASCII escaped or raw,
+fed through the byte vocabulary and ended with the stop token). Some instances
+marked invalid are valid for python-jsonschema (formats and regexes it does not
+check the same way): an accepted "invalid" instance counts as a failure only if
+``jsonschema`` (with its format checker) also rejects it; those it accepts are
+counted separately.
 
 Per split the numbers are printed and compared with
 ``tests/schema/maskbench_baseline.json``: a lower compiled share fails.
