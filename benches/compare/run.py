@@ -575,6 +575,7 @@ def main() -> None:
     }
     md = markdown(report)
     print(md)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
             {**report, "raw": {wl: {e: r.to_json() for e, r in results[wl].items()} for wl in wls}},
