@@ -18,6 +18,8 @@ import base64
 import importlib.resources
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -416,4 +418,16 @@ def qwen36_info(qwen36) -> TokenizerInfo:
         special_tokens=qwen36.special_tokens,
         eos_token_ids=qwen36.stop_ids,
         vocab_size=QWEN36_VOCAB_SIZE,
+    )
+
+
+def run_corral(*args: object, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    """Run the `corral` CLI of the installed package (``python -m corral``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "corral", *map(str, args)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        check=False,
     )

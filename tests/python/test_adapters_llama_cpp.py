@@ -10,28 +10,10 @@ import re
 import jsonschema
 import pytest
 
+from adapter_grammars import ARITH, EMAIL, RECORD, RECORD_SCHEMA
 from corral import GrammarMatcher
 from corral.adapters import llama_cpp as corral_llama
 from reference import Grammar
-
-RECORD = r"""
-root ::= "{\"name\": \"" [A-Z] [a-z]{1,8} "\", \"age\": " [1-9] [0-9]? "}"
-"""
-RECORD_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "pattern": "^[A-Z][a-z]{1,8}$"},
-        "age": {"type": "integer", "minimum": 1, "maximum": 99},
-    },
-    "required": ["name", "age"],
-    "additionalProperties": False,
-}
-ARITH = r"""
-root ::= expr
-expr ::= term ( " "? [-+*/] " "? term ){0,2}
-term ::= [0-9]{1,3} | "(" [0-9]{1,2} [-+*] [0-9]{1,2} ")"
-"""
-EMAIL = r"[a-z]{2,8}@example\.(com|org|net)"
 
 
 @pytest.fixture(scope="module")

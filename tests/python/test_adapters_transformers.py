@@ -19,29 +19,13 @@ import jsonschema
 import pytest
 import torch
 
+from adapter_grammars import ARITH, EMAIL, RECORD, RECORD_SCHEMA
 from corral import GrammarCompiler, TokenizerInfo
 from corral.adapters.transformers import LogitsProcessor
 from reference import Grammar
 
 MAX_NEW = 48
 
-RECORD = r"""
-root ::= "{\"name\": \"" [A-Z] [a-z]{1,8} "\", \"age\": " [1-9] [0-9]? "}"
-"""
-RECORD_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string", "pattern": "^[A-Z][a-z]{1,8}$"},
-        "age": {"type": "integer", "minimum": 1, "maximum": 99},
-    },
-    "required": ["name", "age"],
-    "additionalProperties": False,
-}
-ARITH = r"""
-root ::= expr
-expr ::= term ( " "? [-+*/] " "? term ){0,2}
-term ::= [0-9]{1,3} | "(" [0-9]{1,2} [-+*] [0-9]{1,2} ")"
-"""
 C_LIKE = r"""
 root  ::= type " " ident " = " expr ";"
 type  ::= "int" | "long" | "char"
@@ -49,7 +33,6 @@ ident ::= [a-z] [a-z0-9_]{0,4}
 expr  ::= atom ( " " [-+*] " " atom ){0,2}
 atom  ::= [0-9]{1,3} | [a-z]{1,3}
 """
-EMAIL = r"[a-z]{2,8}@example\.(com|org|net)"
 
 PROMPTS = {
     "record": [

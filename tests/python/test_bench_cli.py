@@ -5,26 +5,18 @@ small byte-level BPE tokenizer written to a temporary Hugging Face folder)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from conftest import run_corral
 
 ROOT = Path(__file__).resolve().parents[2]
 JSON_GBNF = ROOT / "examples" / "json.gbnf"
 DOC = '{"name": "corral", "tags": ["rust", "grammar"], "stars": 12, "ok": true}'
 
 
-def corral(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *map(str, args)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
+corral = run_corral
 
 
 def write(path: Path, text: str) -> Path:

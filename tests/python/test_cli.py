@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_corral
 from corral import CompiledGrammar, GrammarCompiler, GrammarMatcher
 from corral.cli import byte_vocab
 
@@ -20,15 +21,7 @@ JSON_GBNF = EXAMPLES / "json.gbnf"
 ARITH_GBNF = EXAMPLES / "arithmetic.gbnf"
 
 
-def corral(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "corral", *map(str, args)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
+corral = run_corral
 
 
 def compile_file(path: Path) -> CompiledGrammar:
