@@ -19,7 +19,6 @@ use crate::limits::Limits;
 use crate::vocab::{TokenId, Vocabulary};
 use regex_syntax::utf8::Utf8Sequences;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 
 /// "No transition".
 pub const DEAD: u32 = u32::MAX;
@@ -944,23 +943,59 @@ struct Tables {
     state_rule: Vec<RuleId>,
 }
 
-fn eps_closure(nfa: &Nfa, set: &mut Vec<u32>) {
-    let mut seen: Vec<bool> = vec![false; nfa.edges.len()];
-    for &s in set.iter() {
-        seen[s as usize] = true;
-    }
-    let mut i = 0;
-    while i < set.len() {
-        let s = set[i] as usize;
-        i += 1;
-        for &(e, t) in &nfa.edges[s] {
-            if e == Edge::Eps && !seen[t as usize] {
-                seen[t as usize] = true;
-                set.push(t);
-            }
+/// Epsilon closures for subset construction, with scratch space reused
+/// across calls (a fresh `seen` vector per call made large rules quadratic).
+struct Closure {
+    /// `mark[s] == stamp` when `s` was reached in the current call.
+    mark: Vec<u32>,
+    stamp: u32,
+    /// States with a consuming edge, or the end state: the only ones that
+    /// tell two subsets apart, so subsets keep just these (smaller keys).
+    important: Vec<bool>,
+    stack: Vec<u32>,
+}
+
+impl Closure {
+    fn new(nfa: &Nfa, end: u32) -> Closure {
+        let important = nfa
+            .edges
+            .iter()
+            .enumerate()
+            .map(|(s, es)| s as u32 == end || es.iter().any(|&(e, _)| e != Edge::Eps))
+            .collect();
+        Closure {
+            mark: vec![0; nfa.edges.len()],
+            stamp: 0,
+            important,
+            stack: Vec::new(),
         }
     }
-    set.sort_unstable();
+
+    /// Replace `set` by the sorted important states of its epsilon closure.
+    fn close(&mut self, nfa: &Nfa, set: &mut Vec<u32>) {
+        self.stamp += 1;
+        let stamp = self.stamp;
+        self.stack.clear();
+        for &s in set.iter() {
+            if self.mark[s as usize] != stamp {
+                self.mark[s as usize] = stamp;
+                self.stack.push(s);
+            }
+        }
+        set.clear();
+        while let Some(s) = self.stack.pop() {
+            if self.important[s as usize] {
+                set.push(s);
+            }
+            for &(e, t) in &nfa.edges[s as usize] {
+                if e == Edge::Eps && self.mark[t as usize] != stamp {
+                    self.mark[t as usize] = stamp;
+                    self.stack.push(t);
+                }
+            }
+        }
+        set.sort_unstable();
+    }
 }
 
 /// Subset construction for one rule, appending its states to `out`.
@@ -975,12 +1010,18 @@ fn determinise(
 ) -> Result<()> {
     let base = out.accepting.len() as u32;
     let nc = out.num_classes;
+    let mut closure = Closure::new(nfa, end);
     let mut ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
     let mut sets: Vec<Vec<u32>> = Vec::new();
     let mut first = vec![start];
-    eps_closure(nfa, &mut first);
+    closure.close(nfa, &mut first);
     ids.insert(first.clone(), 0);
     sets.push(first);
+    // Scratch reused for every DFA state.
+    let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); nc];
+    let mut other: Vec<(Edge, u32)> = Vec::new();
+    let mut set: Vec<u32> = Vec::new();
+    let mut group: Vec<u32> = Vec::new();
     let mut i = 0;
     while i < sets.len() {
         if base as usize + sets.len() > limits.max_dfa_states {
@@ -990,10 +1031,9 @@ fn determinise(
                 limits.max_dfa_states
             )));
         }
-        let set = sets[i].clone();
-        let mut by_class: Vec<Vec<u32>> = vec![Vec::new(); nc];
-        let mut by_rule: BTreeMap<RuleId, Vec<u32>> = BTreeMap::new();
-        let mut by_token: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        set.clear();
+        set.extend_from_slice(&sets[i]);
+        other.clear();
         for &s in &set {
             for &(e, t) in &nfa.edges[s as usize] {
                 match e {
@@ -1003,39 +1043,47 @@ fn determinise(
                             by_class[c as usize].push(t);
                         }
                     }
-                    Edge::Rule(r) => by_rule.entry(r).or_default().push(t),
-                    Edge::Token(k) => by_token.entry(k).or_default().push(t),
+                    Edge::Rule(_) | Edge::Token(_) => other.push((e, t)),
                 }
             }
         }
-        let mut intern = |mut targets: Vec<u32>, sets: &mut Vec<Vec<u32>>| -> u32 {
-            targets.sort_unstable();
-            targets.dedup();
-            eps_closure(nfa, &mut targets);
-            targets.dedup();
-            if let Some(&id) = ids.get(&targets) {
+        let mut intern = |targets: &mut Vec<u32>, sets: &mut Vec<Vec<u32>>| -> u32 {
+            closure.close(nfa, targets);
+            if let Some(&id) = ids.get(targets.as_slice()) {
                 return base + id;
             }
             let id = sets.len() as u32;
             ids.insert(targets.clone(), id);
-            sets.push(targets);
+            sets.push(targets.clone());
             base + id
         };
-        let mut row = vec![DEAD; nc];
-        for (c, targets) in by_class.into_iter().enumerate() {
+        let row_at = out.byte_next.len();
+        out.byte_next.resize(row_at + nc, DEAD);
+        for (c, targets) in by_class.iter_mut().enumerate() {
             if !targets.is_empty() {
-                row[c] = intern(targets, &mut sets);
+                out.byte_next[row_at + c] = intern(targets, &mut sets);
+                targets.clear();
             }
         }
-        let rules: Vec<(RuleId, u32)> = by_rule
-            .into_iter()
-            .map(|(r, t)| (r, intern(t, &mut sets)))
-            .collect();
-        let tokens: Vec<(u32, u32)> = by_token
-            .into_iter()
-            .map(|(k, t)| (k, intern(t, &mut sets)))
-            .collect();
-        out.byte_next.extend_from_slice(&row);
+        // Rule and token edges, grouped by label in label order.
+        other.sort_unstable();
+        let mut rules: Vec<(RuleId, u32)> = Vec::new();
+        let mut tokens: Vec<(u32, u32)> = Vec::new();
+        let mut k = 0;
+        while k < other.len() {
+            let label = other[k].0;
+            group.clear();
+            while k < other.len() && other[k].0 == label {
+                group.push(other[k].1);
+                k += 1;
+            }
+            let to = intern(&mut group, &mut sets);
+            match label {
+                Edge::Rule(r) => rules.push((r, to)),
+                Edge::Token(t) => tokens.push((t, to)),
+                Edge::Eps | Edge::Bytes(..) => unreachable!("only rule and token edges here"),
+            }
+        }
         out.rule_edges.push(rules);
         out.token_edges.push(tokens);
         out.accepting.push(set.binary_search(&end).is_ok());
