@@ -952,6 +952,10 @@ struct Closure {
     /// States with a consuming edge, or the end state: the only ones that
     /// tell two subsets apart, so subsets keep just these (smaller keys).
     important: Vec<bool>,
+    /// Epsilon successors in one flat array (`eps_to[eps_at[s]..eps_at[s + 1]]`),
+    /// so closures skip the byte edges that dominate big states.
+    eps_at: Vec<u32>,
+    eps_to: Vec<u32>,
     stack: Vec<u32>,
 }
 
@@ -963,16 +967,25 @@ impl Closure {
             .enumerate()
             .map(|(s, es)| s as u32 == end || es.iter().any(|&(e, _)| e != Edge::Eps))
             .collect();
+        let mut eps_at = Vec::with_capacity(nfa.edges.len() + 1);
+        let mut eps_to = Vec::new();
+        for es in &nfa.edges {
+            eps_at.push(eps_to.len() as u32);
+            eps_to.extend(es.iter().filter(|&&(e, _)| e == Edge::Eps).map(|&(_, t)| t));
+        }
+        eps_at.push(eps_to.len() as u32);
         Closure {
             mark: vec![0; nfa.edges.len()],
             stamp: 0,
             important,
+            eps_at,
+            eps_to,
             stack: Vec::new(),
         }
     }
 
     /// Replace `set` by the sorted important states of its epsilon closure.
-    fn close(&mut self, nfa: &Nfa, set: &mut Vec<u32>) {
+    fn close(&mut self, set: &mut Vec<u32>) {
         self.stamp += 1;
         let stamp = self.stamp;
         self.stack.clear();
@@ -987,8 +1000,9 @@ impl Closure {
             if self.important[s as usize] {
                 set.push(s);
             }
-            for &(e, t) in &nfa.edges[s as usize] {
-                if e == Edge::Eps && self.mark[t as usize] != stamp {
+            let (a, b) = (self.eps_at[s as usize], self.eps_at[s as usize + 1]);
+            for &t in &self.eps_to[a as usize..b as usize] {
+                if self.mark[t as usize] != stamp {
                     self.mark[t as usize] = stamp;
                     self.stack.push(t);
                 }
@@ -1014,7 +1028,7 @@ fn determinise(
     let mut ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
     let mut sets: Vec<Vec<u32>> = Vec::new();
     let mut first = vec![start];
-    closure.close(nfa, &mut first);
+    closure.close(&mut first);
     ids.insert(first.clone(), 0);
     sets.push(first);
     // Scratch reused for every DFA state.
@@ -1022,6 +1036,7 @@ fn determinise(
     let mut other: Vec<(Edge, u32)> = Vec::new();
     let mut set: Vec<u32> = Vec::new();
     let mut group: Vec<u32> = Vec::new();
+    let mut raw_ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
     let mut i = 0;
     while i < sets.len() {
         if base as usize + sets.len() > limits.max_dfa_states {
@@ -1047,8 +1062,8 @@ fn determinise(
                 }
             }
         }
-        let mut intern = |targets: &mut Vec<u32>, sets: &mut Vec<Vec<u32>>| -> u32 {
-            closure.close(nfa, targets);
+        let mut intern_closed = |targets: &mut Vec<u32>, sets: &mut Vec<Vec<u32>>| -> u32 {
+            closure.close(targets);
             if let Some(&id) = ids.get(targets.as_slice()) {
                 return base + id;
             }
@@ -1056,6 +1071,19 @@ fn determinise(
             ids.insert(targets.clone(), id);
             sets.push(targets.clone());
             base + id
+        };
+        let mut intern = |targets: &mut Vec<u32>, sets: &mut Vec<Vec<u32>>| -> u32 {
+            // Many byte classes (split apart by other rules' bytes) reach the
+            // same NFA states here: close each distinct target list once.
+            targets.sort_unstable();
+            targets.dedup();
+            if let Some(&id) = raw_ids.get(targets.as_slice()) {
+                return id;
+            }
+            let raw = targets.clone();
+            let id = intern_closed(targets, sets);
+            raw_ids.insert(raw, id);
+            id
         };
         let row_at = out.byte_next.len();
         out.byte_next.resize(row_at + nc, DEAD);

@@ -1660,7 +1660,7 @@ impl<'a> Ctx<'a> {
                 b"false".to_vec()
             }),
             Value::Number(x) => number_literal(x),
-            Value::String(s) => quoted(spell(&Expr::Literal(s.as_bytes().to_vec()))?),
+            Value::String(s) => quoted(strings::spell_literal(s)),
             Value::Array(a) => {
                 if a.is_empty() {
                     return Ok(self.empty_container(b'[', b']'));
@@ -1684,7 +1684,7 @@ impl<'a> Ctx<'a> {
                 for (k, x) in m {
                     let ks = self.key_sep();
                     members.push(Expr::Seq(vec![
-                        quoted(spell(&Expr::Literal(k.as_bytes().to_vec()))?),
+                        quoted(strings::spell_literal(k)),
                         ks,
                         self.const_expr(x, depth + 1)?,
                     ]));
@@ -2417,7 +2417,7 @@ impl<'a> Ctx<'a> {
         let ks = self.key_sep();
         let member = |k: &str, v: &Expr, ks: &Expr| -> Result<Expr> {
             Ok(Expr::Seq(vec![
-                quoted(spell(&Expr::Literal(k.as_bytes().to_vec()))?),
+                quoted(strings::spell_literal(k)),
                 ks.clone(),
                 v.clone(),
             ]))

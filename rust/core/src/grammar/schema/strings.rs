@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::{Expr, Grammar, Rule};
 use crate::limits::Limits;
 use crate::vocab::Vocabulary;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 const MAX_CHAR: u32 = 0x10_FFFF;
@@ -90,6 +90,34 @@ fn spell_with(decoded: &Expr, full: bool) -> Result<Expr> {
             ))
         }
     })
+}
+
+/// A known string (property name, `const`/`enum` value) in the spellings
+/// JSON serialisers produce, not every spelling: printable ASCII raw, `"`
+/// and `\` and control characters as their short escape or `\u00XX`, other
+/// characters raw or as `\uXXXX` (a surrogate pair above U+FFFF; either hex
+/// case), as `json.dumps` writes them with or without `ensure_ascii`.
+/// Escaping a plain ASCII letter (`\u0061`) is valid JSON but no serialiser
+/// does it; leaving it out keeps keys one token path wide for the model and
+/// their automata the size of the text.
+pub(crate) fn spell_literal(text: &str) -> Expr {
+    let mut items = Vec::new();
+    let mut run = Vec::new();
+    for c in text.chars() {
+        let cp = c as u32;
+        if (0x20..0x7F).contains(&cp) && c != '"' && c != '\\' {
+            run.push(cp as u8);
+            continue;
+        }
+        if !run.is_empty() {
+            items.push(Expr::Literal(std::mem::take(&mut run)));
+        }
+        items.push(spell_ranges(&[(cp, cp)], true));
+    }
+    if !run.is_empty() {
+        items.push(Expr::Literal(run));
+    }
+    Expr::Seq(items)
 }
 
 /// Sorted, merged scalar-value ranges (surrogates removed) of a class.
@@ -274,43 +302,77 @@ fn hex_range(lo: u32, hi: u32, n: u32) -> Expr {
     Expr::Alt(alts)
 }
 
-/// Decoded strings that are not in `words`.
+/// Decoded strings that are not in `words`: the trie's prefixes that are not
+/// words, or a trie path that leaves the trie followed by anything. A path
+/// leaves either with a character that labels no trie edge at all (one shared
+/// class after the set of all paths) or with a label that is not a child of
+/// that node (a small explicit set per node). Building it this way keeps one
+/// copy of the big classes and of the "anything" tail, so the automaton stays
+/// about the size of the trie instead of the trie times the UTF-8 class size.
 pub(crate) fn complement(words: &[&str]) -> Expr {
     #[derive(Default)]
     struct Node {
         end: bool,
         next: BTreeMap<char, Node>,
     }
-    fn build(n: &Node) -> Expr {
+    fn lit(c: char) -> Expr {
+        let mut buf = [0u8; 4];
+        Expr::Literal(c.encode_utf8(&mut buf).as_bytes().to_vec())
+    }
+    fn class(negated: bool, chars: impl Iterator<Item = char>) -> Expr {
+        Expr::Class {
+            negated,
+            ranges: chars.map(|c| (c as u32, c as u32)).collect(),
+        }
+    }
+    // Trie nodes (as strings) below `n`: all of them, or only the non-words.
+    fn nodes(n: &Node, non_words: bool) -> Expr {
         let mut alts = Vec::new();
-        if !n.end {
+        if !(non_words && n.end) {
             alts.push(Expr::Empty);
         }
-        for (c, child) in &n.next {
-            let mut buf = [0u8; 4];
-            alts.push(Expr::Seq(vec![
-                Expr::Literal(c.encode_utf8(&mut buf).as_bytes().to_vec()),
-                build(child),
-            ]));
+        for (&c, child) in &n.next {
+            alts.push(Expr::Seq(vec![lit(c), nodes(child, non_words)]));
         }
-        alts.push(Expr::Seq(vec![
-            Expr::Class {
-                negated: true,
-                ranges: n.next.keys().map(|&c| (c as u32, c as u32)).collect(),
-            },
-            any_string(),
-        ]));
+        Expr::Alt(alts)
+    }
+    // A trie path from `n`, then a label of the trie that does not continue it.
+    fn local_exits(n: &Node, labels: &BTreeSet<char>) -> Expr {
+        let mut alts = Vec::new();
+        let others: Vec<char> = labels
+            .iter()
+            .copied()
+            .filter(|c| !n.next.contains_key(c))
+            .collect();
+        if !others.is_empty() {
+            alts.push(class(false, others.into_iter()));
+        }
+        for (&c, child) in &n.next {
+            alts.push(Expr::Seq(vec![lit(c), local_exits(child, labels)]));
+        }
         Expr::Alt(alts)
     }
     let mut root = Node::default();
+    let mut labels = BTreeSet::new();
     for w in words {
         let mut n = &mut root;
         for c in w.chars() {
+            labels.insert(c);
             n = n.next.entry(c).or_default();
         }
         n.end = true;
     }
-    build(&root)
+    let leave = Expr::Alt(vec![
+        Expr::Seq(vec![
+            nodes(&root, false),
+            class(true, labels.iter().copied()),
+        ]),
+        local_exits(&root, &labels),
+    ]);
+    Expr::Alt(vec![
+        nodes(&root, true),
+        Expr::Seq(vec![leave, any_string()]),
+    ])
 }
 
 /// Why a `pattern` cannot be used.
@@ -571,6 +633,36 @@ mod tests {
             ("x", true),
         ] {
             assert_eq!(matches(&c, s).expect("match"), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn complement_handles_labels_shared_across_nodes() {
+        // `a` labels an edge at the root and below `é`; `é` labels one at the root.
+        let words = ["é", "éa", "ab", "b"];
+        let c = spell(&complement(&words)).expect("spell");
+        for s in [
+            "", "a", "aa", "aé", "ébb", "éaa", "ê", "ba", "bé", "abc", "x", "\\\\",
+        ] {
+            assert!(matches(&c, s).expect("match"), "{s} is not a word");
+        }
+        for s in ["é", "\\u00e9", "éa", "ab", "b", "\\u0062"] {
+            assert!(!matches(&c, s).expect("match"), "{s} is a word");
+        }
+    }
+
+    #[test]
+    fn literals_take_serialiser_spellings_only() {
+        let e = spell_literal("aé\"\n😀");
+        for s in [
+            "aé\\\"\\n😀",
+            "a\\u00e9\\\"\\n\\ud83d\\ude00",
+            "a\\u00E9\\u0022\\u000a😀",
+        ] {
+            assert!(matches(&e, s).expect("match"), "{s}");
+        }
+        for s in ["\\u0061é\\\"\\n😀", "aé\"\\n😀", "aé\\\"\n😀"] {
+            assert!(!matches(&e, s).expect("match"), "{s}");
         }
     }
 
