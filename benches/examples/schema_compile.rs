@@ -2,7 +2,8 @@
 //! automaton build, and the first mask on the Qwen2.5 vocabulary, per
 //! MaskBench split. For profiling (`perf record`), not a criterion bench.
 //!
-//! Run: `cargo run --release -p corral-benches --example schema_compile -- [SPLIT ...]`
+//! Run: `cargo run --release -p corral-benches --example schema_compile -- [SPLIT | FILE.jsonl ...]`
+//! (`SHOW=1` prints each schema's rule and state counts, `SHOW=rules` per rule).
 
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
@@ -32,10 +33,14 @@ fn main() {
     };
     let mut mask = vec![0u32; words_for(vocab.vocab_size())];
     for split in splits {
-        let path = format!(
-            "{}/../../shared/corpora/maskbench-dev/{split}.jsonl",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = if split.ends_with(".jsonl") {
+            split.clone()
+        } else {
+            format!(
+                "{}/../../shared/corpora/maskbench-dev/{split}.jsonl",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        };
         let text = std::fs::read_to_string(&path).expect("read split");
         let (mut fe, mut au, mut fm, mut tot) = (vec![], vec![], vec![], vec![]);
         let mut worst = (0.0, 0usize);

@@ -127,8 +127,11 @@ def _flatten_decoder(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [spec]
 
 
-def _family_from_decoder(spec: Mapping[str, Any] | None, byte_fallback: bool) -> str:
-    """`byte_level` or `sentencepiece` from a `tokenizers` decoder's JSON."""
+def _family_from_decoder(spec: Mapping[str, Any] | None, byte_fallback: bool) -> tuple[str, bool]:
+    """`byte_level` or `sentencepiece` from a `tokenizers` decoder's JSON, and
+    whether the pieces must be checked to contain no sentencepiece markers
+    (ByteLevel behind sentencepiece steps, which some transformers versions
+    build for GGUF byte-level vocabularies)."""
     if spec is None:
         raise VocabError(
             "the tokenizer has no decoder, so the bytes of its tokens are unknown; "
@@ -136,27 +139,40 @@ def _family_from_decoder(spec: Mapping[str, Any] | None, byte_fallback: bool) ->
         )
     parts = _flatten_decoder(spec)
     types = [str(p.get("type")) for p in parts]
-    if "ByteLevel" in types:
-        others = sorted({t for t in types if t != "ByteLevel"})
-        if others:
-            raise VocabError(f"unsupported decoder: ByteLevel combined with {', '.join(others)}")
-        return "byte_level"
-    unknown = sorted({t for t in types if t not in _SP_DECODERS})
-    if unknown:
-        raise VocabError(
-            f"unsupported decoder {', '.join(unknown)}: its tokens do not stand for fixed bytes "
-            "(supported: ByteLevel, Metaspace, ByteFallback with Replace('\u2581', ' '))"
-        )
     for p in parts:
         if p.get("type") == "Replace":
             pattern = p.get("pattern") or {}
             if pattern.get("String") != _SPACE_MARK or p.get("content") != " ":
                 shown = json.dumps(p, ensure_ascii=False)
                 raise VocabError(f"unsupported decoder: Replace {shown}")
+    if "ByteLevel" in types:
+        others = sorted({t for t in types if t != "ByteLevel"})
+        # ByteFallback, Fuse and Replace('▁', ' ') change nothing in a piece
+        # without `▁` that is not a `<0xXX>` byte token: checked per piece.
+        if set(others) - {"ByteFallback", "Fuse", "Replace"}:
+            raise VocabError(f"unsupported decoder: ByteLevel combined with {', '.join(others)}")
+        return "byte_level", bool(others)
+    unknown = sorted({t for t in types if t not in _SP_DECODERS})
+    if unknown:
+        raise VocabError(
+            f"unsupported decoder {', '.join(unknown)}: its tokens do not stand for fixed bytes "
+            "(supported: ByteLevel, Metaspace, ByteFallback with Replace('\u2581', ' '))"
+        )
     if {"Metaspace", "ByteFallback", "Replace"} & set(types) or byte_fallback:
-        return "sentencepiece"
+        return "sentencepiece", False
     listed = " + ".join(types) or "an empty Sequence"
     raise VocabError(f"unsupported decoder {listed}: cannot tell how tokens map to bytes")
+
+
+def _check_plain_byte_level(pieces: list[str | None]) -> None:
+    """Raise unless no piece is touched by the sentencepiece steps of a
+    ByteLevel decoder (see `_family_from_decoder`)."""
+    for i, p in enumerate(pieces):
+        if p is not None and (_SPACE_MARK in p or _BYTE_PIECE.fullmatch(p)):
+            raise VocabError(
+                f"unsupported decoder: ByteLevel combined with sentencepiece steps, and token "
+                f"{i} ({p!r}) is one they rewrite"
+            )
 
 
 # ---------------------------------------------------------------------------
@@ -268,7 +284,7 @@ def _from_backend(backend: Any, tokenizer: Any) -> _Collected:
     decoder = backend.decoder
     spec = None if decoder is None else json.loads(decoder.__getstate__())
     byte_fallback = bool(getattr(backend.model, "byte_fallback", False))
-    vocab_type = _family_from_decoder(spec, byte_fallback)
+    vocab_type, check_pieces = _family_from_decoder(spec, byte_fallback)
     vocab: dict[str, int] = backend.get_vocab(with_added_tokens=True)
     added: dict[int, Any] = backend.get_added_tokens_decoder()
     n = max([*vocab.values(), *added, -1]) + 1
@@ -280,6 +296,8 @@ def _from_backend(backend: Any, tokenizer: Any) -> _Collected:
     for i in range(n):  # pieces shared by several ids appear once in `vocab`
         if pieces[i] is None:
             pieces[i] = backend.id_to_token(i)
+    if check_pieces:
+        _check_plain_byte_level(pieces)
     out = _Collected(vocab_type, pieces)
     # `tokenizers` runs added tokens through the decoder like any other piece.
     out.set_added(added, literal=False)

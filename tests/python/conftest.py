@@ -58,6 +58,13 @@ def pytest_configure(config):
 # ---------------------------------------------------------------------------
 
 
+# Each rule remembers which of its last 17 bytes were its letter: 2^17 DFA
+# states apiece, so the four exceed Limits.max_dfa_states.
+EXPONENTIAL_GBNF = "root ::= a b c d\n" + "".join(
+    f'{x} ::= [a-d]* "{x}" [a-d]{{16}}\n' for x in "abcd"
+)
+
+
 def byte_tokens() -> list[bytes]:
     return [bytes([i]) for i in range(256)] + [b"<eos>", b"<think>", b"</think>"]
 

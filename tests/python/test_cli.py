@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_corral
+from conftest import EXPONENTIAL_GBNF, run_corral
 from corral import CompiledGrammar, GrammarCompiler, GrammarMatcher
 from corral.cli import byte_vocab
 
@@ -82,8 +82,8 @@ def test_check_other_root(tmp_path: Path) -> None:
 
 def test_check_limit_exceeded(tmp_path: Path) -> None:
     g = tmp_path / "g.gbnf"
-    # small repetitions unroll; nested five deep they exceed Limits.max_nfa_states
-    g.write_text('root ::= (((("a"{16}){16}){16}){16}){16}\n', encoding="utf-8")
+    # an exponential subset construction exceeds Limits.max_dfa_states
+    g.write_text(EXPONENTIAL_GBNF, encoding="utf-8")
     r = corral("check", g)
     assert r.returncode == 1
     assert "Limits" in r.stderr

@@ -81,6 +81,8 @@ def smol_cuda(cuda, smollm2_hf, smollm2_gguf):
     ).to(cuda)
     model.eval()
     smollm2_hf.padding_side = "left"
+    if smollm2_hf.pad_token is None:  # older transformers set none for this GGUF
+        smollm2_hf.pad_token = smollm2_hf.eos_token
     info = TokenizerInfo.from_huggingface(smollm2_hf, vocab_size=model.config.vocab_size)
     return smollm2_hf, model, info
 

@@ -619,6 +619,32 @@ def test_unknown_decoder():
         TokenizerInfo.from_huggingface(tok)
 
 
+def test_byte_level_behind_sentencepiece_steps():
+    """transformers 5.17 gives GGUF byte-level vocabularies (SmolLM2) a decoder
+    of ByteFallback, Fuse, Replace('\u2581', ' ') then ByteLevel: the same bytes
+    as ByteLevel alone while no piece has a `\u2581` or is a `<0xXX>` token."""
+    from tokenizers import Tokenizer, decoders, models
+
+    def build(extra: str) -> Tokenizer:
+        vocab = {"a": 0, "\u0120b": 1, "\u010a": 2, "\u00c3\u00a9": 3, extra: 4}
+        tok = Tokenizer(models.BPE(vocab, merges=[]))
+        tok.decoder = decoders.Sequence(
+            [
+                decoders.ByteFallback(),
+                decoders.Fuse(),
+                decoders.Replace("\u2581", " "),
+                decoders.ByteLevel(),
+            ]
+        )
+        return tok
+
+    info = TokenizerInfo.from_huggingface(build("cd"))
+    assert [info.token_bytes(i) for i in range(5)] == [b"a", b" b", b"\n", "é".encode(), b"cd"]
+    for bad in ["\u2581x", "<0x41>"]:
+        with pytest.raises(VocabError, match="token 4"):
+            TokenizerInfo.from_huggingface(build(bad))
+
+
 @pytest.mark.parametrize("obj", [42, "gpt2", None, object()])
 def test_not_a_tokenizer(obj):
     with pytest.raises(VocabError, match="cannot read the vocabulary"):

@@ -14,7 +14,7 @@ use std::fmt;
 
 /// A position in grammar text: 1-based line, 1-based column (in characters),
 /// and the width in characters to underline (at least 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Span {
     /// 1-based line number.
     pub line: u32,

@@ -85,7 +85,7 @@ impl TokenElem {
 /// any order is a union of `n!` sequences), so such rules get a tiny fixed DFA
 /// and keep their progress in the item: a count, or a bitset of the members
 /// seen. Every other rule is `Plain` and its items carry `aux == 0`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum RuleKind {
     /// An ordinary rule.
     Plain,
@@ -323,7 +323,12 @@ struct Builder<'a> {
 /// instead of unrolled copies (small ones unroll into faster plain DFAs).
 pub const COUNTER_THRESHOLD: u32 = 16;
 
+/// Smaller repetitions also become counters when the unrolled copies would
+/// take more than about this many automaton states ([`estimate`]).
+pub const UNROLL_BUDGET: u64 = 512;
+
 /// A rule after lowering: an IR body, or one of the register rules.
+#[derive(Clone, PartialEq, Eq, Hash)]
 enum Lowered {
     Body(Expr),
     Special(RuleKind),
@@ -349,6 +354,58 @@ impl Lowering {
             l.bodies[i] = Lowered::Body(body);
         }
         Ok(l)
+    }
+
+    /// Merge rules whose bodies are identical once their references are
+    /// merged (front-ends emit many: the same sub-schema under several
+    /// properties or branches), so each is determinised and classified once.
+    /// Rounds until nothing changes; returns the root's representative.
+    /// Rules merged away keep an empty body and are never referenced.
+    fn merge_identical(&mut self, root: RuleId) -> RuleId {
+        let n = self.bodies.len();
+        let mut rep: Vec<RuleId> = (0..n as RuleId).collect();
+        loop {
+            let mut first: FxHashMap<Lowered, RuleId> = FxHashMap::default();
+            let mut changed = false;
+            // The root first, so that it stays its own representative (its name is reported).
+            let order =
+                std::iter::once(root as usize).chain((0..n).filter(|&r| r != root as usize));
+            for r in order {
+                if rep[r] != r as RuleId {
+                    continue;
+                }
+                let body = relabel(&self.bodies[r], &rep);
+                match first.get(&body) {
+                    Some(&f) => {
+                        rep[r] = f;
+                        changed = true;
+                    }
+                    None => {
+                        first.insert(body, r as RuleId);
+                    }
+                }
+            }
+            // Representatives of representatives (a rule merged this round
+            // may have been chosen as one earlier).
+            for r in 0..n {
+                let mut x = rep[r];
+                while rep[x as usize] != x {
+                    x = rep[x as usize];
+                }
+                rep[r] = x;
+            }
+            if !changed {
+                break;
+            }
+        }
+        for r in 0..n {
+            self.bodies[r] = if rep[r] == r as RuleId {
+                relabel(&self.bodies[r], &rep)
+            } else {
+                Lowered::Body(Expr::Empty)
+            };
+        }
+        rep[root as usize]
     }
 
     fn rule(&mut self, name: String, body: Lowered) -> RuleId {
@@ -394,7 +451,12 @@ impl Lowering {
                         inner = (**y).clone();
                     }
                 }
-                if max.unwrap_or(min) <= COUNTER_THRESHOLD {
+                let bound = max.unwrap_or(min);
+                // Copies of a big item (a Unicode class such as `\w` is hundreds
+                // of UTF-8 states) multiply the DFA: count those too.
+                let big =
+                    bound >= 2 && estimate(&inner).saturating_mul(u64::from(bound)) > UNROLL_BUDGET;
+                if bound <= COUNTER_THRESHOLD && !big {
                     Expr::Repeat {
                         expr: Box::new(inner),
                         min,
@@ -467,6 +529,48 @@ fn peel(mut e: &Expr) -> &Expr {
 }
 
 /// Upper bound on NFA states an expression needs (saturating).
+/// `body` with every rule reference `r` replaced by `rep[r]`.
+fn relabel(body: &Lowered, rep: &[RuleId]) -> Lowered {
+    fn expr(e: &Expr, rep: &[RuleId]) -> Expr {
+        match e {
+            Expr::Rule(r) => Expr::Rule(rep[*r as usize]),
+            Expr::Seq(v) => Expr::Seq(v.iter().map(|x| expr(x, rep)).collect()),
+            Expr::Alt(v) => Expr::Alt(v.iter().map(|x| expr(x, rep)).collect()),
+            Expr::Repeat { expr: x, min, max } => Expr::Repeat {
+                expr: Box::new(expr(x, rep)),
+                min: *min,
+                max: *max,
+            },
+            Expr::Permutation { .. } => unreachable!("permutations are lowered to rules"),
+            other => other.clone(),
+        }
+    }
+    match body {
+        Lowered::Body(e) => Lowered::Body(expr(e, rep)),
+        Lowered::Special(RuleKind::Plain) => Lowered::Special(RuleKind::Plain),
+        Lowered::Special(RuleKind::Counter { item, min, max }) => {
+            Lowered::Special(RuleKind::Counter {
+                item: rep[*item as usize],
+                min: *min,
+                max: *max,
+            })
+        }
+        Lowered::Special(RuleKind::Permutation {
+            members,
+            sep,
+            required,
+            min,
+            max,
+        }) => Lowered::Special(RuleKind::Permutation {
+            members: members.iter().map(|m| rep[*m as usize]).collect(),
+            sep: rep[*sep as usize],
+            required: *required,
+            min: *min,
+            max: *max,
+        }),
+    }
+}
+
 fn estimate(e: &Expr) -> u64 {
     match e {
         Expr::Empty | Expr::Rule(_) | Expr::Token { .. } | Expr::Bytes(_) => 2,
@@ -742,7 +846,8 @@ impl<'a> Builder<'a> {
                 "root rule id is out of range",
             ));
         }
-        let low = Lowering::run(g)?;
+        let mut low = Lowering::run(g)?;
+        let root = low.merge_identical(g.root);
         let total: u64 = low
             .bodies
             .iter()
@@ -822,7 +927,7 @@ impl<'a> Builder<'a> {
             rule_kind,
             token_elems: std::mem::take(&mut self.token_elems),
             rule_names: low.names,
-            root: g.root,
+            root,
         };
         trim(&mut a, out.rule_edges, out.token_edges)?;
         a.follow = follow_sets(&a);

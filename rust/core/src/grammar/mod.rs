@@ -45,7 +45,7 @@ pub enum TokenRef {
 }
 
 /// A regular expression over terminals and rule references.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Expr {
     /// Matches the empty string.
     Empty,
