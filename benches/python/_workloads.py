@@ -21,6 +21,7 @@ sys.path.insert(0, str(HERE.parent / "compare"))
 sys.path.insert(0, str(HERE.parents[1] / "tests" / "python"))
 
 import workloads  # noqa: E402  (benches/compare/workloads.py)
+
 from corral import (  # noqa: E402
     CompiledGrammar,
     GrammarCompiler,

@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _workloads as wl
+
 from conftest import make_qwen
 from corral import (
     GrammarCompiler,

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _workloads as wl
+
 from conftest import make_qwen
 from corral import GrammarCompiler, GrammarMatcher, allocate_token_bitmask
 
@@ -55,7 +56,9 @@ def main() -> None:
 
     qwen = make_qwen()
     info = qwen.info
-    print(f"vocabulary (Qwen2.5, {info.tokenizer_size:,} tokens): {info.memory_usage() / 1e6:.2f} MB")
+    print(
+        f"vocabulary (Qwen2.5, {info.tokenizer_size:,} tokens): {info.memory_usage() / 1e6:.2f} MB"
+    )
     picked = wl.cases("schema", n=args.schemas, seed=args.seed)
     bitmask = allocate_token_bitmask(1, info.vocab_size)
     compiler = GrammarCompiler(info)
@@ -96,7 +99,10 @@ def main() -> None:
     print(f"  over 5 MB: {over}; total warm {sum(warm) / 1e6:.1f} MB")
     print(f"matcher, fresh:        {pcts(fresh)}")
     print(f"matcher, end of text:  {pcts(end)}")
-    print(f"  chart growth: p50 {statistics.median(per_byte):.0f} B per text byte, max {max(per_byte):.0f}")
+    print(
+        f"  chart growth: p50 {statistics.median(per_byte):.0f} B per text byte, "
+        f"max {max(per_byte):.0f}"
+    )
     print(
         f"process RSS growth over the run: {(rss1 - rss0) / 1e6:.1f} MB "
         f"(accounted: {(sum(warm) + sum(end)) / 1e6:.1f} MB)"
