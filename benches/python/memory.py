@@ -95,6 +95,8 @@ def main() -> None:
     )
     print(f"grammar + cache, cold: {pcts(cold)}")
     print(f"grammar + cache, warm: {pcts(warm)}  ({worst[0]})")
+    entries = [w - c for w, c in zip(warm, cold, strict=True)]
+    print(f"  cache entries alone (warm - cold): {pcts(entries)}")
     over = sum(w > 5_000_000 for w in warm)
     print(f"  over 5 MB: {over}; total warm {sum(warm) / 1e6:.1f} MB")
     print(f"matcher, fresh:        {pcts(fresh)}")
