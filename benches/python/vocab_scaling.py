@@ -1,6 +1,6 @@
 """Mask time against vocabulary size: Qwen2.5 (151,936), Qwen3.6 (248,320), Gemma 3 (262,144).
 
-Run: python benches/python/vocab_scaling.py [--docs 20] [--schemas 10] [--rounds 5] [--seed 5]
+Run: python benches/python/vocab_scaling.py [--docs 20] [--schemas 10] [--rounds 3] [--seed 5]
 
 The same grammars and texts on each vocabulary: the builtin any-JSON grammar
 over `--docs` MaskBench documents and `--schemas` MaskBench schemas with
@@ -8,10 +8,11 @@ their valid instance (the compare harness's fixed-seed samples; schemas
 corral refuses are skipped). Each text is tokenised by the vocabulary's own
 tokenizer (tiktoken for the Qwens, Gemma's from its GGUF through
 transformers) and teacher-forced on a freshly compiled grammar (cold: the
-masks also fill the classification cache), then `--rounds` more times on the
-same grammar (warm; the vocabularies take turns, and each mask's time is its
-median over the rounds). Prints mask p50 / p99 per vocabulary and, against Qwen2.5, the time
-ratio next to the vocabulary-size ratio (linear scaling: equal ratios).
+masks also fill the classification cache), then again on the same grammar
+(warm); `--rounds` rounds, the vocabularies taking turns, and each mask's
+time is its median over the rounds. Prints mask p50 / p99 per vocabulary
+and, against Qwen2.5, the time ratios next to the vocabulary-size ratio
+(linear scaling: equal ratios).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from corral import GrammarCompiler, GrammarMatcher, TokenizerInfo, allocate_toke
 
 
 class Run:
-    """One vocabulary's grammars (compiled once) and token ids per text."""
+    """One vocabulary's freshly compiled grammars and the token ids of each text."""
 
     def __init__(self, info: TokenizerInfo, items: list[tuple[wl.Case, list[int]]]) -> None:
         compiler = GrammarCompiler(info)
@@ -65,7 +66,7 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=20)
     ap.add_argument("--schemas", type=int, default=10)
     ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f} (1 min)")
 
@@ -98,7 +99,7 @@ def main() -> None:
                 lambda t: gemma_tok.encode(t, add_special_tokens=False),
             ),
         }
-        runs: dict[str, Run] = {}
+        inputs: dict[str, tuple[TokenizerInfo, list[tuple[wl.Case, list[int]]]]] = {}
         for name, (info, encode) in vocabs.items():
             items = []
             for case in picked:
@@ -106,19 +107,23 @@ def main() -> None:
                 spelled = b"".join(info.token_bytes(i) for i in ids)
                 assert spelled == case.text.encode(), (name, case.name)
                 items.append((case, ids))
-            runs[name] = Run(info, items)
-    # Cold: the first pass on each fresh grammar. Warm: later passes,
-    # interleaved across vocabularies so that machine load hits all alike;
-    # each text's mask time is its median over the rounds.
-    cold = {name: r.masks() for name, r in runs.items()}
-    passes: dict[str, list[list[float]]] = {name: [] for name in runs}
+            inputs[name] = (info, items)
+    # Each round compiles every grammar afresh per vocabulary and runs a cold
+    # pass (its masks also fill the cache) and a warm pass; the vocabularies
+    # take turns so that machine load hits all alike, and each mask's time is
+    # its median over the rounds.
+    cold_passes: dict[str, list[list[float]]] = {name: [] for name in inputs}
+    warm_passes: dict[str, list[list[float]]] = {name: [] for name in inputs}
     for _ in range(args.rounds):
-        for name, r in runs.items():
-            passes[name].append(r.masks())
+        for name, (info, items) in inputs.items():
+            run = Run(info, items)
+            cold_passes[name].append(run.masks())
+            warm_passes[name].append(run.masks())
     rows = []
-    for name, r in runs.items():
-        warm = [statistics.median(x) for x in zip(*passes[name], strict=True)]
-        rows.append((name, r.info.vocab_size, len(warm), cold[name], warm))
+    for name, (info, _) in inputs.items():
+        cold = [statistics.median(x) for x in zip(*cold_passes[name], strict=True)]
+        warm = [statistics.median(x) for x in zip(*warm_passes[name], strict=True)]
+        rows.append((name, info.vocab_size, len(warm), cold, warm))
 
     base = rows[0]
     print(
