@@ -238,6 +238,13 @@ class TokenizerInfo:
     def memory_bytes(self) -> int:
         """Approximate heap memory of the vocabulary and its token trie, in bytes."""
 
+    def memory_usage(self) -> int:
+        """Heap bytes of the vocabulary and its token trie (same as `memory_bytes`).
+
+        Shared by every grammar compiled for it, so not counted by
+        `CompiledGrammar.memory_usage`.
+        """
+
     @property
     def vocab_size(self) -> int:
         """The model's vocabulary size: the bitmask covers this many tokens."""
@@ -408,6 +415,14 @@ class CompiledGrammar:
     def root(self) -> str:
         """The name of the start rule."""
 
+    def memory_usage(self) -> int:
+        """Heap bytes of the grammar's tables and its token-classification cache.
+
+        The cache fills as matchers compute masks, so this grows until every
+        reachable state has been visited. The vocabulary is shared and not
+        counted (see `TokenizerInfo.memory_usage`).
+        """
+
 @final
 class GrammarMatcher:
     """The state of one constrained generation.
@@ -508,6 +523,14 @@ class GrammarMatcher:
     @property
     def stop_token_ids(self) -> list[int]:
         """The stop token ids in effect, sorted."""
+
+    def memory_usage(self) -> int:
+        """Bytes this matcher owns: its parse chart, rollback history and scratch.
+
+        The chart keeps every step since the start (rollback and long-range
+        completions need it), so this grows with the accepted text. The
+        compiled grammar is shared and not counted.
+        """
 
     def _debug_panic(self) -> bool:
         """Testing hook: trigger a Rust panic inside; it is caught and the matcher

@@ -270,6 +270,45 @@ impl CompiledGrammar {
             uncertain,
         }
     }
+
+    /// Heap bytes of the automaton tables and the classification cache as
+    /// filled so far (plain entries, register-class entries and the slots
+    /// that hold them). The shared vocabulary is not counted: see
+    /// [`Vocabulary::heap_bytes`]. Grows as masks fill the cache.
+    pub fn heap_bytes(&self) -> usize {
+        self.automaton.heap_bytes() + self.cache_heap_bytes()
+    }
+
+    /// Heap bytes of the classification cache alone (see [`Self::heap_bytes`]).
+    pub fn cache_heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let slots = self.cache.capacity() * size_of::<OnceLock<CacheEntry>>();
+        let plain: usize = self
+            .cache
+            .iter()
+            .filter_map(OnceLock::get)
+            .map(CacheEntry::heap_bytes)
+            .sum();
+        let aux = self.aux_cache.read().unwrap_or_else(|p| p.into_inner());
+        // hashbrown: one control byte per bucket plus the (key, value) slot.
+        let buckets = aux.capacity() * (1 + size_of::<((u32, u64), Arc<CacheEntry>)>());
+        // Each entry's Arc allocation: two counters and the entry.
+        let entries: usize = aux
+            .values()
+            .map(|e| 2 * size_of::<usize>() + size_of::<CacheEntry>() + e.heap_bytes())
+            .sum();
+        slots + plain + buckets + entries
+    }
+}
+
+impl CacheEntry {
+    /// Heap bytes of the entry's token set and uncertain list (capacities).
+    pub fn heap_bytes(&self) -> usize {
+        let set = match &self.accepted {
+            TokenSet::Bits(v) | TokenSet::List(v) => v.capacity(),
+        };
+        (set + self.uncertain.capacity()) * std::mem::size_of::<u32>()
+    }
 }
 
 /// The parser of a classification walk. While the rule instance only moves

@@ -354,4 +354,19 @@ impl Matcher {
         }
         self.parser.truncate(base);
     }
+
+    /// Bytes this matcher owns: the struct itself, the Earley chart (all
+    /// sets since the start, kept for rollback and for completions that
+    /// reach back to old origins), the rollback history, the stop list and
+    /// the mask-time scratch buffers. The shared compiled grammar is not
+    /// counted (see [`CompiledGrammar::heap_bytes`]).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        size_of::<Matcher>()
+            + self.parser.heap_bytes()
+            + (self.history.capacity() + self.stop_ids.capacity() + self.scratch_ranks.capacity())
+                * size_of::<u32>()
+            + self.scratch_items.capacity() * size_of::<Item>()
+            + self.error.as_ref().map_or(0, String::capacity)
+    }
 }

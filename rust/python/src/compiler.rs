@@ -245,6 +245,10 @@ impl PyCompiledGrammar {
         self.inner.root_name()
     }
 
+    fn memory_usage(&self) -> usize {
+        self.inner.heap_bytes()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "CompiledGrammar(root={:?}, num_rules={}, num_states={})",

@@ -154,6 +154,10 @@ impl PyGrammarMatcher {
     fn stop_token_ids(&self) -> Vec<u32> {
         self.inner.stop_ids().to_vec()
     }
+
+    fn memory_usage(&self) -> usize {
+        self.inner.heap_bytes()
+    }
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -236,6 +236,10 @@ impl PyTokenizerInfo {
         self.inner.heap_bytes()
     }
 
+    fn memory_usage(&self) -> usize {
+        self.inner.heap_bytes()
+    }
+
     #[getter]
     fn stop_token_ids(&self) -> Vec<u32> {
         self.inner.stop_ids().to_vec()

@@ -90,6 +90,13 @@ impl Parser {
         self.set_start.len()
     }
 
+    /// Heap bytes held by the item and set-start vectors (capacity, not
+    /// length: truncation keeps the allocation for the next bytes).
+    pub fn heap_bytes(&self) -> usize {
+        self.items.capacity() * std::mem::size_of::<Item>()
+            + self.set_start.capacity() * std::mem::size_of::<u32>()
+    }
+
     /// Drop sets so that `n` remain (`n >= 1`).
     #[inline]
     pub fn truncate(&mut self, n: usize) {

@@ -267,12 +267,40 @@ impl Automaton {
         }
     }
 
-    /// Heap bytes used by the tables.
+    /// Heap bytes used by the tables (vector lengths; the automaton is built
+    /// once, so capacity slack is small).
     pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let per_rule = size_of::<RuleId>()
+            + size_of::<u32>()
+            + size_of::<bool>()
+            + size_of::<ByteSet>()
+            + size_of::<RuleKind>()
+            + size_of::<String>();
+        let kinds: usize = self
+            .rule_kind
+            .iter()
+            .map(|k| match k {
+                RuleKind::Permutation { members, .. } => members.len() * size_of::<RuleId>(),
+                _ => 0,
+            })
+            .sum();
+        let names: usize = self.rule_names.iter().map(String::len).sum();
+        let elems: usize = self
+            .token_elems
+            .iter()
+            .map(|e| size_of::<TokenElem>() + e.ids.len() * size_of::<TokenId>())
+            .sum();
         self.byte_next.len() * 4
             + self.rule_trans.len() * 8
             + self.token_trans.len() * 8
             + self.accepting.len() * 14
+            + 8
+            + self.aux_state.len()
+            + self.rule_start.len() * per_rule
+            + kinds
+            + names
+            + elems
     }
 
     /// Build the automaton for `grammar`, resolving token elements against `vocab`.

@@ -1,0 +1,195 @@
+"""Batch mask fills: throughput on 1 vs 2 threads, and whether the GIL is released.
+
+Run: python benches/python/batch_throughput.py [--matchers 64] [--steps 120] [--rounds 5]
+
+Sixty-four matchers over mixed grammars on the Qwen2.5 vocabulary (a quarter
+each: MaskBench JSON Schemas from the compare sample, the builtin any-JSON
+grammar over MaskBench documents, the compare GBNF grammars, the compare
+regexes), each teacher-forced along a valid text (restarting it when done).
+Every step fills all rows with one `batch_fill_next_token_bitmask` call and
+then accepts each row's token; only the fill calls are timed.
+
+- cold: one pass on freshly compiled grammars (the fills also classify the
+  vocabulary for every state they meet), per thread count;
+- warm: `--rounds` passes per thread count after a warm-up pass, interleaved
+  so that machine load hits both alike; masks/s of the median and best round;
+- GIL: a Python thread counts in a loop; its rate while the main thread is
+  inside batch fills, relative to its rate while the main thread sleeps
+  (1.0: the fills do not slow Python threads at all; near 0: GIL held).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _workloads as wl
+
+from conftest import make_qwen
+from corral import (
+    GrammarCompiler,
+    GrammarMatcher,
+    TokenizerInfo,
+    allocate_token_bitmask,
+    batch_fill_next_token_bitmask,
+)
+
+KINDS = ("schema", "json", "gbnf", "regex")
+
+
+def pick(info: TokenizerInfo, n: int, seed: int) -> list[wl.Case]:
+    """`n` cases, a quarter of each kind (cycling through a kind's texts)."""
+    compiler = GrammarCompiler(info)
+    out: list[wl.Case] = []
+    for k, kind in enumerate(KINDS):
+        want = n // len(KINDS) + (1 if k < n % len(KINDS) else 0)
+        ok = [c for c, _ in wl.compilable(compiler, wl.cases(kind, n=max(want, 50), seed=seed))]
+        out += [ok[i % len(ok)] for i in range(want)]
+    return out
+
+
+class Rows:
+    """The matchers of one run, each following its text and restarting it."""
+
+    def __init__(self, info: TokenizerInfo, picked: list[wl.Case]) -> None:
+        compiler = GrammarCompiler(info)  # fresh: cold caches
+        self.cases = picked
+        self.matchers = [GrammarMatcher(wl.compile_spec(compiler, c.spec)) for c in picked]
+        self.pos = [0] * len(picked)
+        self.bitmask = allocate_token_bitmask(len(picked), info.vocab_size)
+
+    def restart(self) -> None:
+        for m in self.matchers:
+            m.reset()
+        self.pos = [0] * len(self.cases)
+
+    def advance(self) -> None:
+        for i, (m, c) in enumerate(zip(self.matchers, self.cases, strict=True)):
+            if self.pos[i] == len(c.ids):
+                m.reset()
+                self.pos[i] = 0
+            assert m.accept_token(c.ids[self.pos[i]]), (c.kind, c.name, self.pos[i])
+            self.pos[i] += 1
+
+    def run(self, steps: int, threads: int) -> tuple[float, float]:
+        """Wall and process CPU seconds spent inside the fill calls over `steps` steps."""
+        wall = cpu = 0.0
+        for _ in range(steps):
+            c0, t0 = time.process_time(), time.perf_counter()
+            batch_fill_next_token_bitmask(self.matchers, self.bitmask, num_threads=threads)
+            wall += time.perf_counter() - t0
+            cpu += time.process_time() - c0
+            self.advance()
+        return wall, cpu
+
+
+class Counter(threading.Thread):
+    """A Python thread that counts as fast as it can until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.n = 0
+        self.stop = False
+
+    def run(self) -> None:
+        while not self.stop:
+            self.n += 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--matchers", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=5)
+    args = ap.parse_args()
+    print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f} (1 min)")
+
+    qwen = make_qwen()
+    picked = pick(qwen.info, args.matchers, args.seed)
+    kinds = {k: sum(c.kind == k for c in picked) for k in KINDS}
+    print(f"{len(picked)} matchers: {kinds}; {args.steps} steps")
+    masks = len(picked) * args.steps
+
+    cold = {}
+    for threads in (1, 2):
+        cold[threads] = masks / Rows(qwen.info, picked).run(args.steps, threads)[0]
+    rows = Rows(qwen.info, picked)
+    rows.run(args.steps, 1)  # warm-up: fill the cache for every state on the path
+    warm: dict[int, list[float]] = {1: [], 2: []}
+    util: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(args.rounds):
+        for threads in (1, 2):
+            rows.restart()
+            wall, cpu = rows.run(args.steps, threads)
+            warm[threads].append(masks / wall)
+            util[threads].append(cpu / wall)
+
+    # CPU/wall: how many cores the fills actually got (2 threads on a busy
+    # 2-core machine may get far less than 2).
+    head = ("", "cold masks/s", "warm median", "warm best", "CPU/wall", "masks/CPU-s")
+    print("{:6} {:>13} {:>12} {:>10} {:>9} {:>12}".format(*head))
+    for threads in (1, 2):
+        med, best = statistics.median(warm[threads]), max(warm[threads])
+        u = statistics.median(util[threads])
+        print(
+            f"{threads} thr  {cold[threads]:>13,.0f} {med:>12,.0f} {best:>10,.0f} "
+            f"{u:>9.2f} {med / u:>12,.0f}"
+        )
+    print(
+        f"ratio 2/1: cold {cold[2] / cold[1]:.2f}, warm median "
+        f"{statistics.median(warm[2]) / statistics.median(warm[1]):.2f}, "
+        f"warm best {max(warm[2]) / max(warm[1]):.2f}"
+    )
+
+    # GIL: the counter's rate inside fill calls vs while the main thread
+    # sleeps, and vs inside a CPU-bound call known to release the GIL (hashing
+    # a large buffer), which separates GIL effects from competition for cores.
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)  # hand the GIL back quickly after each call
+    counter = Counter()
+    counter.start()
+    try:
+        n0 = counter.n
+        time.sleep(1.0)
+        idle = (counter.n - n0) / 1.0
+        blob = b"x" * 20_000_000
+        ticks, secs = 0, 0.0
+        while secs < 1.0:
+            n0, t0 = counter.n, time.perf_counter()
+            hashlib.sha256(blob).digest()
+            secs += time.perf_counter() - t0
+            ticks += counter.n - n0
+        busy = ticks / secs
+        print(f"GIL: counter {idle / 1e6:.2f} M/s idle, {busy / 1e6:.2f} M/s inside sha256")
+        for threads in (1, 2):
+            rows.restart()
+            ticks, secs = 0, 0.0
+            for _ in range(args.steps):
+                n0, t0 = counter.n, time.perf_counter()
+                batch_fill_next_token_bitmask(rows.matchers, rows.bitmask, num_threads=threads)
+                secs += time.perf_counter() - t0
+                ticks += counter.n - n0
+                rows.advance()
+            rate = ticks / secs
+            print(
+                f"GIL, {threads} thr: counter {rate / 1e6:.2f} M/s inside fills "
+                f"({rate / idle:.2f} of idle, {rate / busy:.2f} of sha256); "
+                f"{masks / secs:,.0f} masks/s meanwhile"
+            )
+    finally:
+        counter.stop = True
+        counter.join()
+        sys.setswitchinterval(old)
+
+
+if __name__ == "__main__":
+    main()
