@@ -488,8 +488,11 @@ def test_errors(byte_compiler, pattern, kind, column, words):
 def test_limits(byte_compiler):
     with pytest.raises(LimitExceededError):
         byte_compiler.compile_regex("(" * 1000 + "a" + ")" * 1000)
-    with pytest.raises(LimitExceededError):
-        byte_compiler.compile_regex("(((([a-z]{16}){16}){16}){16}){16}")
+    # 2^17 subsets of the last 17 positions; three such searches exceed Limits.max_dfa_states.
+    with pytest.raises(LimitExceededError, match="max_dfa_states"):
+        byte_compiler.compile_regex("[a-d]*a[a-d]{16}b[a-d]*b[a-d]{16}c[a-d]*c[a-d]{16}d[a-d]{16}")
     assert byte_compiler.compile_regex("[a-z]{1000000}").num_states < 16
+    # Nested small repetitions whose copies would be big are counted, not unrolled.
+    assert byte_compiler.compile_regex("(((([a-z]{16}){16}){16}){16}){16}").num_states < 200
     with pytest.raises(GrammarError, match="matches no string"):
         byte_compiler.compile_regex(r"[^\s\S]")

@@ -45,7 +45,9 @@ pub struct CacheEntry {
 pub struct CompiledGrammar {
     automaton: Automaton,
     vocab: Arc<Vocabulary>,
-    cache: Vec<OnceLock<CacheEntry>>,
+    cache: Vec<OnceLock<Arc<CacheEntry>>>,
+    /// Entries of purely lexical states, shared with the compiler's other grammars.
+    lexical: Option<Arc<LexicalCache>>,
     /// Entries of register-rule states, keyed by (state, register class).
     aux_cache: RwLock<FxHashMap<(u32, u64), Arc<CacheEntry>>>,
 }
@@ -66,8 +68,23 @@ impl CompiledGrammar {
             automaton,
             vocab,
             cache,
+            lexical: None,
             aux_cache: RwLock::default(),
         })
+    }
+
+    /// Like [`Self::from_grammar`], sharing the entries of purely lexical
+    /// states (see [`LexicalCache`]) with other grammars of the same vocabulary.
+    pub fn from_grammar_shared(
+        grammar: &Grammar,
+        vocab: Arc<Vocabulary>,
+        limits: &Limits,
+        source: Option<&str>,
+        lexical: Arc<LexicalCache>,
+    ) -> Result<CompiledGrammar> {
+        let mut g = Self::from_grammar(grammar, vocab, limits, source)?;
+        g.lexical = Some(lexical);
+        Ok(g)
     }
 
     /// The recogniser tables.
@@ -110,7 +127,15 @@ impl CompiledGrammar {
 
     /// The cache entry of `state` (a plain-rule state), computing it on first use.
     pub fn entry(&self, state: u32) -> &CacheEntry {
-        self.cache[state as usize].get_or_init(|| self.classify(state, 0))
+        self.cache[state as usize].get_or_init(|| {
+            let Some(lexical) = &self.lexical else {
+                return Arc::new(self.classify(state, 0));
+            };
+            match lexical_key(&self.automaton, state) {
+                Some(key) => lexical.get_or_insert(key, || self.classify(state, 0)),
+                None => Arc::new(self.classify(state, 0)),
+            }
+        })
     }
 
     /// The cache entry of a register-rule state with register `aux`.
@@ -274,7 +299,8 @@ impl CompiledGrammar {
     /// Heap bytes of the automaton tables and the classification cache as
     /// filled so far (plain entries, register-class entries and the slots
     /// that hold them). The shared vocabulary is not counted: see
-    /// [`Vocabulary::heap_bytes`]. Grows as masks fill the cache.
+    /// [`Vocabulary::heap_bytes`]. Grows as masks fill the cache. Entries
+    /// shared with other grammars (see [`LexicalCache`]) count in full here.
     pub fn heap_bytes(&self) -> usize {
         self.automaton.heap_bytes() + self.cache_heap_bytes()
     }
@@ -282,23 +308,126 @@ impl CompiledGrammar {
     /// Heap bytes of the classification cache alone (see [`Self::heap_bytes`]).
     pub fn cache_heap_bytes(&self) -> usize {
         use std::mem::size_of;
-        let slots = self.cache.capacity() * size_of::<OnceLock<CacheEntry>>();
+        let slots = self.cache.capacity() * size_of::<OnceLock<Arc<CacheEntry>>>();
+        // Each entry's Arc allocation: two counters and the entry.
+        let arc =
+            |e: &CacheEntry| 2 * size_of::<usize>() + size_of::<CacheEntry>() + e.heap_bytes();
         let plain: usize = self
             .cache
             .iter()
             .filter_map(OnceLock::get)
-            .map(CacheEntry::heap_bytes)
+            .map(|e| arc(e))
             .sum();
         let aux = self.aux_cache.read().unwrap_or_else(|p| p.into_inner());
         // hashbrown: one control byte per bucket plus the (key, value) slot.
         let buckets = aux.capacity() * (1 + size_of::<((u32, u64), Arc<CacheEntry>)>());
-        // Each entry's Arc allocation: two counters and the entry.
-        let entries: usize = aux
-            .values()
-            .map(|e| 2 * size_of::<usize>() + size_of::<CacheEntry>() + e.heap_bytes())
-            .sum();
+        let entries: usize = aux.values().map(|e| arc(e)).sum();
         slots + plain + buckets + entries
     }
+}
+
+/// Classification entries of purely lexical states, shared by every grammar
+/// a [`Compiler`] builds. A state whose rule reaches no rule reference,
+/// token element or register from it is classified by its rule's DFA alone
+/// (bytes, acceptance, and the rule's FOLLOW set for uncertain tokens), so
+/// equal sub-automata give equal entries whatever grammar they are in. JSON
+/// strings, numbers and whitespace recur in nearly every schema: their entries,
+/// the costliest cold walks (most of the vocabulary fits inside a string),
+/// are computed once per compiler. Keyed by the sub-automaton itself, never
+/// by a hash alone.
+#[derive(Debug, Default)]
+pub struct LexicalCache {
+    map: Mutex<FxHashMap<Vec<u32>, Arc<CacheEntry>>>,
+    bytes: std::sync::atomic::AtomicUsize,
+}
+
+/// Stop adding entries to a [`LexicalCache`] past this many bytes.
+pub const LEXICAL_CACHE_BYTES: usize = 64 << 20;
+
+impl LexicalCache {
+    fn get_or_insert(&self, key: Vec<u32>, make: impl FnOnce() -> CacheEntry) -> Arc<CacheEntry> {
+        use std::sync::atomic::Ordering;
+        if let Some(e) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return e;
+        }
+        // Classified outside the lock; a racing thread's equal entry may win.
+        let e = Arc::new(make());
+        let size = e.heap_bytes() + key.len() * 4;
+        if self.bytes.load(Ordering::Relaxed) + size > LEXICAL_CACHE_BYTES {
+            return e;
+        }
+        let Ok(mut m) = self.map.lock() else {
+            return e;
+        };
+        let kept = m.entry(key).or_insert_with(|| e.clone()).clone();
+        if Arc::ptr_eq(&kept, &e) {
+            self.bytes.fetch_add(size, Ordering::Relaxed);
+        }
+        kept
+    }
+
+    /// Number of entries and the bytes they hold.
+    pub fn stats(&self) -> (usize, usize) {
+        let n = self.map.lock().map_or(0, |m| m.len());
+        (n, self.bytes.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+/// Largest sub-automaton [`lexical_key`] describes (bigger ones are not shared).
+const MAX_LEXICAL_STATES: usize = 2048;
+
+/// The sub-automaton reachable from `state` in canonical form (states
+/// numbered in breadth-first order; per state its acceptance, then its byte
+/// transitions as runs), preceded by the FOLLOW set of its rule; None if it
+/// reaches a rule reference, a token element or a register rule.
+fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
+    let rule = a.state_rule[state as usize];
+    let mut key: Vec<u32> = a.follow[rule as usize]
+        .iter()
+        .flat_map(|w| [*w as u32, (*w >> 32) as u32])
+        .collect();
+    let mut index: FxHashMap<u32, u32> = FxHashMap::default();
+    let mut order = vec![state];
+    index.insert(state, 0);
+    let mut i = 0;
+    while i < order.len() {
+        let s = order[i];
+        i += 1;
+        if a.aux_state[s as usize] || !a.rule_edges(s).is_empty() || !a.token_edges(s).is_empty() {
+            return None;
+        }
+        key.push(u32::from(a.accepting[s as usize]));
+        let mut run_start = 0u32;
+        let mut run_to = u32::MAX;
+        for b in 0..=256u32 {
+            let to = if b == 256 {
+                u32::MAX - 1 // sentinel that closes the last run
+            } else {
+                let t = a.next_byte(s, b as u8);
+                if t == crate::automaton::DEAD {
+                    u32::MAX
+                } else {
+                    let next = order.len() as u32;
+                    let id = *index.entry(t).or_insert(next);
+                    if id == next {
+                        if order.len() >= MAX_LEXICAL_STATES {
+                            return None;
+                        }
+                        order.push(t);
+                    }
+                    id
+                }
+            };
+            if b == 0 {
+                run_to = to;
+            } else if to != run_to {
+                key.extend([run_start, run_to]);
+                run_start = b;
+                run_to = to;
+            }
+        }
+    }
+    Some(key)
 }
 
 impl CacheEntry {
@@ -416,6 +545,7 @@ pub struct Compiler {
     vocab: Arc<Vocabulary>,
     limits: Limits,
     cache: Mutex<FxHashMap<CacheKey, Arc<CompiledGrammar>>>,
+    lexical: Arc<LexicalCache>,
 }
 
 /// What a compiled grammar was compiled from.
@@ -451,6 +581,7 @@ impl Compiler {
             vocab,
             limits,
             cache: Mutex::new(FxHashMap::default()),
+            lexical: Arc::default(),
         }
     }
 
@@ -548,11 +679,12 @@ impl Compiler {
             ));
         }
         let grammar = parse()?;
-        let compiled = Arc::new(CompiledGrammar::from_grammar(
+        let compiled = Arc::new(CompiledGrammar::from_grammar_shared(
             &grammar,
             self.vocab.clone(),
             &self.limits,
             source,
+            self.lexical.clone(),
         )?);
         if let Ok(mut c) = self.cache.lock() {
             c.insert(key, compiled.clone());
