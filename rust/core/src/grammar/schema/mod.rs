@@ -2430,22 +2430,16 @@ impl<'a> Ctx<'a> {
     }
 
     /// The quoted keys other than `words`, as a rule shared by every object
-    /// with the same named keys. The layout refers to the key language several
-    /// times, and the trie of a Kubernetes object's 30 names spelled out is tens
-    /// of thousands of automaton states; the `.*` after each trie node's
-    /// mismatch is one shared rule too.
+    /// with the same named keys (the layout refers to the key language several
+    /// times; Kubernetes objects name 30 keys and are used from many places).
     fn key_complement(&mut self, words: &[&str]) -> Result<Expr> {
         let name = format!("key-not{words:?}");
         if let Some(&r) = self.helpers.get(&name) {
             return Ok(Expr::Rule(r));
         }
-        let rest = self.helper("string_chars_raw", |_| {
-            strings::spell_raw(&any_string()).unwrap_or_else(|_| nothing())
-        });
         // Raw spelling keeps the complement small (and still exact).
-        let spelled = strings::spell_raw(&strings::complement(words))?;
-        let pat = strings::spell_raw(&any_string())?;
-        let body = quoted(replace_subtree(spelled, &pat, &rest));
+        let decoded = strings::factor_star_tails(&strings::complement(words));
+        let body = quoted(strings::spell_raw(&decoded)?);
         let rule_name = self.unique("other_key".to_owned());
         let id = self.add_rule(rule_name, body);
         self.helpers.insert(name, id);
@@ -2649,28 +2643,6 @@ fn ref_overrides_siblings(root: &Value) -> bool {
                 .iter()
                 .any(|d| u.contains(d))
         })
-}
-
-/// `e` with every subtree equal to `pat` replaced by `with`.
-fn replace_subtree(e: Expr, pat: &Expr, with: &Expr) -> Expr {
-    if e == *pat {
-        return with.clone();
-    }
-    let go = |v: Vec<Expr>| {
-        v.into_iter()
-            .map(|x| replace_subtree(x, pat, with))
-            .collect()
-    };
-    match e {
-        Expr::Seq(v) => Expr::Seq(go(v)),
-        Expr::Alt(v) => Expr::Alt(go(v)),
-        Expr::Repeat { expr, min, max } => Expr::Repeat {
-            expr: Box::new(replace_subtree(*expr, pat, with)),
-            min,
-            max,
-        },
-        other => other,
-    }
 }
 
 fn is_nothing(e: &Expr) -> bool {
