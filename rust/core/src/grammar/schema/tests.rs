@@ -520,3 +520,29 @@ fn ref_siblings_ignored_before_2019_09() {
     });
     check(new, &["{}"], &[r#"{"x": "s"}"#, r#"{"x": {"a": 1}}"#]);
 }
+
+#[test]
+fn bare_refs_to_any_of_keep_their_branches() {
+    // A bare `$ref` (a branch here) is replaced by its target, whose own
+    // `anyOf` is still expanded.
+    let s = json!({
+        "$defs": {"u": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]}},
+        "anyOf": [{"$ref": "#/$defs/u", "title": "u"}, {"type": "null"}],
+        "properties": {"a": {"$ref": "#/$defs/u", "description": "d"}}
+    });
+    check(
+        s,
+        &["1", "\"ab\"", "null"],
+        &["true", "\"abc\"", "{\"a\": 1}", "1.5"],
+    );
+    let s = json!({
+        "$defs": {"u": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]}},
+        "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/u", "description": "d"}, "b": {"$ref": "#/$defs/u"}}
+    });
+    check(
+        s,
+        &["{\"a\": 1, \"b\": \"x\"}", "{\"a\": \"ab\"}"],
+        &["{\"a\": true}", "{\"b\": \"abc\"}"],
+    );
+}
