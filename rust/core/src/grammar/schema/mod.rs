@@ -127,6 +127,8 @@ pub fn schema_to_grammar(schema: &Value, opts: &SchemaOptions) -> Result<SchemaG
     };
     cx.check_satisfiable(&root_key)?;
     let root = cx.rule_for(root_key);
+    // A root that is a bare `$ref` shares its target's rule; it is still `root`.
+    cx.rules[root as usize].name = "root".to_owned();
     cx.run()?;
     Ok(SchemaGrammar {
         grammar: Grammar {
@@ -652,8 +654,7 @@ impl<'a> Ctx<'a> {
         if !self.indent_layout() {
             key.depth = 0;
         }
-        key.items.sort();
-        key.items.dedup();
+        key.items = self.canonical_items(std::mem::take(&mut key.items));
         if let Some(&r) = self.memo.get(&key) {
             return r;
         }
@@ -662,6 +663,58 @@ impl<'a> Ctx<'a> {
         self.memo.insert(key.clone(), id);
         self.queue.push_back((key, id));
         id
+    }
+
+    /// `items` sorted, with every bare reference (`$ref` plus annotations) replaced
+    /// by its target and duplicate pointers merged. Every use site of a definition
+    /// then shares one rule instead of getting its own copy (Kubernetes schemas
+    /// reach `ObjectMeta` from dozens of `properties`); the language is the same,
+    /// as a bare reference contributes nothing but its target.
+    fn canonical_items(&mut self, items: Vec<Item>) -> Vec<Item> {
+        let mut out: Vec<Item> = Vec::with_capacity(items.len());
+        for mut it in items {
+            // A bounded walk: reference cycles stop where they started.
+            for _ in 0..32 {
+                let Some(Value::Object(m)) = self.get(&it.ptr) else {
+                    break;
+                };
+                let Some(Value::String(r)) = m.get("$ref") else {
+                    break;
+                };
+                let bare = ref_overrides_siblings(self.root)
+                    || m.keys().all(|k| {
+                        let k = k.as_str();
+                        k == "$ref"
+                            || (ANNOTATIONS.contains(&k) || !KNOWN.contains(&k))
+                            // These change the base URI or the vocabulary.
+                            && !matches!(k, "$schema" | "$id" | "id")
+                    });
+                if !bare {
+                    break;
+                }
+                let Ok(target) = self.resolve(&it.ptr, r) else {
+                    break;
+                };
+                self.ok(&it.ptr, "$ref");
+                // The target's own anyOf/oneOf are still to be expanded, unless
+                // the key lists it as done too (then the merge below keeps that).
+                it = Item {
+                    ptr: target,
+                    done: false,
+                };
+            }
+            out.push(it);
+        }
+        out.sort();
+        // Sorted by (ptr, done): a pointer listed twice keeps `done`.
+        let mut merged: Vec<Item> = Vec::with_capacity(out.len());
+        for it in out {
+            match merged.last_mut() {
+                Some(last) if last.ptr == it.ptr => last.done |= it.done,
+                _ => merged.push(it),
+            }
+        }
+        merged
     }
 
     fn run(&mut self) -> Result<()> {
@@ -820,10 +873,16 @@ impl<'a> Ctx<'a> {
                 let r = r
                     .as_str()
                     .ok_or_else(|| invalid(&it.ptr, "$ref must be a string"))?;
-                next.push(Item {
+                let target = Item {
                     ptr: self.resolve(&it.ptr, r)?,
                     done: false,
-                });
+                };
+                if ref_overrides_siblings(self.root) {
+                    // Drafts 3-7: the keywords beside `$ref` are not applied.
+                    work.push(target);
+                    continue;
+                }
+                next.push(target);
             }
             if let Some(all) = m.get("allOf") {
                 let a = all
@@ -2355,13 +2414,12 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 let words: Vec<&str> = names.iter().map(String::as_str).collect();
-                let spelled = match key_lang {
-                    Some(k) => strings::spell_raw(&k)?,
-                    None if words.is_empty() => spell(&any_string())?,
-                    // Raw spelling keeps the complement small (and still exact).
-                    None => strings::spell_raw(&strings::complement(&words))?,
+                let key = match key_lang {
+                    Some(k) => quoted(strings::spell_raw(&k)?),
+                    None if words.is_empty() => quoted(spell(&any_string())?),
+                    None => self.key_complement(&words)?,
                 };
-                addl = Some((quoted(spelled), v));
+                addl = Some((key, v));
             }
         }
         for pn in &n.prop_names {
@@ -2369,6 +2427,23 @@ impl<'a> Ctx<'a> {
             self.ok(&at, "propertyNames");
         }
         self.object_layout(n, slots, addl, depth)
+    }
+
+    /// The quoted keys other than `words`, as a rule shared by every object
+    /// with the same named keys (the layout refers to the key language several
+    /// times; Kubernetes objects name 30 keys and are used from many places).
+    fn key_complement(&mut self, words: &[&str]) -> Result<Expr> {
+        let name = format!("key-not{words:?}");
+        if let Some(&r) = self.helpers.get(&name) {
+            return Ok(Expr::Rule(r));
+        }
+        // Raw spelling keeps the complement small (and still exact).
+        let decoded = strings::complement(words);
+        let body = quoted(strings::spell_raw(&decoded)?);
+        let rule_name = self.unique("other_key".to_owned());
+        let id = self.add_rule(rule_name, body);
+        self.helpers.insert(name, id);
+        Ok(Expr::Rule(id))
     }
 
     /// Is `key` valid under the propertyNames schema at `ptr`? Checks string keywords only.
@@ -2555,6 +2630,18 @@ fn is_trivially_true(v: &Value) -> bool {
         || v.as_object().is_some_and(|m| {
             m.keys()
                 .all(|k| ANNOTATIONS.contains(&k.as_str()) || !KNOWN.contains(&k.as_str()))
+        })
+}
+
+/// Before draft 2019-09, `$ref` replaced its schema object: the keywords beside
+/// it are ignored.
+fn ref_overrides_siblings(root: &Value) -> bool {
+    root.get("$schema")
+        .and_then(Value::as_str)
+        .is_some_and(|u| {
+            ["draft-03", "draft-04", "draft-06", "draft-07"]
+                .iter()
+                .any(|d| u.contains(d))
         })
 }
 

@@ -667,6 +667,38 @@ mod tests {
     }
 
     #[test]
+    fn complement_has_one_star_and_is_exact() {
+        let words = ["ab", "a", "b\"c", "abd", "xy"];
+        let one = complement(&words);
+        let count = |e: &Expr| format!("{e:?}").matches("max: None").count();
+        assert_eq!(count(&one), 1, "{one:?}");
+        let alphabet = ['a', 'b', 'c', 'd', 'x', 'y', '"'];
+        let mut texts: Vec<String> = ["abdd", "abda", "xyz", "b\"cd", "aaaaa"]
+            .iter()
+            .map(|t| (*t).to_owned())
+            .collect();
+        texts.push(String::new());
+        for len in 1..=3 {
+            let mut t = vec![String::new()];
+            for _ in 0..len {
+                t = t
+                    .iter()
+                    .flat_map(|p| alphabet.iter().map(move |c| format!("{p}{c}")))
+                    .collect();
+            }
+            texts.extend(t);
+        }
+        for t in &texts {
+            let want = !words.contains(&t.as_str());
+            assert_eq!(matches(&one, t).expect("match"), want, "{t:?}");
+        }
+        let none = complement(&[]);
+        assert!(matches(&none, "").expect("match") && matches(&none, "ab").expect("match"));
+        let empty = complement(&[""]);
+        assert!(matches(&empty, "a").expect("match") && !matches(&empty, "").expect("match"));
+    }
+
+    #[test]
     fn patterns_search_unless_anchored() {
         let check = |p: &str, s: &str| {
             let e = pattern_expr(p).ok().expect("pattern");

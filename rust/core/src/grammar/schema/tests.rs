@@ -231,15 +231,16 @@ fn refs_and_recursion() {
         &["{\"v\": 1, \"next\": {\"v\": 2, \"next\": {\"v\": 3}}}"],
         &["{\"v\": 1, \"next\": {}}"],
     );
+    // The recursion is a rule reference: `next` (a bare `$ref`) and the root share one rule.
     let g = schema_to_grammar(&s, &SchemaOptions::default()).expect("compiles");
+    let names: Vec<&String> = g.grammar.rules.iter().map(|r| &r.name).collect();
     assert!(
-        g.grammar
-            .rules
+        !names
             .iter()
-            .any(|r| r.name == "$defs/node/properties/next"),
-        "{:?}",
-        g.grammar.rules.iter().map(|r| &r.name).collect::<Vec<_>>()
+            .any(|n| n.contains("properties/next") || *n == "$defs/node"),
+        "{names:?}"
     );
+    assert_eq!(g.grammar.rules[g.grammar.root as usize].name, "root");
     check(
         json!({"$defs": {"a~b/c": {"type": "null"}}, "$ref": "#/$defs/a~0b~1c"}),
         &["null"],
@@ -442,5 +443,106 @@ fn draft04_integers_and_plain_name_ids() {
         json!({"definitions": {"a": {"$id": "#thing", "type": "null"}}, "$ref": "#thing"}),
         &["null"],
         &["1"],
+    );
+}
+
+#[test]
+fn bare_refs_share_one_rule_and_key_complements_stay_small() {
+    // One definition with 30 long property names, used from 40 places (each a
+    // `$ref` with a description, as Kubernetes schemas do). Each use used to
+    // get its own copy of the object, with the trie of other keys spelled out
+    // several times: far past `Limits::max_nfa_states`.
+    let mut props = serde_json::Map::new();
+    for i in 0..30 {
+        props.insert(
+            format!("someLongPropertyName{i:02}"),
+            json!({"type": "integer"}),
+        );
+    }
+    let mut uses = serde_json::Map::new();
+    for i in 0..40 {
+        uses.insert(
+            format!("use{i:02}"),
+            json!({"$ref": "#/definitions/meta", "description": format!("use {i}")}),
+        );
+    }
+    let s = json!({
+        "definitions": {"meta": {"type": "object", "properties": props}},
+        "type": "object",
+        "properties": uses,
+    });
+    let opts = SchemaOptions {
+        strict_mode: false,
+        ..SchemaOptions::default()
+    };
+    let g = schema_to_grammar(&s, &opts).expect("compiles");
+    let copies = g
+        .grammar
+        .rules
+        .iter()
+        .filter(|r| r.name.ends_with("definitions/meta") || r.name.contains("/use"))
+        .count();
+    assert_eq!(copies, 1, "one rule for the definition");
+    let c = compile(&s, &opts).expect("within the default limits");
+    for ok in [
+        r#"{"use00": {"someLongPropertyName00": 1}, "use39": {"someLongPropertyName29": 2}}"#,
+        // Other keys: a prefix and an extension of named ones.
+        r#"{"use01": {"someLongPropertyName": "x", "someLongPropertyName000": []}}"#,
+    ] {
+        assert!(accepts(&c, ok), "{ok}");
+    }
+    for bad in [
+        r#"{"use00": {"someLongPropertyName00": "x"}}"#,
+        r#"{"use00": {"someLongPropertyName05": 1, "someLongPropertyName05": 2}}"#,
+        r#"{"use00": []}"#,
+    ] {
+        assert!(!accepts(&c, bad), "{bad}");
+    }
+}
+
+#[test]
+fn ref_siblings_ignored_before_2019_09() {
+    let defs = json!({"o": {"type": "object", "properties": {"a": {"type": "integer"}}}});
+    let old = json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "definitions": defs,
+        "properties": {"x": {"type": "string", "$ref": "#/definitions/o"}},
+    });
+    check(
+        old,
+        &[r#"{"x": {"a": 1}}"#],
+        &[r#"{"x": "s"}"#, r#"{"x": {"a": "s"}}"#],
+    );
+    // From 2019-09 on, the siblings apply: a string and an object at once is nothing.
+    let new = json!({
+        "definitions": defs,
+        "properties": {"x": {"type": "string", "$ref": "#/definitions/o"}},
+    });
+    check(new, &["{}"], &[r#"{"x": "s"}"#, r#"{"x": {"a": 1}}"#]);
+}
+
+#[test]
+fn bare_refs_to_any_of_keep_their_branches() {
+    // A bare `$ref` (a branch here) is replaced by its target, whose own
+    // `anyOf` is still expanded.
+    let s = json!({
+        "$defs": {"u": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]}},
+        "anyOf": [{"$ref": "#/$defs/u", "title": "u"}, {"type": "null"}],
+        "properties": {"a": {"$ref": "#/$defs/u", "description": "d"}}
+    });
+    check(
+        s,
+        &["1", "\"ab\"", "null"],
+        &["true", "\"abc\"", "{\"a\": 1}", "1.5"],
+    );
+    let s = json!({
+        "$defs": {"u": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]}},
+        "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/u", "description": "d"}, "b": {"$ref": "#/$defs/u"}}
+    });
+    check(
+        s,
+        &["{\"a\": 1, \"b\": \"x\"}", "{\"a\": \"ab\"}"],
+        &["{\"a\": true}", "{\"b\": \"abc\"}"],
     );
 }
