@@ -393,7 +393,8 @@ impl Lowering {
         let n = self.bodies.len();
         let mut rep: Vec<RuleId> = (0..n as RuleId).collect();
         loop {
-            let mut first: FxHashMap<Lowered, RuleId> = FxHashMap::default();
+            // Bodies hashed and compared through `rep`, without rewriting them.
+            let mut first: FxHashMap<u64, Vec<RuleId>> = FxHashMap::default();
             let mut changed = false;
             // The root first, so that it stays its own representative (its name is reported).
             let order =
@@ -402,15 +403,19 @@ impl Lowering {
                 if rep[r] != r as RuleId {
                     continue;
                 }
-                let body = relabel(&self.bodies[r], &rep);
-                match first.get(&body) {
-                    Some(&f) => {
+                let mut h = rustc_hash::FxHasher::default();
+                hash_lowered(&self.bodies[r], &rep, &mut h);
+                let bucket = first.entry(std::hash::Hasher::finish(&h)).or_default();
+                let same = bucket
+                    .iter()
+                    .copied()
+                    .find(|&f| eq_lowered(&self.bodies[f as usize], &self.bodies[r], &rep));
+                match same {
+                    Some(f) => {
                         rep[r] = f;
                         changed = true;
                     }
-                    None => {
-                        first.insert(body, r as RuleId);
-                    }
+                    None => bucket.push(r as RuleId),
                 }
             }
             // Representatives of representatives (a rule merged this round
@@ -557,6 +562,61 @@ fn peel(mut e: &Expr) -> &Expr {
 }
 
 /// Upper bound on NFA states an expression needs (saturating).
+/// Hash of `body` with every rule reference `r` read as `rep[r]`.
+fn hash_lowered(body: &Lowered, rep: &[RuleId], h: &mut rustc_hash::FxHasher) {
+    use std::hash::Hash;
+    fn expr(e: &Expr, rep: &[RuleId], h: &mut rustc_hash::FxHasher) {
+        std::mem::discriminant(e).hash(h);
+        match e {
+            Expr::Rule(r) => rep[*r as usize].hash(h),
+            Expr::Seq(v) | Expr::Alt(v) => {
+                v.len().hash(h);
+                v.iter().for_each(|x| expr(x, rep, h));
+            }
+            Expr::Repeat { expr: x, min, max } => {
+                (min, max).hash(h);
+                expr(x, rep, h);
+            }
+            other => other.hash(h),
+        }
+    }
+    match body {
+        Lowered::Body(e) => expr(e, rep, h),
+        Lowered::Special(k) => relabel(&Lowered::Special(k.clone()), rep).hash(h),
+    }
+}
+
+/// Are `a` and `b` equal with every rule reference `r` read as `rep[r]`?
+fn eq_lowered(a: &Lowered, b: &Lowered, rep: &[RuleId]) -> bool {
+    fn expr(a: &Expr, b: &Expr, rep: &[RuleId]) -> bool {
+        match (a, b) {
+            (Expr::Rule(x), Expr::Rule(y)) => rep[*x as usize] == rep[*y as usize],
+            (Expr::Seq(x), Expr::Seq(y)) | (Expr::Alt(x), Expr::Alt(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| expr(p, q, rep))
+            }
+            (
+                Expr::Repeat {
+                    expr: x,
+                    min: m1,
+                    max: n1,
+                },
+                Expr::Repeat {
+                    expr: y,
+                    min: m2,
+                    max: n2,
+                },
+            ) => m1 == m2 && n1 == n2 && expr(x, y, rep),
+            (Expr::Rule(_) | Expr::Seq(_) | Expr::Alt(_) | Expr::Repeat { .. }, _) => false,
+            _ => a == b,
+        }
+    }
+    match (a, b) {
+        (Lowered::Body(x), Lowered::Body(y)) => expr(x, y, rep),
+        (Lowered::Special(_), Lowered::Special(_)) => relabel(a, rep) == relabel(b, rep),
+        _ => false,
+    }
+}
+
 /// `body` with every rule reference `r` replaced by `rep[r]`.
 fn relabel(body: &Lowered, rep: &[RuleId]) -> Lowered {
     fn expr(e: &Expr, rep: &[RuleId]) -> Expr {
