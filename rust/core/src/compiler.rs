@@ -26,7 +26,7 @@ use crate::grammar::Grammar;
 use crate::limits::Limits;
 use crate::mask::TokenSet;
 use crate::trie::ByteStepper;
-use crate::vocab::{TokenId, Vocabulary};
+use crate::vocab::Vocabulary;
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -128,12 +128,12 @@ impl CompiledGrammar {
     /// The cache entry of `state` (a plain-rule state), computing it on first use.
     pub fn entry(&self, state: u32) -> &CacheEntry {
         self.cache[state as usize].get_or_init(|| {
-            let Some(lexical) = &self.lexical else {
-                return Arc::new(self.classify(state, 0));
-            };
-            match lexical_key(&self.automaton, state) {
-                Some(key) => lexical.get_or_insert(key, || self.classify(state, 0)),
-                None => Arc::new(self.classify(state, 0)),
+            match (lexical_key(&self.automaton, state), &self.lexical) {
+                (Some(key), Some(shared)) => {
+                    shared.get_or_insert(key, || self.classify_lexical(state))
+                }
+                (Some(_), None) => Arc::new(self.classify_lexical(state)),
+                (None, _) => Arc::new(self.classify(state, 0)),
             }
         })
     }
@@ -249,16 +249,8 @@ impl CompiledGrammar {
             pushed = &t[..depth];
         }
         uncertain.sort_unstable();
-        let mut ids: Vec<TokenId> = Vec::new();
-        for (w, &word) in bits.iter().enumerate() {
-            let mut x = word;
-            while x != 0 {
-                ids.push(w as u32 * 32 + x.trailing_zeros());
-                x &= x - 1;
-            }
-        }
         CacheEntry {
-            accepted: TokenSet::from_sorted_ids(ids, n),
+            accepted: TokenSet::from_bits(bits),
             uncertain,
         }
     }
@@ -267,16 +259,64 @@ impl CompiledGrammar {
         self.classify_with(Parser::starting_at(&self.automaton, state, aux), state)
     }
 
+    /// [`Self::classify`] for a state whose rule reaches no rule reference,
+    /// token element or register from it: the rule's DFA alone decides, so
+    /// the walk needs no parser. Per prefix it keeps the DFA state and
+    /// whether the rule could already have ended with the next byte in its
+    /// FOLLOW set (what makes a refused token uncertain, as in
+    /// [`LocalStepper::may_continue_in_parent`]).
+    fn classify_lexical(&self, state: u32) -> CacheEntry {
+        let a = &self.automaton;
+        let follow = &a.follow[a.state_rule[state as usize] as usize];
+        let trie = self.vocab.trie();
+        let mut accepted = vec![0u32; crate::mask::words_for(self.vocab.vocab_size())];
+        let mut uncertain: Vec<u32> = Vec::new();
+        // (DFA state, could the parent take over before this byte's successor).
+        let could_hand_over = |parent: &(u32, bool), byte: u8, depth: usize| {
+            parent.1 || depth >= 2 && a.accepting[parent.0 as usize] && byte_in(follow, byte)
+        };
+        trie.walk_states(
+            (state, false),
+            |parent, byte, depth| {
+                let t = a.next_byte(parent.0, byte);
+                (t != crate::automaton::DEAD).then(|| (t, could_hand_over(parent, byte, depth)))
+            },
+            |toks| {
+                for &t in toks {
+                    crate::mask::set_bit(&mut accepted, t);
+                }
+            },
+            |parent, byte, depth, toks| {
+                if could_hand_over(parent, byte, depth) {
+                    if let Some(&first) = toks.first() {
+                        let r = trie.rank(first).unwrap_or(0);
+                        uncertain.extend(r..r + toks.len() as u32);
+                    }
+                }
+            },
+        );
+        CacheEntry {
+            accepted: TokenSet::from_bits(accepted),
+            uncertain,
+        }
+    }
+
     /// Classify the vocabulary with `parser`, seeded at `state`.
     fn classify_with(&self, parser: Parser, state: u32) -> CacheEntry {
         let mut stepper = LocalStepper::new(&self.automaton, parser, state);
         let trie = self.vocab.trie();
-        let mut accepted: Vec<TokenId> = Vec::new();
+        // A bitset, not a list to sort: most of the vocabulary is accepted in
+        // the costly states (inside strings).
+        let mut accepted = vec![0u32; crate::mask::words_for(self.vocab.vocab_size())];
         let mut uncertain: Vec<u32> = Vec::new();
         let order = trie.tokens_in_order();
         trie.walk(
             &mut stepper,
-            |_, _, toks| accepted.extend_from_slice(toks),
+            |_, _, toks| {
+                for &t in toks {
+                    crate::mask::set_bit(&mut accepted, t);
+                }
+            },
             |st, depth, toks| {
                 // The rule could end strictly inside the token: the parent decides,
                 // unless no byte after any completion point can follow the rule.
@@ -289,9 +329,8 @@ impl CompiledGrammar {
             },
         );
         debug_assert!(uncertain.iter().all(|&r| (r as usize) < order.len()));
-        accepted.sort_unstable();
         CacheEntry {
-            accepted: TokenSet::from_sorted_ids(accepted, self.vocab.vocab_size()),
+            accepted: TokenSet::from_bits(accepted),
             uncertain,
         }
     }
@@ -690,5 +729,71 @@ impl Compiler {
             c.insert(key, compiled.clone());
         }
         Ok(compiled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every string of 1 to 3 bytes over a small alphabet that JSON strings,
+    /// keys and numbers use: tokens that end strings, span keys and values.
+    fn vocab() -> Arc<Vocabulary> {
+        let alphabet = b"ab\"\\:, 1";
+        let mut tokens: Vec<Vec<u8>> = Vec::new();
+        let mut layer: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..3 {
+            layer = layer
+                .iter()
+                .flat_map(|p| alphabet.iter().map(move |&b| [p.as_slice(), &[b]].concat()))
+                .collect();
+            tokens.extend(layer.iter().cloned());
+        }
+        tokens.push(b"<eos>".to_vec());
+        let eos = (tokens.len() - 1) as u32;
+        Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocabulary"))
+    }
+
+    fn bits(e: &CacheEntry, n: usize) -> Vec<u32> {
+        let mut m = vec![0u32; crate::mask::words_for(n)];
+        e.accepted.or_into(&mut m);
+        m
+    }
+
+    #[test]
+    fn lexical_walk_equals_the_parser_walk() {
+        let vocab = vocab();
+        let n = vocab.vocab_size();
+        let compiler = Compiler::new(vocab);
+        let opts = SchemaOptions {
+            strict_mode: false,
+            ..SchemaOptions::default()
+        };
+        let grammars = [
+            compiler
+                .compile_json_schema(
+                    r#"{"type":"object","properties":{"ab":{"type":"string"},"a":{"type":"integer"},"b\"":{"enum":["a:b","1"]}}}"#,
+                    &opts,
+                )
+                .expect("schema")
+                .0,
+            compiler.compile_regex(r#"(a|b)*"1?|"a\\"#).expect("regex"),
+            compiler
+                .compile_gbnf(br#"root ::= "\"" [ab:, ]* "\"" ("," root)?"#, "root")
+                .expect("gbnf"),
+        ];
+        let mut checked = 0;
+        for g in &grammars {
+            for s in 0..g.num_states() as u32 {
+                if lexical_key(g.automaton(), s).is_none() {
+                    continue;
+                }
+                let (slow, fast) = (g.classify(s, 0), g.classify_lexical(s));
+                assert_eq!(bits(&slow, n), bits(&fast, n), "accepted, state {s}");
+                assert_eq!(slow.uncertain, fast.uncertain, "uncertain, state {s}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} lexical states");
     }
 }

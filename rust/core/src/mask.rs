@@ -53,6 +53,23 @@ impl TokenSet {
         }
     }
 
+    /// Build from a bitset over the vocabulary (kept as is when dense).
+    pub fn from_bits(bits: Vec<u32>) -> Self {
+        let count: usize = bits.iter().map(|w| w.count_ones() as usize).sum();
+        if count >= bits.len() {
+            return TokenSet::Bits(bits);
+        }
+        let mut ids = Vec::with_capacity(count);
+        for (w, &word) in bits.iter().enumerate() {
+            let mut x = word;
+            while x != 0 {
+                ids.push(w as u32 * 32 + x.trailing_zeros());
+                x &= x - 1;
+            }
+        }
+        TokenSet::List(ids)
+    }
+
     /// OR this set into `mask`.
     pub fn or_into(&self, mask: &mut [u32]) {
         match self {

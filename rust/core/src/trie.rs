@@ -144,6 +144,46 @@ impl TokenTrie {
                 * 4
     }
 
+    /// Walk the whole trie with a recogniser whose state after a byte is a
+    /// function of the state before it (a DFA plus whatever the caller tracks
+    /// per prefix), so there is nothing to undo: states live in a stack
+    /// indexed by depth. `step(parent, byte, depth)` gives the state after the
+    /// node's byte, or None to skip the subtree, which `on_dead(parent, byte,
+    /// depth, tokens_in_subtree)` then receives; `on_node(tokens_ending_here)`
+    /// is called for every live node. The tight loop behind the cold masks of
+    /// lexical states (inside strings most of the vocabulary is live).
+    pub fn walk_states<T: Copy>(
+        &self,
+        root: T,
+        mut step: impl FnMut(&T, u8, usize) -> Option<T>,
+        mut on_node: impl FnMut(&[TokenId]),
+        mut on_dead: impl FnMut(&T, u8, usize, &[TokenId]),
+    ) {
+        let mut stack: Vec<T> = vec![root; self.max_depth + 1];
+        let mut i = 0usize;
+        while let Some(node) = self.nodes.get(i) {
+            let d = node.depth as usize;
+            let parent = stack[d - 1];
+            match step(&parent, node.byte, d) {
+                Some(t) => {
+                    stack[d] = t;
+                    let (a, b) = (
+                        self.token_start[i] as usize,
+                        self.token_start[i + 1] as usize,
+                    );
+                    on_node(&self.token_ids[a..b]);
+                    i += 1;
+                }
+                None => {
+                    let end = node.subtree_end as usize;
+                    let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
+                    on_dead(&parent, node.byte, d, &self.token_ids[a..b]);
+                    i = end;
+                }
+            }
+        }
+    }
+
     /// Walk the whole trie with `stepper`. For every node whose byte is
     /// accepted, `on_node(stepper, depth, tokens_ending_here)` is called; for
     /// a rejected node, `on_dead(stepper, depth, tokens_in_subtree)` is called
