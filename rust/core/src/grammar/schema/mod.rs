@@ -36,6 +36,7 @@
 pub mod formats;
 pub mod numbers;
 pub mod strings;
+mod validate;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::{Expr, Grammar, Rule, RuleId, MAX_PERMUTATION_MEMBERS};
@@ -1341,6 +1342,9 @@ impl<'a> Ctx<'a> {
         if ex.is_false {
             return Ok(nothing());
         }
+        if let Some(e) = self.emit_finite(key, &ex)? {
+            return Ok(e);
+        }
         if ex.groups.is_empty() {
             let n = self.merge(&ex)?;
             return self.emit_norm(&n, key.depth);
@@ -1397,6 +1401,48 @@ impl<'a> Ctx<'a> {
             alts.push(Expr::Rule(self.rule_for(sub)));
         }
         Ok(Expr::Alt(alts))
+    }
+
+    /// A conjunction with `enum`/`const` has finitely many candidates: keep
+    /// those that validate against every keyword (exact for keywords with no
+    /// grammar of their own). `None` when some candidate cannot be decided.
+    fn emit_finite(&mut self, key: &Key, ex: &Expanded<'a>) -> Result<Option<Expr>> {
+        let mut cands: Option<Vec<&'a Value>> = None;
+        for (ptr, m) in &ex.sources {
+            let own: Vec<&'a Value> = if let Some(c) = m.get("const") {
+                vec![c]
+            } else if let Some(e) = m.get("enum") {
+                e.as_array()
+                    .ok_or_else(|| invalid(ptr, "enum must be an array"))?
+                    .iter()
+                    .collect()
+            } else {
+                continue;
+            };
+            cands = Some(match cands {
+                None => own,
+                Some(prev) => prev
+                    .into_iter()
+                    .filter(|a| own.iter().any(|b| json_eq(a, b)))
+                    .collect(),
+            });
+        }
+        let Some(cands) = cands else { return Ok(None) };
+        let mut seen = Vec::new();
+        let mut keep = Vec::new();
+        for v in cands {
+            match self.validate_items(&key.items, v, &mut seen)? {
+                Some(true) => keep.push(v),
+                Some(false) => {}
+                None => return Ok(None),
+            }
+        }
+        self.enforced.extend(seen);
+        let mut alts = Vec::new();
+        for v in keep {
+            alts.push(self.const_expr(v, key.depth)?);
+        }
+        Ok(Some(Expr::Alt(alts)))
     }
 
     /// Trivially empty (false schema or no common type) — prunes branch combinations.
