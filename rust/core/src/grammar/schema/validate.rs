@@ -58,12 +58,57 @@ impl<'a> Ctx<'a> {
     ) -> Result<Option<bool>> {
         let mut r = Some(true);
         for it in items {
-            r = and(r, self.validate(&it.ptr, v, 0, seen)?);
+            r = and(r, self.validate_item(&it.ptr, v, seen)?);
             if r == Some(false) {
                 break;
             }
         }
         Ok(r)
+    }
+
+    /// One item, synthetic ones included (see `NEG`, `LIT`, `KEY`).
+    fn validate_item(
+        &self,
+        item: &str,
+        v: &Value,
+        seen: &mut Vec<(String, String)>,
+    ) -> Result<Option<bool>> {
+        if let Some(p) = item.strip_prefix(NEG) {
+            return Ok(self.validate(p, v, 0, seen)?.map(|b| !b));
+        }
+        let key_lit = item.strip_prefix(KEY);
+        let Some(rest) = key_lit.or_else(|| item.strip_prefix(LIT)) else {
+            return self.validate(item, v, 0, seen);
+        };
+        let mut parts = rest.splitn(if key_lit.is_some() { 4 } else { 3 }, SEP);
+        let ptr = parts.next().unwrap_or("");
+        let kw = parts.next().unwrap_or("");
+        if key_lit.is_some() {
+            parts.next();
+        }
+        let arg = parts.next().unwrap_or("");
+        let obj = v.as_object();
+        if key_lit.is_some() {
+            let has = obj.map(|o| o.contains_key(arg));
+            return Ok(Some(match kw {
+                "absent" => has != Some(true),
+                _ => has != Some(false),
+            }));
+        }
+        let Some(Value::Object(m)) = self.get(ptr) else {
+            return Err(invalid(ptr, "no schema at this pointer"));
+        };
+        Ok(match kw {
+            "required" => Some(obj.is_some_and(|o| !o.contains_key(arg))),
+            "properties" => match obj.and_then(|o| o.get(arg)) {
+                Some(x) => {
+                    let at = format!("{ptr}/properties/{}", escape_token(arg));
+                    self.validate(&at, x, 1, seen)?.map(|b| !b)
+                }
+                None => Some(false),
+            },
+            _ => self.keyword(ptr, m, kw, &m[kw], v, 1, seen)?.map(|b| !b),
+        })
     }
 
     fn validate(
