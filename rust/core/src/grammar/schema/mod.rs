@@ -2477,15 +2477,20 @@ impl<'a> Ctx<'a> {
         let mut max = n.max_items;
         if let Some(u) = n.numeric.iter().find(|(_, kw, _)| *kw == "uniqueItems") {
             // Arrays of at most one item are always unique.
+            let p = u.0.clone();
             if max.is_some_and(|m| m <= 1) {
-                self.ok(&u.0, "uniqueItems");
+                self.ok(&p, "uniqueItems");
+            } else if n.contains.is_empty() {
+                match self.unique_arrays(n, depth, plen)? {
+                    Unique::Emitted(e) => {
+                        self.ok(&p, "uniqueItems");
+                        return Ok(e);
+                    }
+                    Unique::Implied => self.ok(&p, "uniqueItems"),
+                    Unique::No(why) => self.refuse(&p, "uniqueItems", why)?,
+                }
             } else {
-                let p = u.0.clone();
-                self.refuse(
-                    &p,
-                    "uniqueItems",
-                    "uniqueness of items is not expressible here",
-                )?;
+                self.refuse(&p, "uniqueItems", "together with contains")?;
             }
         }
         if max.is_some_and(|m| m < min) {
@@ -2607,6 +2612,115 @@ impl<'a> Ctx<'a> {
         Ok(Some(Expr::Alt(alts)))
     }
 
+    /// `uniqueItems: true` where it is expressible: items drawn from a finite
+    /// set of values (a Permutation of those values, each optional: any
+    /// order, each at most once; distinct JSON values never share a spelling,
+    /// so `1` and `1.0` are one member), or a closed tuple whose positions are
+    /// pairwise disjoint (then every array is unique).
+    fn unique_arrays(&mut self, n: &Norm<'a>, depth: u32, plen: usize) -> Result<Unique> {
+        let closed = n.arr_sources.iter().any(|s| s.closed);
+        let rest: Vec<Item> = n
+            .arr_sources
+            .iter()
+            .filter_map(|s| s.rest.clone())
+            .map(|ptr| Item { ptr, done: false })
+            .collect();
+        let pos = |i: usize| -> Vec<String> {
+            n.arr_sources
+                .iter()
+                .filter_map(|s| {
+                    if i < s.prefix.len() {
+                        Some(s.prefix[i].clone())
+                    } else {
+                        s.rest.clone()
+                    }
+                })
+                .collect()
+        };
+        if plen > 0 {
+            let rest_open = !closed
+                && n.max_items.map_or(true, |m| m > plen as u64)
+                && (rest.is_empty() || !self.is_empty_conj(&rest)?);
+            if rest_open {
+                return Ok(Unique::No("items after a prefixItems tuple"));
+            }
+            let branches: Vec<Vec<String>> = (0..plen).map(pos).collect();
+            if branches.iter().any(Vec::is_empty) || !self.disjoint(&[], &branches)? {
+                return Ok(Unique::No("tuple positions that may hold equal values"));
+            }
+            return Ok(Unique::Implied);
+        }
+        if closed || rest.is_empty() {
+            return Ok(Unique::No("items not drawn from a finite set of values"));
+        }
+        let Some(vals) = self.finite_values(&rest)? else {
+            return Ok(Unique::No(
+                "items that are not drawn from a finite set of values",
+            ));
+        };
+        if vals.len() > MAX_PERMUTATION_MEMBERS {
+            return Ok(Unique::No(
+                "more than MAX_PERMUTATION_MEMBERS possible item values",
+            ));
+        }
+        let k = vals.len() as u64;
+        let min = n.min_items;
+        let max = n.max_items.map_or(k, |m| m.min(k));
+        let mut alts = Vec::new();
+        if min == 0 {
+            alts.push(self.empty_container(b'[', b']'));
+        }
+        if max >= min.max(1) {
+            let mut members = Vec::new();
+            for v in &vals {
+                members.push(self.const_expr(v, depth + 1)?);
+            }
+            let (o, c) = (self.open(depth), self.close(depth));
+            alts.push(Expr::Seq(vec![
+                Expr::Literal(b"[".to_vec()),
+                o,
+                Expr::Permutation {
+                    required: vec![false; members.len()],
+                    members,
+                    sep: Box::new(self.item_sep(depth)),
+                    min: u32::try_from(min.max(1)).unwrap_or(u32::MAX),
+                    max: Some(u32::try_from(max).unwrap_or(u32::MAX)),
+                },
+                c,
+                Expr::Literal(b"]".to_vec()),
+            ]));
+        }
+        Ok(Unique::Emitted(if alts.is_empty() {
+            None
+        } else {
+            Some(Expr::Alt(alts))
+        }))
+    }
+
+    /// The values of the conjunction `items` when they are finitely many and
+    /// each is decided by the validator (distinct under JSON equality).
+    fn finite_values(&mut self, items: &[Item]) -> Result<Option<Vec<Value>>> {
+        let (t, vals) = self.domain(items, 0)?;
+        let cands: Vec<Value> = match vals {
+            Some(v) => v.into_iter().cloned().collect(),
+            None if t & !(T_NULL | T_BOOL) == 0 => {
+                vec![Value::Null, Value::Bool(true), Value::Bool(false)]
+            }
+            None => return Ok(None),
+        };
+        let mut seen = Vec::new();
+        let mut out: Vec<Value> = Vec::new();
+        for v in cands {
+            match self.validate_items(items, &v, &mut seen)? {
+                Some(true) if !out.iter().any(|x| json_eq(x, &v)) => out.push(v),
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
+        self.enforced.extend(seen);
+        Ok(Some(out))
+    }
+
     /// Arrays under `contains`: each item either matches the contains schema
     /// (M = items ∧ contains) or not (N = items ∧ ¬contains), and the number
     /// of M items is counted: `(N sep)* M (sep N)* (sep M (sep N)*){lo-1,hi-1}`.
@@ -2651,8 +2765,17 @@ impl<'a> Ctx<'a> {
             });
             v
         };
+        let no_n = match self.finite_values(&with(format!("{NEG}{cp}/contains")))? {
+            Some(v) => v.is_empty(),
+            None => false,
+        };
         let (m_expr, n_expr) = if closed {
             (nothing(), nothing())
+        } else if no_n {
+            (
+                self.value_ref(with(format!("{cp}/contains")), depth + 1)?,
+                nothing(),
+            )
         } else {
             (
                 self.value_ref(with(format!("{cp}/contains")), depth + 1)?,
@@ -3379,6 +3502,16 @@ fn number_literal(x: &serde_json::Number) -> Expr {
         }
         None => Expr::Literal(x.to_string().into_bytes()),
     }
+}
+
+/// What `uniqueItems` needs of an array grammar.
+enum Unique {
+    /// The whole array grammar (`None`: no array).
+    Emitted(Option<Expr>),
+    /// Every array the other keywords allow is unique.
+    Implied,
+    /// Not expressible, and why.
+    No(&'static str),
 }
 
 /// How a `multipleOf` value can be enforced.

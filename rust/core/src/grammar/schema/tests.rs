@@ -288,7 +288,7 @@ fn any_of_one_of_all_of() {
 fn errors_name_keyword_and_pointer() {
     let e = err(json!({"properties": {"tags": {"type": "array", "uniqueItems": true}}}));
     assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert_eq!(e.message(), "unsupported keyword \"uniqueItems\" at /properties/tags: uniqueness of items is not expressible here");
+    assert_eq!(e.message(), "unsupported keyword \"uniqueItems\" at /properties/tags: items not drawn from a finite set of values");
     let e = err(json!({"properties": {"a": {"type": 5}}}));
     assert_eq!(e.kind(), ErrorKind::Grammar);
     assert!(e.message().contains("/properties/a"), "{e}");
@@ -443,4 +443,141 @@ fn draft04_integers_and_plain_name_ids() {
         &["null"],
         &["1"],
     );
+}
+
+#[test]
+fn contains_counts_matching_items() {
+    check(
+        json!({"type": "array", "items": {"type": "integer"}, "contains": {"const": 3}}),
+        &["[3]", "[1, 3, 3.0]", "[3, 2]"],
+        &["[]", "[1, 2]", "[1.5, 3]"],
+    );
+    check(
+        json!({"contains": {"type": "string"}, "minContains": 2, "maxContains": 3}),
+        &["[\"a\", 1, \"b\"]", "[\"a\", \"b\", \"c\", null]", "7"],
+        &["[\"a\"]", "[\"a\", \"b\", \"c\", \"d\"]"],
+    );
+    // Every item matches: counts merge with minItems/maxItems.
+    check(
+        json!({"type": "array", "items": {"const": 1}, "contains": {"const": 1}, "maxItems": 2}),
+        &["[1]", "[1, 1]"],
+        &["[]", "[1, 1, 1]"],
+    );
+    // contains with minItems beyond minContains: not exact as a counted sequence.
+    let e = err(json!({"type": "array", "contains": {"type": "null"}, "minItems": 3}));
+    assert_eq!(
+        e.message(),
+        "unsupported keyword \"contains\" at /: together with minItems/maxItems"
+    );
+    // A contains schema without an expressible complement.
+    let e = err(json!({"type": "array", "contains": {"type": "string", "pattern": "^a"}}));
+    assert!(
+        e.message()
+            .starts_with("unsupported keyword \"pattern\" at /contains: its negation"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unique_items_over_finite_values() {
+    check(
+        json!({"type": "array", "items": {"enum": ["x", 1, null]}, "uniqueItems": true}),
+        &["[]", "[1, \"x\", null]", "[null, 1.0]"],
+        &["[1, 1]", "[1, 1.0]", "[\"x\", \"x\"]", "[2]"],
+    );
+    // A closed tuple of disjoint positions is always unique.
+    check(
+        json!({"prefixItems": [{"type": "string"}, {"type": "integer"}], "items": false, "uniqueItems": true}),
+        &["[\"a\", 1]", "[\"a\"]"],
+        &["[\"a\", \"a\"]"],
+    );
+    // No separator once every value is used (it would be a dead end).
+    let g = compile(
+        &json!({"type": "array", "items": {"type": "boolean"}, "uniqueItems": true}),
+        &SchemaOptions::default(),
+    )
+    .expect("compiles");
+    let mut m = Matcher::new(g);
+    assert!(m.accept_bytes(b"[true, false"));
+    assert!(!m.accept_bytes(b","));
+    let e = err(json!({"type": "array", "items": {"type": "integer"}, "uniqueItems": true}));
+    assert_eq!(e.schema_keyword(), Some(("", "uniqueItems")));
+}
+
+#[test]
+fn negations_and_conditionals() {
+    check(
+        json!({"type": "string", "not": {"enum": ["", "none"]}}),
+        &["\"a\"", "\"nonee\""],
+        &["\"\"", "\"none\"", "\"n\\u006fne\""],
+    );
+    check(
+        json!({"type": "integer", "minimum": 0, "maximum": 9, "not": {"enum": [0, 5]}}),
+        &["1", "4", "6", "9"],
+        &["0", "5", "5.0", "10"],
+    );
+    check(
+        json!({"type": "object", "not": {"required": ["id"]}}),
+        &["{}", "{\"a\": 1}"],
+        &["{\"id\": 1}", "{\"a\": 1, \"id\": 1}"],
+    );
+    check(
+        json!({"not": {"minimum": 3}}),
+        &["2", "2.5", "-1000000000"],
+        &["3", "4", "\"x\"", "null"],
+    );
+    check(
+        json!({
+            "type": "object",
+            "properties": {"m": {"type": "boolean"}, "id": {"type": "string"}},
+            "required": ["m"],
+            "if": {"properties": {"m": {"const": true}}},
+            "then": {"required": ["id"]},
+            "else": {"not": {"required": ["id"]}}
+        }),
+        &["{\"m\": true, \"id\": \"7\"}", "{\"m\": false}"],
+        &["{\"m\": true}", "{\"m\": false, \"id\": \"7\"}"],
+    );
+    // enum/const conjunctions decide anything value by value.
+    check(
+        json!({"allOf": [{"enum": [1, "a", [1, 1]]}, {"not": {"uniqueItems": true}}]}),
+        &["[1, 1]"],
+        &["1", "\"a\""],
+    );
+}
+
+#[test]
+fn property_dependencies() {
+    check(
+        json!({
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "dependentRequired": {"a": ["b"]}
+        }),
+        &["{}", "{\"b\": 1}", "{\"a\": 1, \"b\": 2}"],
+        &["{\"a\": 1}"],
+    );
+    check(
+        json!({
+            "type": "object",
+            "properties": {"card": {"type": "string"}, "cvc": {"type": "integer"}},
+            "dependentSchemas": {"card": {"required": ["cvc"], "properties": {"cvc": {"minimum": 100}}}}
+        }),
+        &["{}", "{\"cvc\": 5}", "{\"card\": \"x\", \"cvc\": 123}"],
+        &["{\"card\": \"x\"}", "{\"card\": \"x\", \"cvc\": 5}"],
+    );
+    // Keys that no `properties` names take any order.
+    let opts = SchemaOptions {
+        strict_mode: false,
+        ..SchemaOptions::default()
+    };
+    let g = compile(&json!({"dependencies": {"q": ["f", "b"]}}), &opts).expect("compiles");
+    for t in [
+        "{\"q\": 1, \"f\": 2, \"b\": 3}",
+        "{\"b\": 1, \"q\": 2, \"f\": 3}",
+        "{\"x\": 1}",
+    ] {
+        assert!(accepts(&g, t), "{t}");
+    }
+    assert!(!accepts(&g, "{\"q\": 1, \"f\": 2}"));
 }
