@@ -374,7 +374,9 @@ CONDITIONAL_SCHEMAS: list[tuple[dict[str, Any], list[Any], list[Any]]] = [
         {
             "type": "object",
             "properties": {"card": {"type": "string"}, "cvc": {"type": "integer"}},
-            "dependentSchemas": {"card": {"required": ["cvc"], "properties": {"cvc": {"minimum": 100}}}},
+            "dependentSchemas": {
+                "card": {"required": ["cvc"], "properties": {"cvc": {"minimum": 100}}}
+            },
         },
         [{}, {"cvc": 5}, {"card": "x", "cvc": 123}],
         [{"card": "x"}, {"card": "x", "cvc": 5}],
@@ -397,7 +399,7 @@ CONDITIONAL_SCHEMAS: list[tuple[dict[str, Any], list[Any], list[Any]]] = [
 ]
 
 
-@pytest.mark.parametrize("schema,valid,invalid", CONDITIONAL_SCHEMAS)
+@pytest.mark.parametrize(("schema", "valid", "invalid"), CONDITIONAL_SCHEMAS)
 def test_conditional_keywords_are_exact(
     byte_compiler: GrammarCompiler, schema: dict[str, Any], valid: list[Any], invalid: list[Any]
 ) -> None:
@@ -410,9 +412,7 @@ def test_conditional_keywords_are_exact(
         assert not validator.is_valid(v), v
         assert not accepts(g, json.dumps(v)), f"{schema} should reject {v}"
     info = byte_compiler.tokenizer_info
-    done = check_walks(
-        byte_compiler, [schema], info.vocab_size, info.token_bytes, [BYTE_EOS], 6
-    )
+    done = check_walks(byte_compiler, [schema], info.vocab_size, info.token_bytes, [BYTE_EOS], 6)
     assert done >= 3
 
 

@@ -51,7 +51,8 @@ use strings::{any_string, nothing, spell, PatternError};
 /// How object keys may be ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum PropertyOrder {
-    /// Named properties in `properties` order, then additional ones.
+    /// Named properties in `properties` order, then keys only `required` or
+    /// a dependency names (any order), then additional ones.
     #[default]
     Schema,
     /// Named properties in any order (each at most once), then additional ones.
@@ -418,6 +419,8 @@ struct ObjSource<'a> {
 /// An `anyOf` / `oneOf` to expand.
 struct Group {
     ptr: String,
+    /// The keyword that makes the alternatives (for messages).
+    kw: &'static str,
     one_of: bool,
     /// Each branch is a conjunction of items.
     branches: Vec<Vec<String>>,
@@ -853,6 +856,7 @@ impl<'a> Ctx<'a> {
                     }
                     Ok(b) => out.groups.push(Group {
                         ptr: p.to_owned(),
+                        kw: "not",
                         one_of: false,
                         branches: b,
                     }),
@@ -909,6 +913,7 @@ impl<'a> Ctx<'a> {
                         })?;
                         out.groups.push(Group {
                             ptr: it.ptr.clone(),
+                            kw,
                             one_of,
                             branches: (0..a.len())
                                 .map(|i| vec![format!("{}/{kw}/{i}", it.ptr)])
@@ -931,6 +936,7 @@ impl<'a> Ctx<'a> {
                     };
                     out.groups.push(Group {
                         ptr: ptr.clone(),
+                        kw: "if",
                         one_of: false,
                         branches: vec![branch(true, "then"), branch(false, "else")],
                     });
@@ -965,6 +971,7 @@ impl<'a> Ctx<'a> {
                         present.push(key("present", present.len(), k));
                         out.groups.push(Group {
                             ptr: ptr.clone(),
+                            kw,
                             one_of: false,
                             branches: vec![vec![key("absent", 0, k)], present],
                         });
@@ -1066,6 +1073,11 @@ impl<'a> Ctx<'a> {
                 "then" | "else" => {}
                 "minContains" | "maxContains" if !m.contains_key("contains") => {}
                 "uniqueItems" if kv == &Value::Bool(false) => {}
+                // Unknown formats are annotations.
+                "format"
+                    if kv.as_str().is_some_and(|f| {
+                        !KNOWN_FORMATS.contains(&f) && format_grammar_for_schema(f).is_none()
+                    }) => {}
                 "dependentRequired" | "dependentSchemas" | "dependencies"
                     if kv.as_object().is_some_and(Map::is_empty) => {}
                 _ => {
@@ -1090,7 +1102,7 @@ impl<'a> Ctx<'a> {
             self.refuse(
                 p,
                 kw,
-                "its negation (under not, if/else or contains) is not expressible",
+                "its negation (under not, if/else, oneOf or contains) is not expressible",
             )?;
             self.neg_dropped.borrow_mut().insert(neg.clone());
         }
@@ -1688,7 +1700,7 @@ impl<'a> Ctx<'a> {
     }
 
     fn emit(&mut self, key: &Key) -> Result<Expr> {
-        let ex = self.expand(&key.items)?;
+        let mut ex = self.expand(&key.items)?;
         if ex.is_false {
             return Ok(nothing());
         }
@@ -1715,13 +1727,19 @@ impl<'a> Ctx<'a> {
             done: true,
         }));
         base.sort();
-        for g in &ex.groups {
+        for g in &mut ex.groups {
             if g.one_of && !self.disjoint(&base, &g.branches)? {
-                self.refuse(
-                    &g.ptr,
-                    "oneOf",
-                    "branches may overlap (only disjoint branches are exact)",
-                )?;
+                // Overlapping branches: branch i also negates every other branch
+                // (refused where a negation is not expressible).
+                let all: Vec<String> = g.branches.iter().flatten().cloned().collect();
+                for (i, b) in g.branches.iter_mut().enumerate() {
+                    b.extend(
+                        all.iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != i)
+                            .map(|(_, p)| format!("{NEG}{p}")),
+                    );
+                }
             }
         }
         let mut combos: Vec<Vec<String>> = vec![vec![]];
@@ -1737,7 +1755,7 @@ impl<'a> Ctx<'a> {
             if next.len() > MAX_BRANCHES {
                 return Err(unsupported(
                     &g.ptr,
-                    if g.one_of { "oneOf" } else { "anyOf" },
+                    g.kw,
                     &format!("more than {MAX_BRANCHES} combinations of branches"),
                 ));
             }

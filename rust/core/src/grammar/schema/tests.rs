@@ -279,9 +279,12 @@ fn any_of_one_of_all_of() {
         &["{\"a\": 1}", "{\"a\": 1, \"b\": true}"],
         &["{\"b\": true}", "{\"a\": 1, \"c\": 2}"],
     );
-    let e = err(json!({"oneOf": [{"type": "integer"}, {"type": "number"}]}));
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.message().contains("\"oneOf\" at /"), "{e}");
+    // Overlapping branches: exactly one must hold (integers match both here).
+    check(
+        json!({"oneOf": [{"type": "integer"}, {"type": "number"}]}),
+        &["1.5", "-0.25"],
+        &["1", "1.0", "null"],
+    );
 }
 
 #[test]
@@ -580,4 +583,24 @@ fn property_dependencies() {
         assert!(accepts(&g, t), "{t}");
     }
     assert!(!accepts(&g, "{\"q\": 1, \"f\": 2}"));
+}
+
+#[test]
+fn overlapping_one_of_negates_the_other_branches() {
+    check(
+        json!({
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "oneOf": [{"required": ["a"]}, {"required": ["b"]}]
+        }),
+        &["{\"a\": 1}", "{\"b\": 2}"],
+        &["{}", "{\"a\": 1, \"b\": 2}"],
+    );
+    check(
+        json!({"oneOf": [{"type": "string"}, {"minLength": 2}]}),
+        &["\"a\"", "\"\"", "5", "null"],
+        &["\"ab\"", "\"abc\""],
+    );
+    let e = err(json!({"oneOf": [{"type": "string"}, {"pattern": "^a"}]}));
+    assert_eq!(e.schema_keyword(), Some(("/oneOf/1", "pattern")));
 }
