@@ -16,6 +16,14 @@
 //! which case it is skipped and listed in [`SchemaGrammar::ignored`].
 //! Keywords that belong to no draft are annotations and are ignored.
 //!
+//! Keywords with no grammar of their own become alternatives too: a
+//! negation (`not`, the else side of `if`, the items outside `contains`, the
+//! other branches of an overlapping `oneOf`) is a disjunction of per-keyword
+//! literals, carried as synthetic items in the rule key (`!P`, `~P…`, `+P…`);
+//! dependencies split on whether the key is present. Where `enum`/`const`
+//! leave finitely many values, each is validated instead (`validate`), so
+//! every keyword is exact there.
+//!
 //! What is exact and what is refused is listed in the README's JSON Schema
 //! section; the short version: strings are produced in escaped JSON form and
 //! every constraint on them is lifted to every JSON spelling of the decoded
@@ -473,7 +481,7 @@ struct Ctx<'a> {
     /// Draft-04 (`$schema` says so): `1.0` is not an integer, `id` is `$id`.
     draft4: bool,
     /// Negations dropped because of `lenient` (`!P` pointers).
-    neg_dropped: std::cell::RefCell<BTreeSet<String>>,
+    neg_dropped: BTreeSet<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -500,7 +508,7 @@ impl<'a> Ctx<'a> {
             bases: FxHashMap::default(),
             item_sep,
             key_sep,
-            neg_dropped: Default::default(),
+            neg_dropped: BTreeSet::new(),
             draft4: root
                 .get("$schema")
                 .and_then(Value::as_str)
@@ -1104,7 +1112,7 @@ impl<'a> Ctx<'a> {
                 kw,
                 "its negation (under not, if/else, oneOf or contains) is not expressible",
             )?;
-            self.neg_dropped.borrow_mut().insert(neg.clone());
+            self.neg_dropped.insert(neg.clone());
         }
         Ok(())
     }
@@ -1339,7 +1347,7 @@ impl<'a> Ctx<'a> {
                             "not" => format!("{NEG}{ptr}/not"),
                             _ => format!("{NEG}{ptr}/if"),
                         };
-                        if !self.neg_dropped.borrow().contains(&neg) {
+                        if !self.neg_dropped.contains(&neg) {
                             self.ok(ptr, kw);
                         }
                     }
