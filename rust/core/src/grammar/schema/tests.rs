@@ -604,3 +604,25 @@ fn overlapping_one_of_negates_the_other_branches() {
     let e = err(json!({"oneOf": [{"type": "string"}, {"pattern": "^a"}]}));
     assert_eq!(e.schema_keyword(), Some(("/oneOf/1", "pattern")));
 }
+
+#[test]
+fn finite_candidates_are_validated() {
+    // multipleOf under enum was refused; each candidate is now checked.
+    check(
+        json!({"enum": [1, 2, 3, 4.0, "6"], "multipleOf": 2}),
+        &["2", "4", "4.0", "\"6\""],
+        &["1", "3"],
+    );
+    check(
+        json!({
+            "enum": [{"a": 1}, {"a": 2, "b": 0}, {"a": 2}],
+            "if": {"properties": {"a": {"const": 2}}},
+            "then": {"required": ["b"]}
+        }),
+        &["{\"a\": 1}", "{\"a\": 2, \"b\": 0}"],
+        &["{\"a\": 2}"],
+    );
+    // Undecidable here (unevaluatedProperties): the grammar path decides, and refuses.
+    let e = err(json!({"enum": [{"a": 1}], "not": {"unevaluatedProperties": false}}));
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+}
