@@ -989,6 +989,14 @@ impl<'a> Ctx<'a> {
             out.sources.push((it.ptr.clone(), m));
             work.extend(next.into_iter().rev());
         }
+        // A schema and its own negation in one conjunction (also what a `$ref`
+        // cycle through `not` comes to): nothing.
+        if seen
+            .iter()
+            .any(|p| p.strip_prefix(NEG).is_some_and(|q| seen.contains(q)))
+        {
+            out.is_false = true;
+        }
         Ok(out)
     }
 

@@ -626,3 +626,16 @@ fn finite_candidates_are_validated() {
     let e = err(json!({"enum": [{"a": 1}], "not": {"unevaluatedProperties": false}}));
     assert_eq!(e.kind(), ErrorKind::Unsupported);
 }
+
+#[test]
+fn negation_through_references() {
+    // A value whose `c` is not of the same schema.
+    check(
+        json!({"$defs": {"t": {"type": "object", "properties": {"c": {"not": {"$ref": "#/$defs/t"}}}}}, "$ref": "#/$defs/t"}),
+        &["{}", "{\"c\": 1}"],
+        &["{\"c\": {}}", "1"],
+    );
+    // A schema that is its own negation accepts nothing.
+    let e = err(json!({"$ref": "#/$defs/a", "$defs": {"a": {"not": {"$ref": "#/$defs/a"}}}}));
+    assert_eq!(e.message(), "schema at / accepts no value");
+}
