@@ -2022,6 +2022,11 @@ impl<'a> Ctx<'a> {
             }
             for (p, _, _) in &n.contains {
                 self.ok(p, "contains");
+                for kw in ["minContains", "maxContains"] {
+                    if self.get(&format!("{p}/{kw}")).is_some() {
+                        self.ok(p, kw);
+                    }
+                }
             }
         }
         if n.types & T_OBJ != 0 {
@@ -3203,10 +3208,17 @@ impl<'a> Ctx<'a> {
 
     /// Is `key` valid under the propertyNames schema at `ptr`? Checks string keywords only.
     fn key_ok(&mut self, ptr: &str, key: &str) -> Result<bool> {
-        let ex = self.expand(&[Item {
+        let items = [Item {
             ptr: ptr.to_owned(),
             done: false,
-        }])?;
+        }];
+        // One concrete string: the validator decides every keyword it knows.
+        let mut seen = Vec::new();
+        if let Some(ok) = self.validate_items(&items, &Value::String(key.to_owned()), &mut seen)? {
+            self.enforced.extend(seen);
+            return Ok(ok);
+        }
+        let ex = self.expand(&items)?;
         if ex.is_false {
             return Ok(false);
         }

@@ -639,3 +639,16 @@ fn negation_through_references() {
     let e = err(json!({"$ref": "#/$defs/a", "$defs": {"a": {"not": {"$ref": "#/$defs/a"}}}}));
     assert_eq!(e.message(), "schema at / accepts no value");
 }
+
+#[test]
+fn property_names_decided_per_key() {
+    check(
+        json!({
+            "type": "object",
+            "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
+            "propertyNames": {"not": {"const": "x"}}
+        }),
+        &["{}", "{\"y\": 1}"],
+        &["{\"x\": 1}", "{\"x\": 1, \"y\": 2}"],
+    );
+}
