@@ -2090,7 +2090,10 @@ impl<'a> Ctx<'a> {
                 }
             }
             Value::Array(_)
-                if !n.arr_sources.is_empty() || n.min_items > 0 || n.max_items.is_some() =>
+                if !n.arr_sources.is_empty()
+                    || n.min_items > 0
+                    || n.max_items.is_some()
+                    || !n.contains.is_empty() =>
             {
                 let p = n.enum_ptr.clone();
                 self.refuse(&p, "enum", "array keywords together with enum/const")?;
@@ -2101,7 +2104,8 @@ impl<'a> Ctx<'a> {
                     || n.unevaluated.as_ref().is_some_and(|u| !u.is_empty())
                     || n.min_props > 0
                     || n.max_props.is_some()
-                    || !n.prop_names.is_empty() =>
+                    || !n.prop_names.is_empty()
+                    || !n.absent.is_empty() =>
             {
                 let p = n.enum_ptr.clone();
                 self.refuse(&p, "enum", "object keywords together with enum/const")?;
@@ -3235,6 +3239,9 @@ impl<'a> Ctx<'a> {
             if !e.iter().any(|v| v.as_str() == Some(key)) {
                 return Ok(false);
             }
+        }
+        if n.excluded.iter().any(|(_, v)| v.as_str() == Some(key)) {
+            return Ok(false);
         }
         self.value_ok(&n, &Value::String(key.to_owned()))
     }
