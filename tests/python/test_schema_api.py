@@ -319,3 +319,110 @@ def test_random_walks_qwen(qwen: Any, qwen_compiler: GrammarCompiler) -> None:
 def test_exports() -> None:
     assert issubclass(corral.UnsupportedSchemaError, corral.GrammarError)
     assert issubclass(corral.SchemaCoverageWarning, UserWarning)
+
+
+# Keywords once refused, now exact: (schema, valid, invalid). Each schema is
+# also walked at random and every output checked with jsonschema.
+CONDITIONAL_SCHEMAS: list[tuple[dict[str, Any], list[Any], list[Any]]] = [
+    (
+        {"type": "array", "items": {"type": "integer"}, "contains": {"const": 3}},
+        [[3], [1, 3, 3], [3, 2]],
+        [[], [1, 2], [1.5, 3]],
+    ),
+    (
+        {"type": "array", "contains": {"type": "string"}, "minContains": 2, "maxContains": 3},
+        [["a", 1, "b"], ["a", "b", "c", None]],
+        [["a"], ["a", "b", "c", "d"], [1, 2]],
+    ),
+    (
+        {"type": "array", "contains": {"type": "boolean"}, "minContains": 0, "maxContains": 0},
+        [[], [1, "a"]],
+        [[True], [1, False]],
+    ),
+    (
+        {"type": "array", "items": {"enum": ["x", "y", 1]}, "uniqueItems": True},
+        [[], ["x"], [1, "y", "x"], ["y", "x"]],
+        [["x", "x"], [1, 1.0], ["z"]],
+    ),
+    (
+        {"type": "array", "items": {"type": "boolean"}, "uniqueItems": True, "minItems": 2},
+        [[True, False], [False, True]],
+        [[True], [True, True]],
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {"member": {"type": "boolean"}, "id": {"type": "string"}},
+            "required": ["member"],
+            "if": {"properties": {"member": {"const": True}}},
+            "then": {"required": ["id"]},
+            "else": {"not": {"required": ["id"]}},
+        },
+        [{"member": True, "id": "7"}, {"member": False}],
+        [{"member": True}, {"member": False, "id": "7"}],
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "dependentRequired": {"a": ["b"]},
+        },
+        [{}, {"b": 1}, {"a": 1, "b": 2}],
+        [{"a": 1}],
+    ),
+    (
+        {
+            "type": "object",
+            "properties": {"card": {"type": "string"}, "cvc": {"type": "integer"}},
+            "dependentSchemas": {
+                "card": {"required": ["cvc"], "properties": {"cvc": {"minimum": 100}}}
+            },
+        },
+        [{}, {"cvc": 5}, {"card": "x", "cvc": 123}],
+        [{"card": "x"}, {"card": "x", "cvc": 5}],
+    ),
+    (
+        {"type": "string", "not": {"enum": ["", "none"]}},
+        ["a", "nonee", "None"],
+        ["", "none"],
+    ),
+    (
+        {"type": "integer", "minimum": 0, "maximum": 9, "not": {"enum": [0, 5]}},
+        [1, 4, 6, 9],
+        [0, 5, 10, -1],
+    ),
+    (
+        {"allOf": [{"enum": [1, "a", [1]]}, {"not": {"type": "string"}}]},
+        [1, [1]],
+        ["a", 2],
+    ),
+]
+
+
+@pytest.mark.parametrize(("schema", "valid", "invalid"), CONDITIONAL_SCHEMAS)
+def test_conditional_keywords_are_exact(
+    byte_compiler: GrammarCompiler, schema: dict[str, Any], valid: list[Any], invalid: list[Any]
+) -> None:
+    g = byte_compiler.compile_json_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for v in valid:
+        assert validator.is_valid(v), v
+        assert accepts(g, json.dumps(v)), f"{schema} should accept {v}"
+    for v in invalid:
+        assert not validator.is_valid(v), v
+        assert not accepts(g, json.dumps(v)), f"{schema} should reject {v}"
+    info = byte_compiler.tokenizer_info
+    done = check_walks(byte_compiler, [schema], info.vocab_size, info.token_bytes, [BYTE_EOS], 6)
+    assert done >= 3
+
+
+def test_inexpressible_negation_is_refused(byte_compiler: GrammarCompiler) -> None:
+    # not of a pattern needs a regex complement.
+    schema = {"type": "string", "not": {"pattern": "^a"}}
+    with pytest.raises(UnsupportedSchemaError) as info:
+        byte_compiler.compile_json_schema(schema)
+    assert (info.value.pointer, info.value.keyword) == ("/not", "pattern")
+    # Lenient drops the whole negation and says so.
+    with pytest.warns(SchemaCoverageWarning, match="pattern at /not"):
+        g = byte_compiler.compile_json_schema(schema, lenient=True)
+    assert accepts(g, '"abc"')

@@ -241,8 +241,15 @@ impl Automaton {
                     None
                 }
             }
-            RuleKind::Permutation { members, max, .. } => {
+            RuleKind::Permutation {
+                members, max, sep, ..
+            } => {
                 match members.iter().position(|&m| m == child) {
+                    // A separator only where another member may follow (else a dead end).
+                    None if child == *sep => {
+                        let cap = (*max).min(members.len() as u32);
+                        (aux.count_ones() < cap).then_some(aux)
+                    }
                     None => Some(aux),
                     Some(i) => {
                         let bit = 1u32 << i;

@@ -16,6 +16,14 @@
 //! which case it is skipped and listed in [`SchemaGrammar::ignored`].
 //! Keywords that belong to no draft are annotations and are ignored.
 //!
+//! Keywords with no grammar of their own become alternatives too: a
+//! negation (`not`, the else side of `if`, the items outside `contains`, the
+//! other branches of an overlapping `oneOf`) is a disjunction of per-keyword
+//! literals, carried as synthetic items in the rule key (`!P`, `~P…`, `+P…`);
+//! dependencies split on whether the key is present. Where `enum`/`const`
+//! leave finitely many values, each is validated instead (`validate`), so
+//! every keyword is exact there.
+//!
 //! What is exact and what is refused is listed in the README's JSON Schema
 //! section; the short version: strings are produced in escaped JSON form and
 //! every constraint on them is lifted to every JSON spelling of the decoded
@@ -36,6 +44,7 @@
 pub mod formats;
 pub mod numbers;
 pub mod strings;
+mod validate;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::{Expr, Grammar, Rule, RuleId, MAX_PERMUTATION_MEMBERS};
@@ -50,7 +59,8 @@ use strings::{any_string, nothing, spell, PatternError};
 /// How object keys may be ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum PropertyOrder {
-    /// Named properties in `properties` order, then additional ones.
+    /// Named properties in `properties` order, then keys only `required` or
+    /// a dependency names (any order), then additional ones.
     #[default]
     Schema,
     /// Named properties in any order (each at most once), then additional ones.
@@ -392,6 +402,12 @@ struct Norm<'a> {
     /// Where minProperties/maxProperties are (enforced or refused at emission).
     count_kws: Vec<(String, &'static str)>,
     prop_names: Vec<String>,
+    /// Values excluded by a negated `const`/`enum`: `(pointer, value)`.
+    excluded: Vec<(String, &'a Value)>,
+    /// Keys objects must not have (negated `required`, dependencies).
+    absent: Vec<String>,
+    /// `(pointer, minContains, maxContains)` of each `contains`.
+    contains: Vec<(String, u64, Option<u64>)>,
 }
 
 struct ArrSource {
@@ -413,15 +429,34 @@ struct ObjSource<'a> {
 /// An `anyOf` / `oneOf` to expand.
 struct Group {
     ptr: String,
+    /// The keyword that makes the alternatives (for messages).
+    kw: &'static str,
     one_of: bool,
-    branches: Vec<String>,
+    /// Each branch is a conjunction of items.
+    branches: Vec<Vec<String>>,
 }
 
 struct Expanded<'a> {
     sources: Vec<(String, &'a Map<String, Value>)>,
     groups: Vec<Group>,
     is_false: bool,
+    /// Synthetic items (negations and literals, see [`NEG`]) carried into every branch.
+    extra: Vec<Item>,
+    /// Negations with an inexpressible keyword, `(schema pointer, keyword, "!P")`: dropped
+    /// here; refused (or ignored when lenient) by [`Ctx::settle_negs`] unless the value
+    /// is decided by [`Ctx::emit_finite`].
+    bad_negs: Vec<(String, String, String)>,
 }
+
+// Synthetic items: a pointer with one of these prefixes is not a schema location.
+/// `!P`: the negation of the schema at `P` (expanded into a disjunction of literals).
+const NEG: char = '!';
+/// `~P\u{1}kw[\u{1}arg]`: the values of kw's type that violate keyword `kw` of `P`
+/// (for `required`/`properties`: the one key `arg`).
+const LIT: char = '~';
+/// `+P\u{1}absent|present\u{1}order\u{1}key`: objects lack / have `key` (dependencies).
+const KEY: char = '+';
+const SEP: char = '\u{1}';
 
 struct Ctx<'a> {
     root: &'a Value,
@@ -447,6 +482,8 @@ struct Ctx<'a> {
     key_sep: String,
     /// Draft-04 (`$schema` says so): `1.0` is not an integer, `id` is `$id`.
     draft4: bool,
+    /// Negations dropped because of `lenient` (`!P` pointers).
+    neg_dropped: BTreeSet<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -473,6 +510,7 @@ impl<'a> Ctx<'a> {
             bases: FxHashMap::default(),
             item_sep,
             key_sep,
+            neg_dropped: BTreeSet::new(),
             draft4: root
                 .get("$schema")
                 .and_then(Value::as_str)
@@ -614,7 +652,7 @@ impl<'a> Ctx<'a> {
             .items
             .iter()
             .map(|it| {
-                let p = &it.ptr;
+                let p = &it.ptr.replace(SEP, ":");
                 if p.is_empty() {
                     "root".to_owned()
                 } else if p.starts_with("/$defs/") || p.starts_with("/definitions/") {
@@ -843,6 +881,8 @@ impl<'a> Ctx<'a> {
             sources: Vec::new(),
             groups: Vec::new(),
             is_false: false,
+            extra: Vec::new(),
+            bad_negs: Vec::new(),
         };
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut work: Vec<Item> = items.iter().rev().cloned().collect();
@@ -853,6 +893,35 @@ impl<'a> Ctx<'a> {
             .collect();
         while let Some(it) = work.pop() {
             if !seen.insert(it.ptr.clone()) {
+                continue;
+            }
+            let done = it.done || done_ptrs.contains(it.ptr.as_str());
+            if it.ptr.starts_with(LIT) || it.ptr.starts_with(KEY) {
+                out.extra.push(it);
+                continue;
+            }
+            if let Some(p) = it.ptr.strip_prefix(NEG) {
+                out.extra.push(Item {
+                    ptr: it.ptr.clone(),
+                    done,
+                });
+                if done {
+                    continue;
+                }
+                match self.neg_branches(p)? {
+                    Err((q, kw)) => out.bad_negs.push((q, kw, it.ptr.clone())),
+                    Ok(b) if b.is_empty() => out.is_false = true,
+                    Ok(mut b) if b.len() == 1 => {
+                        let items = b.pop().unwrap_or_default();
+                        work.extend(items.into_iter().rev().map(|ptr| Item { ptr, done: false }));
+                    }
+                    Ok(b) => out.groups.push(Group {
+                        ptr: p.to_owned(),
+                        kw: "not",
+                        one_of: false,
+                        branches: b,
+                    }),
+                }
                 continue;
             }
             let v = self
@@ -867,8 +936,15 @@ impl<'a> Ctx<'a> {
                 Value::Object(m) => m,
                 _ => return Err(invalid(&it.ptr, "a schema must be an object or a boolean")),
             };
-            let done = it.done || done_ptrs.contains(it.ptr.as_str());
             let mut next = Vec::new();
+            let ptr = &it.ptr;
+            if m.get("not").is_some_and(|n| n != &Value::Bool(false)) {
+                // Conjunctive: `!P/not` becomes a disjunction of literals (a group).
+                next.push(Item {
+                    ptr: format!("{NEG}{ptr}/not"),
+                    done: false,
+                });
+            }
             if let Some(r) = m.get("$ref") {
                 let r = r
                     .as_str()
@@ -904,10 +980,67 @@ impl<'a> Ctx<'a> {
                         })?;
                         out.groups.push(Group {
                             ptr: it.ptr.clone(),
+                            kw,
                             one_of,
                             branches: (0..a.len())
-                                .map(|i| format!("{}/{kw}/{i}", it.ptr))
+                                .map(|i| vec![format!("{}/{kw}/{i}", it.ptr)])
                                 .collect(),
+                        });
+                    }
+                }
+                if m.contains_key("if") && (m.contains_key("then") || m.contains_key("else")) {
+                    // (if ∧ then) ∨ (¬if ∧ else)
+                    let branch = |pos: bool, kw: &str| {
+                        let mut b = vec![if pos {
+                            format!("{ptr}/if")
+                        } else {
+                            format!("{NEG}{ptr}/if")
+                        }];
+                        if m.contains_key(kw) {
+                            b.push(format!("{ptr}/{kw}"));
+                        }
+                        b
+                    };
+                    out.groups.push(Group {
+                        ptr: ptr.clone(),
+                        kw: "if",
+                        one_of: false,
+                        branches: vec![branch(true, "then"), branch(false, "else")],
+                    });
+                }
+                for kw in ["dependentRequired", "dependentSchemas", "dependencies"] {
+                    let Some(deps) = m.get(kw) else { continue };
+                    let deps = deps
+                        .as_object()
+                        .ok_or_else(|| invalid(ptr, &format!("{kw} must be an object")))?;
+                    for (ti, (k, d)) in deps.iter().enumerate() {
+                        // Items are sorted: the order field keeps the layout order.
+                        let key = |what: &str, i: usize, name: &str| {
+                            format!("{KEY}{ptr}{SEP}{what}{SEP}{ti:06}{i:06}{SEP}{name}")
+                        };
+                        // (key absent) ∨ (key present ∧ dependency). Keys that no
+                        // `properties` names are laid out dependents first, then the trigger.
+                        let mut present = Vec::new();
+                        match d {
+                            Value::Array(a) => {
+                                for x in a {
+                                    let x = x.as_str().ok_or_else(|| {
+                                        invalid(ptr, &format!("{kw} must list strings"))
+                                    })?;
+                                    present.push(key("present", present.len(), x));
+                                }
+                            }
+                            _ if kw == "dependentRequired" => {
+                                return Err(invalid(ptr, "dependentRequired must list strings"))
+                            }
+                            _ => present.push(format!("{ptr}/{kw}/{}", escape_token(k))),
+                        }
+                        present.push(key("present", present.len(), k));
+                        out.groups.push(Group {
+                            ptr: ptr.clone(),
+                            kw,
+                            one_of: false,
+                            branches: vec![vec![key("absent", 0, k)], present],
                         });
                     }
                 }
@@ -915,7 +1048,140 @@ impl<'a> Ctx<'a> {
             out.sources.push((it.ptr.clone(), m));
             work.extend(next.into_iter().rev());
         }
+        // A schema and its own negation in one conjunction (also what a `$ref`
+        // cycle through `not` comes to): nothing.
+        if seen
+            .iter()
+            .any(|p| p.strip_prefix(NEG).is_some_and(|q| seen.contains(q)))
+        {
+            out.is_false = true;
+        }
         Ok(out)
+    }
+
+    /// The negation of the schema at `ptr` as a disjunction (branches) of
+    /// conjunctions of items: one branch per keyword (¬(a ∧ b) = ¬a ∨ ¬b).
+    /// An empty list is "nothing"; `Err((pointer, keyword))`: that keyword has
+    /// no expressible negation.
+    #[allow(clippy::type_complexity)]
+    fn neg_branches(
+        &self,
+        ptr: &str,
+    ) -> Result<std::result::Result<Vec<Vec<String>>, (String, String)>> {
+        let v = self
+            .get(ptr)
+            .ok_or_else(|| invalid(ptr, "no schema at this pointer"))?;
+        let m = match v {
+            Value::Bool(true) => return Ok(Ok(vec![])),
+            Value::Bool(false) => return Ok(Ok(vec![vec![]])),
+            Value::Object(m) => m,
+            _ => return Err(invalid(ptr, "a schema must be an object or a boolean")),
+        };
+        let lit = |kw: &str| format!("{LIT}{ptr}{SEP}{kw}");
+        let mut out = Vec::new();
+        for (kw, kv) in m {
+            let kw = kw.as_str();
+            if ANNOTATIONS.contains(&kw) && kw != "$schema" || !KNOWN.contains(&kw) {
+                continue;
+            }
+            match kw {
+                "type" | "const" | "enum" | "minLength" | "maxLength" | "minItems" | "maxItems"
+                | "minProperties" | "maxProperties" => out.push(vec![lit(kw)]),
+                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
+                    // A draft-04 boolean modifies its sibling bound.
+                    if !kv.is_boolean() {
+                        out.push(vec![lit(kw)]);
+                    }
+                }
+                "required" => {
+                    let a = kv
+                        .as_array()
+                        .ok_or_else(|| invalid(ptr, "required must be an array"))?;
+                    for k in a {
+                        let k = k
+                            .as_str()
+                            .ok_or_else(|| invalid(ptr, "required must list strings"))?;
+                        out.push(vec![format!("{}{SEP}{k}", lit(kw))]);
+                    }
+                }
+                "properties" => {
+                    let o = kv
+                        .as_object()
+                        .ok_or_else(|| invalid(ptr, "properties must be an object"))?;
+                    for k in o.keys() {
+                        out.push(vec![format!("{}{SEP}{k}", lit(kw))]);
+                    }
+                }
+                "$ref" => {
+                    let r = kv
+                        .as_str()
+                        .ok_or_else(|| invalid(ptr, "$ref must be a string"))?;
+                    out.push(vec![format!("{NEG}{}", self.resolve(ptr, r)?)]);
+                }
+                "not" => out.push(vec![format!("{ptr}/not")]),
+                "allOf" | "anyOf" => {
+                    let n = kv
+                        .as_array()
+                        .filter(|a| !a.is_empty())
+                        .ok_or_else(|| invalid(ptr, &format!("{kw} must be a non-empty array")))?
+                        .len();
+                    let negs = (0..n).map(|i| format!("{NEG}{ptr}/{kw}/{i}"));
+                    if kw == "allOf" {
+                        out.extend(negs.map(|x| vec![x]));
+                    } else {
+                        out.push(negs.collect());
+                    }
+                }
+                "if" => {
+                    for (pos, branch) in [(true, "then"), (false, "else")] {
+                        if m.contains_key(branch) {
+                            let cond = if pos {
+                                format!("{ptr}/if")
+                            } else {
+                                format!("{NEG}{ptr}/if")
+                            };
+                            out.push(vec![cond, format!("{NEG}{ptr}/{branch}")]);
+                        }
+                    }
+                }
+                // Without `if` these do nothing; with it they are read there.
+                "then" | "else" => {}
+                "minContains" | "maxContains" if !m.contains_key("contains") => {}
+                "uniqueItems" if kv == &Value::Bool(false) => {}
+                // Unknown formats are annotations.
+                "format"
+                    if kv.as_str().is_some_and(|f| {
+                        !KNOWN_FORMATS.contains(&f) && format_grammar_for_schema(f).is_none()
+                    }) => {}
+                "dependentRequired" | "dependentSchemas" | "dependencies"
+                    if kv.as_object().is_some_and(Map::is_empty) => {}
+                _ => {
+                    let known_schema = kw != "$schema"
+                        || kv.as_str().is_some_and(|u| {
+                            u.starts_with("http://json-schema.org/")
+                                || u.starts_with("https://json-schema.org/")
+                        });
+                    if kw == "$schema" && known_schema {
+                        continue;
+                    }
+                    return Ok(Err((ptr.to_owned(), kw.to_owned())));
+                }
+            }
+        }
+        Ok(Ok(out))
+    }
+
+    /// Refuse the negations `expand` could not express (lenient: drop them).
+    fn settle_negs(&mut self, ex: &Expanded<'a>) -> Result<()> {
+        for (p, kw, neg) in &ex.bad_negs {
+            self.refuse(
+                p,
+                kw,
+                "its negation (under not, if/else, oneOf or contains) is not expressible",
+            )?;
+            self.neg_dropped.insert(neg.clone());
+        }
+        Ok(())
     }
 
     /// Merge the keywords of `sources` (the combinators are handled by the caller).
@@ -1142,21 +1408,39 @@ impl<'a> Ctx<'a> {
                             self.ok(ptr, kw);
                         }
                     }
-                    "not" => self.merge_not(&mut n, ptr, v)?,
-                    "if" | "then" | "else" => {
-                        if kw == "if" {
-                            self.merge_if(ptr, m)?;
-                        } else if !m.contains_key("if") {
+                    // Expanded into items and groups by `expand`.
+                    "not" | "if" | "then" | "else" => {
+                        let neg = match kw {
+                            "not" => format!("{NEG}{ptr}/not"),
+                            _ => format!("{NEG}{ptr}/if"),
+                        };
+                        if !self.neg_dropped.contains(&neg) {
                             self.ok(ptr, kw);
                         }
                     }
-                    "contains" => self.refuse(ptr, kw, "contains is not expressible here")?,
-                    "dependentRequired" | "dependentSchemas" | "dependencies" => {
-                        if v.as_object().is_some_and(Map::is_empty) {
-                            self.ok(ptr, kw);
-                        } else {
-                            self.refuse(ptr, kw, "property dependencies are not expressible here")?;
-                        }
+                    "dependentRequired" | "dependentSchemas" | "dependencies" => self.ok(ptr, kw),
+                    "contains" => {
+                        let cnt = |k: &str| -> Result<Option<u64>> {
+                            m.get(k)
+                                .map(|c| {
+                                    c.as_u64()
+                                        .or_else(|| {
+                                            c.as_f64()
+                                                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                                                .map(|f| f as u64)
+                                        })
+                                        .ok_or_else(|| {
+                                            invalid(
+                                                ptr,
+                                                &format!("{k} must be a non-negative integer"),
+                                            )
+                                        })
+                                })
+                                .transpose()
+                        };
+                        let lo = cnt("minContains")?.unwrap_or(1);
+                        let hi = cnt("maxContains")?;
+                        n.contains.push((ptr.to_owned(), lo, hi));
                     }
                     "$dynamicRef" | "$recursiveRef" => {
                         self.refuse(ptr, kw, "dynamic references")?
@@ -1278,6 +1562,9 @@ impl<'a> Ctx<'a> {
                 n.obj_sources.push(src);
             }
         }
+        for it in &ex.extra {
+            self.apply_literal(&mut n, &it.ptr)?;
+        }
         if self.opts.strict_mode {
             // Strict: objects with named properties forbid others unless a
             // schema says what others may be; same for items after a prefix.
@@ -1328,52 +1615,144 @@ impl<'a> Ctx<'a> {
         Ok((seen, open))
     }
 
-    fn merge_not(&mut self, n: &mut Norm<'a>, ptr: &str, v: &Value) -> Result<()> {
-        let p = format!("{ptr}/not");
-        match v {
-            Value::Bool(true) => n.empty = true,
-            Value::Bool(false) => {}
-            Value::Object(m) => {
-                let effective: Vec<&String> = m
-                    .keys()
-                    .filter(|k| KNOWN.contains(&k.as_str()) && !ANNOTATIONS.contains(&k.as_str()))
-                    .collect();
-                if effective.is_empty() {
-                    n.empty = true;
-                } else if effective.len() == 1 && effective[0] == "type" {
-                    let mut bits = 0;
-                    match &m["type"] {
-                        Value::String(s) => {
-                            bits = type_bits(s).ok_or_else(|| invalid(&p, "unknown type"))?
-                        }
-                        Value::Array(a) => {
-                            for t in a {
-                                bits |= t
-                                    .as_str()
-                                    .and_then(type_bits)
-                                    .ok_or_else(|| invalid(&p, "unknown type"))?;
-                            }
-                        }
-                        _ => return Err(invalid(&p, "type must be a string or an array")),
-                    }
-                    n.types &= !bits;
-                    self.ok(&p, "type");
-                } else {
-                    return self.refuse(ptr, "not", "only `not` of `type` is enforced");
-                }
+    /// Apply one synthetic literal item (see [`LIT`], [`KEY`]) to `n`;
+    /// `!P` items were expanded already.
+    fn apply_literal(&mut self, n: &mut Norm<'a>, item: &str) -> Result<()> {
+        if let Some(rest) = item.strip_prefix(KEY) {
+            let mut parts = rest.splitn(4, SEP);
+            let (_, what, _, key) = (
+                parts.next(),
+                parts.next(),
+                parts.next(),
+                parts.next().unwrap_or(""),
+            );
+            if what == Some("absent") {
+                n.absent.push(key.to_owned());
+            } else if !n.required.iter().any(|x| x == key) {
+                n.required.push(key.to_owned());
             }
-            _ => return Err(invalid(&p, "a schema must be an object or a boolean")),
-        }
-        self.ok(ptr, "not");
-        Ok(())
-    }
-
-    fn merge_if(&mut self, ptr: &str, m: &Map<String, Value>) -> Result<()> {
-        if !m.contains_key("then") && !m.contains_key("else") {
-            self.ok(ptr, "if");
             return Ok(());
         }
-        self.refuse(ptr, "if", "if/then/else with a conditional schema")
+        let Some(rest) = item.strip_prefix(LIT) else {
+            return Ok(());
+        };
+        let mut parts = rest.splitn(3, SEP);
+        let ptr = parts.next().unwrap_or("");
+        let kw = parts.next().unwrap_or("");
+        let arg = parts.next();
+        let root = self.root;
+        let Some(Value::Object(m)) = root.pointer(ptr) else {
+            return Err(invalid(ptr, "no schema at this pointer"));
+        };
+        let v = &m[kw];
+        const NUM: u8 = T_INT | T_FRAC;
+        let count = |v: &Value| -> Result<u64> {
+            v.as_u64()
+                .or_else(|| {
+                    v.as_f64()
+                        .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                        .map(|f| f as u64)
+                })
+                .ok_or_else(|| invalid(ptr, &format!("{kw} must be a non-negative integer")))
+        };
+        match kw {
+            "type" => {
+                let mut bits = 0;
+                match v {
+                    Value::String(s) => {
+                        bits = type_bits(s).ok_or_else(|| invalid(ptr, "unknown type"))?
+                    }
+                    Value::Array(a) => {
+                        for t in a {
+                            bits |= t
+                                .as_str()
+                                .and_then(type_bits)
+                                .ok_or_else(|| invalid(ptr, "unknown type"))?;
+                        }
+                    }
+                    _ => return Err(invalid(ptr, "type must be a string or an array")),
+                }
+                n.types &= !bits;
+            }
+            "const" => n.excluded.push((ptr.to_owned(), v)),
+            "enum" => {
+                let a = v
+                    .as_array()
+                    .ok_or_else(|| invalid(ptr, "enum must be an array"))?;
+                n.excluded.extend(a.iter().map(|x| (ptr.to_owned(), x)));
+            }
+            "required" => {
+                n.types &= T_OBJ;
+                n.absent.push(arg.unwrap_or("").to_owned());
+            }
+            "properties" => {
+                // An object with the key, whose value fails the key's schema.
+                let k = arg.unwrap_or("");
+                let (key, _) = v
+                    .as_object()
+                    .and_then(|o| o.get_key_value(k))
+                    .ok_or_else(|| invalid(ptr, "properties must be an object"))?;
+                n.types &= T_OBJ;
+                if !n.required.iter().any(|x| x == k) {
+                    n.required.push(k.to_owned());
+                }
+                n.obj_sources.push(ObjSource {
+                    ptr: format!("{LIT}{ptr}"),
+                    props: vec![(
+                        key.as_str(),
+                        format!("{NEG}{ptr}/properties/{}", escape_token(k)),
+                    )],
+                    patterns: Vec::new(),
+                    additional: None,
+                });
+            }
+            "minLength" | "maxLength" | "minItems" | "maxItems" | "minProperties"
+            | "maxProperties" => {
+                let c = count(v)?;
+                let (t, lo, hi) = match kw {
+                    "minLength" | "maxLength" => (T_STR, &mut n.min_len, &mut n.max_len),
+                    "minItems" | "maxItems" => (T_ARR, &mut n.min_items, &mut n.max_items),
+                    _ => (T_OBJ, &mut n.min_props, &mut n.max_props),
+                };
+                n.types &= t;
+                if kw.starts_with("min") {
+                    // fewer than c
+                    match c.checked_sub(1) {
+                        Some(h) => *hi = Some(hi.map_or(h, |x| x.min(h))),
+                        None => n.empty = true,
+                    }
+                } else {
+                    *lo = (*lo).max(c.saturating_add(1));
+                }
+                if t == T_OBJ {
+                    let k = if kw == "minProperties" {
+                        "maxProperties"
+                    } else {
+                        "minProperties"
+                    };
+                    n.count_kws.push((ptr.to_owned(), k));
+                }
+            }
+            "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
+                if !v.is_number() {
+                    return Err(invalid(ptr, &format!("{kw} must be a number")));
+                }
+                let excl = |k: &str| m.get(k) == Some(&Value::Bool(true));
+                let flipped: &'static str = match kw {
+                    "minimum" if excl("exclusiveMinimum") => "maximum",
+                    "minimum" => "exclusiveMaximum",
+                    "maximum" if excl("exclusiveMaximum") => "minimum",
+                    "maximum" => "exclusiveMinimum",
+                    "exclusiveMinimum" => "maximum",
+                    _ => "minimum",
+                };
+                n.types &= NUM;
+                n.numeric.push((format!("{LIT}{ptr}"), flipped, v));
+            }
+            _ => return Err(invalid(ptr, &format!("no literal for {kw}"))),
+        }
+        self.ok(ptr, kw);
+        Ok(())
     }
 
     // ------------------------------------------------------------------
@@ -1396,10 +1775,14 @@ impl<'a> Ctx<'a> {
     }
 
     fn emit(&mut self, key: &Key) -> Result<Expr> {
-        let ex = self.expand(&key.items)?;
+        let mut ex = self.expand(&key.items)?;
         if ex.is_false {
             return Ok(nothing());
         }
+        if let Some(e) = self.emit_finite(key, &ex)? {
+            return Ok(e);
+        }
+        self.settle_negs(&ex)?;
         if ex.groups.is_empty() {
             let n = self.merge(&ex)?;
             return self.emit_norm(&n, key.depth);
@@ -1413,14 +1796,25 @@ impl<'a> Ctx<'a> {
                 done: true,
             })
             .collect();
+        // Negations are expanded by this very call (the groups below).
+        base.extend(ex.extra.iter().map(|it| Item {
+            ptr: it.ptr.clone(),
+            done: true,
+        }));
         base.sort();
-        for g in &ex.groups {
+        for g in &mut ex.groups {
             if g.one_of && !self.disjoint(&base, &g.branches)? {
-                self.refuse(
-                    &g.ptr,
-                    "oneOf",
-                    "branches may overlap (only disjoint branches are exact)",
-                )?;
+                // Overlapping branches: branch i also negates every other branch
+                // (refused where a negation is not expressible).
+                let all: Vec<String> = g.branches.iter().flatten().cloned().collect();
+                for (i, b) in g.branches.iter_mut().enumerate() {
+                    b.extend(
+                        all.iter()
+                            .enumerate()
+                            .filter(|(j, _)| *j != i)
+                            .map(|(_, p)| format!("{NEG}{p}")),
+                    );
+                }
             }
         }
         let mut combos: Vec<Vec<String>> = vec![vec![]];
@@ -1429,14 +1823,14 @@ impl<'a> Ctx<'a> {
             for c in &combos {
                 for b in &g.branches {
                     let mut c2 = c.clone();
-                    c2.push(b.clone());
+                    c2.extend(b.iter().cloned());
                     next.push(c2);
                 }
             }
             if next.len() > MAX_BRANCHES {
                 return Err(unsupported(
                     &g.ptr,
-                    if g.one_of { "oneOf" } else { "anyOf" },
+                    g.kw,
                     &format!("more than {MAX_BRANCHES} combinations of branches"),
                 ));
             }
@@ -1456,6 +1850,48 @@ impl<'a> Ctx<'a> {
             alts.push(Expr::Rule(self.rule_for(sub)));
         }
         Ok(Expr::Alt(alts))
+    }
+
+    /// A conjunction with `enum`/`const` has finitely many candidates: keep
+    /// those that validate against every keyword (exact for keywords with no
+    /// grammar of their own). `None` when some candidate cannot be decided.
+    fn emit_finite(&mut self, key: &Key, ex: &Expanded<'a>) -> Result<Option<Expr>> {
+        let mut cands: Option<Vec<&'a Value>> = None;
+        for (ptr, m) in &ex.sources {
+            let own: Vec<&'a Value> = if let Some(c) = m.get("const") {
+                vec![c]
+            } else if let Some(e) = m.get("enum") {
+                e.as_array()
+                    .ok_or_else(|| invalid(ptr, "enum must be an array"))?
+                    .iter()
+                    .collect()
+            } else {
+                continue;
+            };
+            cands = Some(match cands {
+                None => own,
+                Some(prev) => prev
+                    .into_iter()
+                    .filter(|a| own.iter().any(|b| json_eq(a, b)))
+                    .collect(),
+            });
+        }
+        let Some(cands) = cands else { return Ok(None) };
+        let mut seen = Vec::new();
+        let mut keep = Vec::new();
+        for v in cands {
+            match self.validate_items(&key.items, v, &mut seen)? {
+                Some(true) => keep.push(v),
+                Some(false) => {}
+                None => return Ok(None),
+            }
+        }
+        self.enforced.extend(seen);
+        let mut alts = Vec::new();
+        for v in keep {
+            alts.push(self.const_expr(v, key.depth)?);
+        }
+        Ok(Some(Expr::Alt(alts)))
     }
 
     /// Trivially empty (false schema or no common type) — prunes branch combinations.
@@ -1528,10 +1964,10 @@ impl<'a> Ctx<'a> {
                 let mut union: Option<Vec<&'a Value>> = Some(vec![]);
                 for b in &g.branches {
                     let mut items = base.clone();
-                    items.push(Item {
-                        ptr: b.clone(),
+                    items.extend(b.iter().map(|ptr| Item {
+                        ptr: ptr.clone(),
                         done: false,
-                    });
+                    }));
                     let (bt, bv) = self.domain(&items, depth + 1)?;
                     t |= bt;
                     union = match (union, bv) {
@@ -1562,14 +1998,14 @@ impl<'a> Ctx<'a> {
     }
 
     /// Are the branches pairwise disjoint under `base`? (different types, or distinct finite values)
-    fn disjoint(&self, base: &[Item], branches: &[String]) -> Result<bool> {
+    fn disjoint(&self, base: &[Item], branches: &[Vec<String>]) -> Result<bool> {
         let mut doms = Vec::new();
         for b in branches {
             let mut items = base.to_vec();
-            items.push(Item {
-                ptr: b.clone(),
+            items.extend(b.iter().map(|ptr| Item {
+                ptr: ptr.clone(),
                 done: false,
-            });
+            }));
             doms.push(self.domain(&items, 0)?);
         }
         for i in 0..doms.len() {
@@ -1597,12 +2033,29 @@ impl<'a> Ctx<'a> {
             return self.emit_enum(n, vals, depth);
         }
         let mut alts = Vec::new();
-        if n.types & T_NULL != 0 {
+        let excluded = |v: &Value| n.excluded.iter().any(|(_, x)| json_eq(x, v));
+        if n.types & T_NULL != 0 && !excluded(&Value::Null) {
             alts.push(Expr::Literal(b"null".to_vec()));
         }
         if n.types & T_BOOL != 0 {
-            alts.push(Expr::Literal(b"true".to_vec()));
-            alts.push(Expr::Literal(b"false".to_vec()));
+            for b in [true, false] {
+                if !excluded(&Value::Bool(b)) {
+                    alts.push(Expr::Literal(if b {
+                        b"true".to_vec()
+                    } else {
+                        b"false".to_vec()
+                    }));
+                }
+            }
+        }
+        for (p, x) in &n.excluded {
+            // Excluding one number, array or object is not expressible (several spellings or
+            // no complement); strings are excluded in `emit_string`.
+            let t = value_type(x);
+            if t & n.types != 0 && t & (T_ARR | T_OBJ) != 0 {
+                let p = p.clone();
+                self.refuse(&p, "not", "excluding an array or object value")?;
+            }
         }
         if n.types & (T_INT | T_FRAC) != 0 {
             if let Some(e) = self.emit_number(n)? {
@@ -1624,6 +2077,14 @@ impl<'a> Ctx<'a> {
             for (p, kw, _) in &n.numeric {
                 if *kw == "uniqueItems" {
                     self.ok(p, kw);
+                }
+            }
+            for (p, _, _) in &n.contains {
+                self.ok(p, "contains");
+                for kw in ["minContains", "maxContains"] {
+                    if self.get(&format!("{p}/{kw}")).is_some() {
+                        self.ok(p, kw);
+                    }
                 }
             }
         }
@@ -1651,7 +2112,7 @@ impl<'a> Ctx<'a> {
     fn emit_enum(&mut self, n: &Norm<'a>, vals: &[&'a Value], depth: u32) -> Result<Expr> {
         let mut alts = Vec::new();
         for v in vals {
-            if value_type(v) & n.types == 0 {
+            if value_type(v) & n.types == 0 || n.excluded.iter().any(|(_, x)| json_eq(x, v)) {
                 continue;
             }
             if self.value_ok(n, v)? {
@@ -1688,7 +2149,10 @@ impl<'a> Ctx<'a> {
                 }
             }
             Value::Array(_)
-                if !n.arr_sources.is_empty() || n.min_items > 0 || n.max_items.is_some() =>
+                if !n.arr_sources.is_empty()
+                    || n.min_items > 0
+                    || n.max_items.is_some()
+                    || !n.contains.is_empty() =>
             {
                 let p = n.enum_ptr.clone();
                 self.refuse(&p, "enum", "array keywords together with enum/const")?;
@@ -1699,7 +2163,8 @@ impl<'a> Ctx<'a> {
                     || n.unevaluated.as_ref().is_some_and(|u| !u.is_empty())
                     || n.min_props > 0
                     || n.max_props.is_some()
-                    || !n.prop_names.is_empty() =>
+                    || !n.prop_names.is_empty()
+                    || !n.absent.is_empty() =>
             {
                 let p = n.enum_ptr.clone();
                 self.refuse(&p, "enum", "object keywords together with enum/const")?;
@@ -1871,7 +2336,70 @@ impl<'a> Ctx<'a> {
     fn emit_number(&mut self, n: &Norm<'a>) -> Result<Option<Expr>> {
         let int = n.types & T_INT != 0;
         let frac = n.types & T_FRAC != 0;
-        let (lo, hi, mult) = self.numeric_bounds(n)?;
+        let (mut lo, mut hi, mult) = self.numeric_bounds(n)?;
+        // Excluded values (negated const/enum) cut the range into intervals.
+        let mut cuts: Vec<Decimal> = Vec::new();
+        let mut cut_ptr = String::new();
+        for (p, x) in &n.excluded {
+            if value_type(x) & n.types & (T_INT | T_FRAC) == 0 {
+                continue;
+            }
+            let c = Decimal::parse(&x.to_string())?;
+            if lo.as_ref().is_some_and(|b| c < b.value) || hi.as_ref().is_some_and(|b| c > b.value)
+            {
+                continue;
+            }
+            cut_ptr.clone_from(p);
+            match (&mut lo, &mut hi) {
+                (Some(b), _) if b.value == c => b.exclusive = true,
+                (_, Some(b)) if b.value == c => b.exclusive = true,
+                _ => cuts.push(c),
+            }
+        }
+        if !cuts.is_empty() {
+            if mult.is_some() || !int || self.draft4 {
+                self.refuse(
+                    &cut_ptr,
+                    "not",
+                    "excluding a number together with multipleOf",
+                )?;
+            } else {
+                cuts.sort();
+                cuts.dedup();
+                let mut alts = Vec::new();
+                let mut from = lo.clone();
+                for c in cuts {
+                    let to = Some(Bound {
+                        value: c.clone(),
+                        exclusive: true,
+                    });
+                    alts.push((from.take(), to));
+                    from = Some(Bound {
+                        value: c,
+                        exclusive: true,
+                    });
+                }
+                alts.push((from, hi.clone()));
+                let mut out = Vec::new();
+                for (a, b) in alts {
+                    let built = if frac {
+                        numbers::number_expr(a.as_ref(), b.as_ref())
+                    } else {
+                        numbers::integer_expr(a.as_ref(), b.as_ref())
+                    };
+                    match built {
+                        Ok(e) => out.push(e),
+                        Err(e) if e.kind() == ErrorKind::Grammar => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                return Ok(if out.is_empty() {
+                    None
+                } else {
+                    Some(Expr::Alt(out))
+                });
+            }
+        }
         if lo.is_none() && hi.is_none() && mult.is_none() {
             return Ok(Some(match (int, frac) {
                 (true, true) => self.helper("json_number", |_| number_syntax()),
@@ -1954,6 +2482,35 @@ impl<'a> Ctx<'a> {
             return Ok(None);
         }
         let has_len = n.min_len > 0 || n.max_len.is_some();
+        // Excluded strings that the other constraints admit.
+        let mut words: Vec<&str> = Vec::new();
+        for (p, x) in &n.excluded {
+            if let Value::String(w) = x {
+                if self.value_ok(n, x)? && !words.contains(&w.as_str()) {
+                    if has_len || !n.str_exprs.is_empty() {
+                        let p = p.clone();
+                        self.refuse(
+                            &p,
+                            "not",
+                            "excluding a string under other string constraints",
+                        )?;
+                        continue;
+                    }
+                    words.push(w);
+                }
+            }
+        }
+        if !words.is_empty() {
+            words.sort_unstable();
+            let name = format!("string-not{words:?}");
+            if let Some(&r) = self.helpers.get(&name) {
+                return Ok(Some(Expr::Rule(r)));
+            }
+            let body = quoted(spell(&strings::complement(&words))?);
+            let id = self.add_rule(name.clone(), body);
+            self.helpers.insert(name, id);
+            return Ok(Some(Expr::Rule(id)));
+        }
         if !has_len && n.str_exprs.is_empty() {
             return Ok(Some(self.helper("json_string", |_| {
                 quoted(spell(&any_string()).unwrap_or_else(|_| nothing()))
@@ -2022,19 +2579,27 @@ impl<'a> Ctx<'a> {
         let mut max = n.max_items;
         if let Some(u) = n.numeric.iter().find(|(_, kw, _)| *kw == "uniqueItems") {
             // Arrays of at most one item are always unique.
+            let p = u.0.clone();
             if max.is_some_and(|m| m <= 1) {
-                self.ok(&u.0, "uniqueItems");
+                self.ok(&p, "uniqueItems");
+            } else if n.contains.is_empty() {
+                match self.unique_arrays(n, depth, plen)? {
+                    Unique::Emitted(e) => {
+                        self.ok(&p, "uniqueItems");
+                        return Ok(e);
+                    }
+                    Unique::Implied => self.ok(&p, "uniqueItems"),
+                    Unique::No(why) => self.refuse(&p, "uniqueItems", why)?,
+                }
             } else {
-                let p = u.0.clone();
-                self.refuse(
-                    &p,
-                    "uniqueItems",
-                    "uniqueness of items is not expressible here",
-                )?;
+                self.refuse(&p, "uniqueItems", "together with contains")?;
             }
         }
         if max.is_some_and(|m| m < min) {
             return Ok(None);
+        }
+        if !n.contains.is_empty() {
+            return self.emit_contains(n, depth, plen);
         }
         // The schemas of position i (i < plen) and of the rest.
         let pos_items = |i: usize| -> Vec<Item> {
@@ -2149,6 +2714,274 @@ impl<'a> Ctx<'a> {
         Ok(Some(Expr::Alt(alts)))
     }
 
+    /// `uniqueItems: true` where it is expressible: items drawn from a finite
+    /// set of values (a Permutation of those values, each optional: any
+    /// order, each at most once; distinct JSON values never share a spelling,
+    /// so `1` and `1.0` are one member), or a closed tuple whose positions are
+    /// pairwise disjoint (then every array is unique).
+    fn unique_arrays(&mut self, n: &Norm<'a>, depth: u32, plen: usize) -> Result<Unique> {
+        let closed = n.arr_sources.iter().any(|s| s.closed);
+        let rest: Vec<Item> = n
+            .arr_sources
+            .iter()
+            .filter_map(|s| s.rest.clone())
+            .map(|ptr| Item { ptr, done: false })
+            .collect();
+        let pos = |i: usize| -> Vec<String> {
+            n.arr_sources
+                .iter()
+                .filter_map(|s| {
+                    if i < s.prefix.len() {
+                        Some(s.prefix[i].clone())
+                    } else {
+                        s.rest.clone()
+                    }
+                })
+                .collect()
+        };
+        if plen > 0 {
+            let rest_open = !closed
+                && n.max_items.map_or(true, |m| m > plen as u64)
+                && (rest.is_empty() || !self.is_empty_conj(&rest)?);
+            if rest_open {
+                return Ok(Unique::No("items after a prefixItems tuple"));
+            }
+            let branches: Vec<Vec<String>> = (0..plen).map(pos).collect();
+            if branches.iter().any(Vec::is_empty) || !self.disjoint(&[], &branches)? {
+                return Ok(Unique::No("tuple positions that may hold equal values"));
+            }
+            return Ok(Unique::Implied);
+        }
+        if closed || rest.is_empty() {
+            return Ok(Unique::No("items not drawn from a finite set of values"));
+        }
+        let Some(vals) = self.finite_values(&rest)? else {
+            return Ok(Unique::No(
+                "items that are not drawn from a finite set of values",
+            ));
+        };
+        if vals.len() > MAX_PERMUTATION_MEMBERS {
+            return Ok(Unique::No(
+                "more than MAX_PERMUTATION_MEMBERS possible item values",
+            ));
+        }
+        let k = vals.len() as u64;
+        let min = n.min_items;
+        let max = n.max_items.map_or(k, |m| m.min(k));
+        let mut alts = Vec::new();
+        if min == 0 {
+            alts.push(self.empty_container(b'[', b']'));
+        }
+        if max >= min.max(1) {
+            let mut members = Vec::new();
+            for v in &vals {
+                members.push(self.const_expr(v, depth + 1)?);
+            }
+            let (o, c) = (self.open(depth), self.close(depth));
+            alts.push(Expr::Seq(vec![
+                Expr::Literal(b"[".to_vec()),
+                o,
+                Expr::Permutation {
+                    required: vec![false; members.len()],
+                    members,
+                    sep: Box::new(self.item_sep(depth)),
+                    min: u32::try_from(min.max(1)).unwrap_or(u32::MAX),
+                    max: Some(u32::try_from(max).unwrap_or(u32::MAX)),
+                },
+                c,
+                Expr::Literal(b"]".to_vec()),
+            ]));
+        }
+        Ok(Unique::Emitted(if alts.is_empty() {
+            None
+        } else {
+            Some(Expr::Alt(alts))
+        }))
+    }
+
+    /// The values of the conjunction `items` when they are finitely many and
+    /// each is decided by the validator (distinct under JSON equality).
+    fn finite_values(&mut self, items: &[Item]) -> Result<Option<Vec<Value>>> {
+        let (t, vals) = self.domain(items, 0)?;
+        let cands: Vec<Value> = match vals {
+            Some(v) => v.into_iter().cloned().collect(),
+            None if t & !(T_NULL | T_BOOL) == 0 => {
+                vec![Value::Null, Value::Bool(true), Value::Bool(false)]
+            }
+            None => return Ok(None),
+        };
+        let mut seen = Vec::new();
+        let mut out: Vec<Value> = Vec::new();
+        for v in cands {
+            match self.validate_items(items, &v, &mut seen)? {
+                Some(true) if !out.iter().any(|x| json_eq(x, &v)) => out.push(v),
+                Some(_) => {}
+                None => return Ok(None),
+            }
+        }
+        self.enforced.extend(seen);
+        Ok(Some(out))
+    }
+
+    /// Arrays under `contains`: each item either matches the contains schema
+    /// (M = items ∧ contains) or not (N = items ∧ ¬contains), and the number
+    /// of M items is counted: `(N sep)* M (sep N)* (sep M (sep N)*){lo-1,hi-1}`.
+    /// Exact when ¬contains is expressible (else its emission refuses) and the
+    /// item counts do not interact with the M count.
+    fn emit_contains(&mut self, n: &Norm<'a>, depth: u32, plen: usize) -> Result<Option<Expr>> {
+        let (cp, mut lo, mut hi) = n.contains[0].clone();
+        for (p, l, h) in &n.contains[1..] {
+            if (l, h) != (&lo, &hi)
+                || self.get(&format!("{p}/contains")) != self.get(&format!("{cp}/contains"))
+            {
+                let p = p.clone();
+                self.refuse(&p, "contains", "two different contains schemas")?;
+            }
+        }
+        if plen > 0 {
+            self.refuse(&cp, "contains", "together with prefixItems")?;
+        }
+        let mark = |cx: &mut Self| {
+            for (p, _, _) in &n.contains {
+                cx.ok(p, "contains");
+                for kw in ["minContains", "maxContains"] {
+                    if cx.get(&format!("{p}/{kw}")).is_some() {
+                        cx.ok(p, kw);
+                    }
+                }
+            }
+        };
+        let (mi, ma) = (n.min_items, n.max_items);
+        let rest: Vec<Item> = n
+            .arr_sources
+            .iter()
+            .filter_map(|s| s.rest.clone())
+            .map(|ptr| Item { ptr, done: false })
+            .collect();
+        let closed = n.arr_sources.iter().any(|s| s.closed);
+        let with = |extra: String| {
+            let mut v = rest.clone();
+            v.push(Item {
+                ptr: extra,
+                done: false,
+            });
+            v
+        };
+        let no_n = match self.finite_values(&with(format!("{NEG}{cp}/contains")))? {
+            Some(v) => v.is_empty(),
+            None => false,
+        };
+        let (m_expr, n_expr) = if closed {
+            (nothing(), nothing())
+        } else if no_n {
+            (
+                self.value_ref(with(format!("{cp}/contains")), depth + 1)?,
+                nothing(),
+            )
+        } else {
+            (
+                self.value_ref(with(format!("{cp}/contains")), depth + 1)?,
+                self.value_ref(with(format!("{NEG}{cp}/contains")), depth + 1)?,
+            )
+        };
+        let sep = self.item_sep(depth);
+        let seq = |x: &Expr, cmin: u64, cmax: Option<u64>| -> Expr {
+            // x (sep x){cmin-1, cmax-1}, cmin >= 1
+            Expr::Seq(vec![
+                x.clone(),
+                Expr::Repeat {
+                    expr: Box::new(Expr::Seq(vec![sep.clone(), x.clone()])),
+                    min: u32::try_from(cmin - 1).unwrap_or(u32::MAX),
+                    max: cmax.map(|m| u32::try_from(m - 1).unwrap_or(u32::MAX)),
+                },
+            ])
+        };
+        let mut empty_ok = false;
+        let mut bodies = Vec::new();
+        if is_nothing(&n_expr) || is_nothing(&m_expr) {
+            // One kind of item: plain counts.
+            let x = if is_nothing(&n_expr) {
+                &m_expr
+            } else {
+                lo = 0;
+                hi = None;
+                &n_expr
+            };
+            let cmin = lo.max(mi);
+            let cmax = match (hi, ma) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if is_nothing(x) || cmax.is_some_and(|m| m < cmin) {
+                empty_ok = cmin == 0;
+            } else {
+                empty_ok = cmin == 0;
+                if cmax != Some(0) {
+                    bodies.push(seq(x, cmin.max(1), cmax));
+                }
+            }
+            if is_nothing(&m_expr) && n.contains[0].1 > 0 {
+                mark(self);
+                return Ok(None);
+            }
+        } else {
+            if ma.is_some() || mi > lo {
+                self.refuse(&cp, "contains", "together with minItems/maxItems")?;
+            }
+            if hi.is_some_and(|h| h < lo) {
+                mark(self);
+                return Ok(None);
+            }
+            let lead = Expr::Repeat {
+                expr: Box::new(Expr::Seq(vec![n_expr.clone(), sep.clone()])),
+                min: 0,
+                max: None,
+            };
+            let tail = Expr::Repeat {
+                expr: Box::new(Expr::Seq(vec![sep.clone(), n_expr.clone()])),
+                min: 0,
+                max: None,
+            };
+            if lo == 0 {
+                empty_ok = true;
+                bodies.push(Expr::Seq(vec![n_expr.clone(), tail.clone()]));
+            }
+            if hi != Some(0) {
+                let group = Expr::Seq(vec![sep.clone(), m_expr.clone(), tail.clone()]);
+                bodies.push(Expr::Seq(vec![
+                    lead,
+                    m_expr.clone(),
+                    tail,
+                    Expr::Repeat {
+                        expr: Box::new(group),
+                        min: u32::try_from(lo.max(1) - 1).unwrap_or(u32::MAX),
+                        max: hi.map(|h| u32::try_from(h - 1).unwrap_or(u32::MAX)),
+                    },
+                ]));
+            }
+        }
+        mark(self);
+        let mut alts = Vec::new();
+        if empty_ok {
+            alts.push(self.empty_container(b'[', b']'));
+        }
+        if !bodies.is_empty() {
+            let (o, c) = (self.open(depth), self.close(depth));
+            alts.push(Expr::Seq(vec![
+                Expr::Literal(b"[".to_vec()),
+                o,
+                Expr::Alt(bodies),
+                c,
+                Expr::Literal(b"]".to_vec()),
+            ]));
+        }
+        Ok(if alts.is_empty() {
+            None
+        } else {
+            Some(Expr::Alt(alts))
+        })
+    }
+
     /// A reference to the rule for `items` (any value when empty) at `depth`.
     fn value_ref(&mut self, items: Vec<Item>, depth: u32) -> Result<Expr> {
         let items = if items.is_empty() {
@@ -2249,7 +3082,7 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        for r in &n.required {
+        for r in n.required.iter().chain(&n.absent) {
             if !names.contains(r) {
                 names.push(r.clone());
             }
@@ -2326,6 +3159,7 @@ impl<'a> Ctx<'a> {
                     forbidden = true;
                 }
             }
+            forbidden |= n.absent.contains(k);
             let required = n.required.contains(k);
             let val = if forbidden {
                 nothing()
@@ -2342,7 +3176,12 @@ impl<'a> Ctx<'a> {
                 }
                 continue;
             }
-            slots.push((k.clone(), val, required));
+            // Keys no `properties` names (only `required` or a dependency) take any order.
+            let free = !n
+                .obj_sources
+                .iter()
+                .any(|s| s.props.iter().any(|(x, _)| x == k));
+            slots.push((k.clone(), val, required, free));
         }
         // Other keys: their language and value schema.
         let mut addl_items: Vec<String> = Vec::new();
@@ -2448,10 +3287,17 @@ impl<'a> Ctx<'a> {
 
     /// Is `key` valid under the propertyNames schema at `ptr`? Checks string keywords only.
     fn key_ok(&mut self, ptr: &str, key: &str) -> Result<bool> {
-        let ex = self.expand(&[Item {
+        let items = [Item {
             ptr: ptr.to_owned(),
             done: false,
-        }])?;
+        }];
+        // One concrete string: the validator decides every keyword it knows.
+        let mut seen = Vec::new();
+        if let Some(ok) = self.validate_items(&items, &Value::String(key.to_owned()), &mut seen)? {
+            self.enforced.extend(seen);
+            return Ok(ok);
+        }
+        let ex = self.expand(&items)?;
         if ex.is_false {
             return Ok(false);
         }
@@ -2459,6 +3305,7 @@ impl<'a> Ctx<'a> {
             self.refuse(ptr, "anyOf", "inside propertyNames")?;
             return Ok(true);
         }
+        self.settle_negs(&ex)?;
         let n = self.merge(&ex)?;
         if n.types & T_STR == 0 || n.empty {
             return Ok(false);
@@ -2468,13 +3315,16 @@ impl<'a> Ctx<'a> {
                 return Ok(false);
             }
         }
+        if n.excluded.iter().any(|(_, v)| v.as_str() == Some(key)) {
+            return Ok(false);
+        }
         self.value_ok(&n, &Value::String(key.to_owned()))
     }
 
     fn object_layout(
         &mut self,
         n: &Norm<'a>,
-        slots: Vec<(String, Expr, bool)>,
+        slots: Vec<(String, Expr, bool, bool)>,
         addl: Option<(Expr, Expr)>,
         depth: u32,
     ) -> Result<Option<Expr>> {
@@ -2497,14 +3347,42 @@ impl<'a> Ctx<'a> {
                 v.clone(),
             ]))
         };
-        let members: Vec<(Expr, bool)> = slots
-            .iter()
-            .map(|(k, v, r)| Ok((member(k, v, &ks)?, *r)))
-            .collect::<Result<_>>()?;
+        let mut members: Vec<(Expr, bool)> = Vec::new();
+        let mut free: Vec<(Expr, bool)> = Vec::new();
+        for (k, v, r, f) in &slots {
+            let m = (member(k, v, &ks)?, *r);
+            if *f && self.opts.property_order == PropertyOrder::Schema {
+                free.push(m);
+            } else {
+                members.push(m);
+            }
+        }
         let addl_member = addl
             .as_ref()
             .map(|(k, v)| Expr::Seq(vec![k.clone(), ks.clone(), v.clone()]));
         let sep = self.item_sep(depth);
+        match free.len() {
+            0 => {}
+            1 => members.extend(free),
+            k if k > MAX_PERMUTATION_MEMBERS => {
+                return Err(Error::limit(format!("{k} keys that no `properties` names exceed MAX_PERMUTATION_MEMBERS={MAX_PERMUTATION_MEMBERS}")));
+            }
+            _ => {
+                // One member: the free keys in any order, at least one of them.
+                let required: Vec<bool> = free.iter().map(|m| m.1).collect();
+                let any_req = required.iter().any(|r| *r);
+                members.push((
+                    Expr::Permutation {
+                        members: free.into_iter().map(|m| m.0).collect(),
+                        required,
+                        sep: Box::new(sep.clone()),
+                        min: 1,
+                        max: None,
+                    },
+                    any_req,
+                ));
+            }
+        }
         // Property counts: exact only when the count is fixed by the slots, or via Permutation.
         let perm = self.opts.property_order == PropertyOrder::Any && members.len() > 1;
         let mut min_nonempty = false;
@@ -2764,6 +3642,16 @@ fn number_literal(x: &serde_json::Number) -> Expr {
         }
         None => Expr::Literal(x.to_string().into_bytes()),
     }
+}
+
+/// What `uniqueItems` needs of an array grammar.
+enum Unique {
+    /// The whole array grammar (`None`: no array).
+    Emitted(Option<Expr>),
+    /// Every array the other keywords allow is unique.
+    Implied,
+    /// Not expressible, and why.
+    No(&'static str),
 }
 
 /// How a `multipleOf` value can be enforced.

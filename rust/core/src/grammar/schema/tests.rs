@@ -280,16 +280,19 @@ fn any_of_one_of_all_of() {
         &["{\"a\": 1}", "{\"a\": 1, \"b\": true}"],
         &["{\"b\": true}", "{\"a\": 1, \"c\": 2}"],
     );
-    let e = err(json!({"oneOf": [{"type": "integer"}, {"type": "number"}]}));
-    assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert!(e.message().contains("\"oneOf\" at /"), "{e}");
+    // Overlapping branches: exactly one must hold (integers match both here).
+    check(
+        json!({"oneOf": [{"type": "integer"}, {"type": "number"}]}),
+        &["1.5", "-0.25"],
+        &["1", "1.0", "null"],
+    );
 }
 
 #[test]
 fn errors_name_keyword_and_pointer() {
     let e = err(json!({"properties": {"tags": {"type": "array", "uniqueItems": true}}}));
     assert_eq!(e.kind(), ErrorKind::Unsupported);
-    assert_eq!(e.message(), "unsupported keyword \"uniqueItems\" at /properties/tags: uniqueness of items is not expressible here");
+    assert_eq!(e.message(), "unsupported keyword \"uniqueItems\" at /properties/tags: items not drawn from a finite set of values");
     let e = err(json!({"properties": {"a": {"type": 5}}}));
     assert_eq!(e.kind(), ErrorKind::Grammar);
     assert!(e.message().contains("/properties/a"), "{e}");
@@ -447,6 +450,211 @@ fn draft04_integers_and_plain_name_ids() {
 }
 
 #[test]
+fn contains_counts_matching_items() {
+    check(
+        json!({"type": "array", "items": {"type": "integer"}, "contains": {"const": 3}}),
+        &["[3]", "[1, 3, 3.0]", "[3, 2]"],
+        &["[]", "[1, 2]", "[1.5, 3]"],
+    );
+    check(
+        json!({"contains": {"type": "string"}, "minContains": 2, "maxContains": 3}),
+        &["[\"a\", 1, \"b\"]", "[\"a\", \"b\", \"c\", null]", "7"],
+        &["[\"a\"]", "[\"a\", \"b\", \"c\", \"d\"]"],
+    );
+    // Every item matches: counts merge with minItems/maxItems.
+    check(
+        json!({"type": "array", "items": {"const": 1}, "contains": {"const": 1}, "maxItems": 2}),
+        &["[1]", "[1, 1]"],
+        &["[]", "[1, 1, 1]"],
+    );
+    // contains with minItems beyond minContains: not exact as a counted sequence.
+    let e = err(json!({"type": "array", "contains": {"type": "null"}, "minItems": 3}));
+    assert_eq!(
+        e.message(),
+        "unsupported keyword \"contains\" at /: together with minItems/maxItems"
+    );
+    // A contains schema without an expressible complement.
+    let e = err(json!({"type": "array", "contains": {"type": "string", "pattern": "^a"}}));
+    assert!(
+        e.message()
+            .starts_with("unsupported keyword \"pattern\" at /contains: its negation"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unique_items_over_finite_values() {
+    check(
+        json!({"type": "array", "items": {"enum": ["x", 1, null]}, "uniqueItems": true}),
+        &["[]", "[1, \"x\", null]", "[null, 1.0]"],
+        &["[1, 1]", "[1, 1.0]", "[\"x\", \"x\"]", "[2]"],
+    );
+    // A closed tuple of disjoint positions is always unique.
+    check(
+        json!({"prefixItems": [{"type": "string"}, {"type": "integer"}], "items": false, "uniqueItems": true}),
+        &["[\"a\", 1]", "[\"a\"]"],
+        &["[\"a\", \"a\"]"],
+    );
+    // No separator once every value is used (it would be a dead end).
+    let g = compile(
+        &json!({"type": "array", "items": {"type": "boolean"}, "uniqueItems": true}),
+        &SchemaOptions::default(),
+    )
+    .expect("compiles");
+    let mut m = Matcher::new(g);
+    assert!(m.accept_bytes(b"[true, false"));
+    assert!(!m.accept_bytes(b","));
+    let e = err(json!({"type": "array", "items": {"type": "integer"}, "uniqueItems": true}));
+    assert_eq!(e.schema_keyword(), Some(("", "uniqueItems")));
+}
+
+#[test]
+fn negations_and_conditionals() {
+    check(
+        json!({"type": "string", "not": {"enum": ["", "none"]}}),
+        &["\"a\"", "\"nonee\""],
+        &["\"\"", "\"none\"", "\"n\\u006fne\""],
+    );
+    check(
+        json!({"type": "integer", "minimum": 0, "maximum": 9, "not": {"enum": [0, 5]}}),
+        &["1", "4", "6", "9"],
+        &["0", "5", "5.0", "10"],
+    );
+    check(
+        json!({"type": "object", "not": {"required": ["id"]}}),
+        &["{}", "{\"a\": 1}"],
+        &["{\"id\": 1}", "{\"a\": 1, \"id\": 1}"],
+    );
+    check(
+        json!({"not": {"minimum": 3}}),
+        &["2", "2.5", "-1000000000"],
+        &["3", "4", "\"x\"", "null"],
+    );
+    check(
+        json!({
+            "type": "object",
+            "properties": {"m": {"type": "boolean"}, "id": {"type": "string"}},
+            "required": ["m"],
+            "if": {"properties": {"m": {"const": true}}},
+            "then": {"required": ["id"]},
+            "else": {"not": {"required": ["id"]}}
+        }),
+        &["{\"m\": true, \"id\": \"7\"}", "{\"m\": false}"],
+        &["{\"m\": true}", "{\"m\": false, \"id\": \"7\"}"],
+    );
+    // enum/const conjunctions decide anything value by value.
+    check(
+        json!({"allOf": [{"enum": [1, "a", [1, 1]]}, {"not": {"uniqueItems": true}}]}),
+        &["[1, 1]"],
+        &["1", "\"a\""],
+    );
+}
+
+#[test]
+fn property_dependencies() {
+    check(
+        json!({
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "dependentRequired": {"a": ["b"]}
+        }),
+        &["{}", "{\"b\": 1}", "{\"a\": 1, \"b\": 2}"],
+        &["{\"a\": 1}"],
+    );
+    check(
+        json!({
+            "type": "object",
+            "properties": {"card": {"type": "string"}, "cvc": {"type": "integer"}},
+            "dependentSchemas": {"card": {"required": ["cvc"], "properties": {"cvc": {"minimum": 100}}}}
+        }),
+        &["{}", "{\"cvc\": 5}", "{\"card\": \"x\", \"cvc\": 123}"],
+        &["{\"card\": \"x\"}", "{\"card\": \"x\", \"cvc\": 5}"],
+    );
+    // Keys that no `properties` names take any order.
+    let opts = SchemaOptions {
+        strict_mode: false,
+        ..SchemaOptions::default()
+    };
+    let g = compile(&json!({"dependencies": {"q": ["f", "b"]}}), &opts).expect("compiles");
+    for t in [
+        "{\"q\": 1, \"f\": 2, \"b\": 3}",
+        "{\"b\": 1, \"q\": 2, \"f\": 3}",
+        "{\"x\": 1}",
+    ] {
+        assert!(accepts(&g, t), "{t}");
+    }
+    assert!(!accepts(&g, "{\"q\": 1, \"f\": 2}"));
+}
+
+#[test]
+fn overlapping_one_of_negates_the_other_branches() {
+    check(
+        json!({
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "oneOf": [{"required": ["a"]}, {"required": ["b"]}]
+        }),
+        &["{\"a\": 1}", "{\"b\": 2}"],
+        &["{}", "{\"a\": 1, \"b\": 2}"],
+    );
+    check(
+        json!({"oneOf": [{"type": "string"}, {"minLength": 2}]}),
+        &["\"a\"", "\"\"", "5", "null"],
+        &["\"ab\"", "\"abc\""],
+    );
+    let e = err(json!({"oneOf": [{"type": "string"}, {"pattern": "^a"}]}));
+    assert_eq!(e.schema_keyword(), Some(("/oneOf/1", "pattern")));
+}
+
+#[test]
+fn finite_candidates_are_validated() {
+    // multipleOf under enum was refused; each candidate is now checked.
+    check(
+        json!({"enum": [1, 2, 3, 4.0, "6"], "multipleOf": 2}),
+        &["2", "4", "4.0", "\"6\""],
+        &["1", "3"],
+    );
+    check(
+        json!({
+            "enum": [{"a": 1}, {"a": 2, "b": 0}, {"a": 2}],
+            "if": {"properties": {"a": {"const": 2}}},
+            "then": {"required": ["b"]}
+        }),
+        &["{\"a\": 1}", "{\"a\": 2, \"b\": 0}"],
+        &["{\"a\": 2}"],
+    );
+    // Undecidable here (unevaluatedProperties): the grammar path decides, and refuses.
+    let e = err(json!({"enum": [{"a": 1}], "not": {"unevaluatedProperties": false}}));
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+}
+
+#[test]
+fn negation_through_references() {
+    // A value whose `c` is not of the same schema.
+    check(
+        json!({"$defs": {"t": {"type": "object", "properties": {"c": {"not": {"$ref": "#/$defs/t"}}}}}, "$ref": "#/$defs/t"}),
+        &["{}", "{\"c\": 1}"],
+        &["{\"c\": {}}", "1"],
+    );
+    // A schema that is its own negation accepts nothing.
+    let e = err(json!({"$ref": "#/$defs/a", "$defs": {"a": {"not": {"$ref": "#/$defs/a"}}}}));
+    assert_eq!(e.message(), "schema at / accepts no value");
+}
+
+#[test]
+fn property_names_decided_per_key() {
+    check(
+        json!({
+            "type": "object",
+            "properties": {"x": {"type": "integer"}, "y": {"type": "integer"}},
+            "propertyNames": {"not": {"const": "x"}}
+        }),
+        &["{}", "{\"y\": 1}"],
+        &["{\"x\": 1}", "{\"x\": 1, \"y\": 2}"],
+    );
+}
+
+#[test]
 fn bare_refs_share_one_rule_and_key_complements_stay_small() {
     // One definition with 30 long property names, used from 40 places (each a
     // `$ref` with a description, as Kubernetes schemas do). Each use used to
@@ -501,27 +709,6 @@ fn bare_refs_share_one_rule_and_key_complements_stay_small() {
 }
 
 #[test]
-fn ref_siblings_ignored_before_2019_09() {
-    let defs = json!({"o": {"type": "object", "properties": {"a": {"type": "integer"}}}});
-    let old = json!({
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "definitions": defs,
-        "properties": {"x": {"type": "string", "$ref": "#/definitions/o"}},
-    });
-    check(
-        old,
-        &[r#"{"x": {"a": 1}}"#],
-        &[r#"{"x": "s"}"#, r#"{"x": {"a": "s"}}"#],
-    );
-    // From 2019-09 on, the siblings apply: a string and an object at once is nothing.
-    let new = json!({
-        "definitions": defs,
-        "properties": {"x": {"type": "string", "$ref": "#/definitions/o"}},
-    });
-    check(new, &["{}"], &[r#"{"x": "s"}"#, r#"{"x": {"a": 1}}"#]);
-}
-
-#[test]
 fn bare_refs_to_any_of_keep_their_branches() {
     // A bare `$ref` (a branch here) is replaced by its target, whose own
     // `anyOf` is still expanded.
@@ -545,4 +732,25 @@ fn bare_refs_to_any_of_keep_their_branches() {
         &["{\"a\": 1, \"b\": \"x\"}", "{\"a\": \"ab\"}"],
         &["{\"a\": true}", "{\"b\": \"abc\"}"],
     );
+}
+
+#[test]
+fn ref_siblings_ignored_before_2019_09() {
+    let defs = json!({"o": {"type": "object", "properties": {"a": {"type": "integer"}}}});
+    let old = json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "definitions": defs,
+        "properties": {"x": {"type": "string", "$ref": "#/definitions/o"}},
+    });
+    check(
+        old,
+        &[r#"{"x": {"a": 1}}"#],
+        &[r#"{"x": "s"}"#, r#"{"x": {"a": "s"}}"#],
+    );
+    // From 2019-09 on, the siblings apply: a string and an object at once is nothing.
+    let new = json!({
+        "definitions": defs,
+        "properties": {"x": {"type": "string", "$ref": "#/definitions/o"}},
+    });
+    check(new, &["{}"], &[r#"{"x": "s"}"#, r#"{"x": {"a": 1}}"#]);
 }
