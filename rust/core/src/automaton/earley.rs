@@ -11,6 +11,7 @@
 //! token-classification cache only needs the kernel items' entries.
 
 use super::{Automaton, DEAD};
+use rustc_hash::FxHashMap;
 
 /// One parser item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +36,25 @@ pub struct Parser {
     /// Ignore the maximum of a counter rule instance that started in set 0
     /// (classification of a counter state for "any number of iterations left").
     unbounded_origin0: bool,
+    /// Lookup of the last set's items by (state, origin) once it is large
+    /// (sets of wide unions predict hundreds of items; a linear scan per
+    /// added item made closing them quadratic). See [`SetIndex`].
+    index: SetIndex,
 }
+
+/// Index of one set's items: (state, origin) to the latest item with that
+/// key, items with the same key chained through `next`. Valid for the items
+/// `lo..len` of the set starting at `lo`; rebuilt when that no longer holds.
+#[derive(Clone, Debug, Default)]
+struct SetIndex {
+    lo: usize,
+    len: usize,
+    head: FxHashMap<(u32, u32), u32>,
+    next: Vec<u32>,
+}
+
+/// Sets smaller than this are scanned, not indexed.
+const INDEX_FROM: usize = 32;
 
 impl Parser {
     /// A parser at the start of `a`'s root rule.
@@ -73,6 +92,7 @@ impl Parser {
             items: Vec::with_capacity(64),
             set_start,
             unbounded_origin0,
+            index: SetIndex::default(),
         };
         p.items.push(Item {
             state,
@@ -95,6 +115,8 @@ impl Parser {
     pub fn heap_bytes(&self) -> usize {
         self.items.capacity() * std::mem::size_of::<Item>()
             + self.set_start.capacity() * std::mem::size_of::<u32>()
+            + self.index.next.capacity() * std::mem::size_of::<u32>()
+            + self.index.head.capacity() * (1 + std::mem::size_of::<((u32, u32), u32)>())
     }
 
     /// Drop sets so that `n` remain (`n >= 1`).
@@ -103,6 +125,7 @@ impl Parser {
         if n < self.set_start.len() && n >= 1 {
             self.items.truncate(self.set_start[n] as usize);
             self.set_start.truncate(n);
+            self.index.len = usize::MAX; // stale
         }
     }
 
@@ -204,16 +227,55 @@ impl Parser {
     fn add(&mut self, a: &Automaton, item: Item) {
         let lo = self.set_start[self.set_start.len() - 1] as usize;
         let counter = a.aux_state[item.state as usize];
-        for x in &mut self.items[lo..] {
-            if x.state == item.state
+        let same = |x: &Item| {
+            x.state == item.state
                 && x.origin == item.origin
                 && (x.aux == item.aux || counter && a.count_dominates(item.state, x.aux, item.aux))
-            {
+        };
+        if self.items.len() - lo < INDEX_FROM {
+            for x in &mut self.items[lo..] {
+                if same(x) {
+                    x.kernel |= item.kernel;
+                    return;
+                }
+            }
+            self.items.push(item);
+            return;
+        }
+        self.sync_index(lo);
+        let mut k = self
+            .index
+            .head
+            .get(&(item.state, item.origin))
+            .copied()
+            .unwrap_or(u32::MAX);
+        while k != u32::MAX {
+            let x = &mut self.items[k as usize];
+            if same(x) {
                 x.kernel |= item.kernel;
                 return;
             }
+            k = self.index.next[k as usize - lo];
         }
         self.items.push(item);
+        self.sync_index(lo);
+    }
+
+    /// Bring the index up to date with the last set (starting at `lo`).
+    fn sync_index(&mut self, lo: usize) {
+        let ix = &mut self.index;
+        if ix.lo != lo || ix.len > self.items.len() {
+            ix.lo = lo;
+            ix.len = lo;
+            ix.head.clear();
+            ix.next.clear();
+        }
+        for k in ix.len..self.items.len() {
+            let it = &self.items[k];
+            let prev = ix.head.insert((it.state, it.origin), k as u32);
+            ix.next.push(prev.unwrap_or(u32::MAX));
+        }
+        ix.len = self.items.len();
     }
 
     /// Predict and complete over the last set, starting at item index `from`.
