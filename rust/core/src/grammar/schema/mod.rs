@@ -482,6 +482,9 @@ struct Ctx<'a> {
     key_sep: String,
     /// Draft-04 (`$schema` says so): `1.0` is not an integer, `id` is `$id`.
     draft4: bool,
+    /// `if`/`then`/`else` are keywords (draft-07 on; earlier drafts, as the
+    /// document's `$schema` names them, read them as annotations).
+    conditionals: bool,
     /// Negations dropped because of `lenient` (`!P` pointers).
     neg_dropped: BTreeSet<String>,
 }
@@ -515,6 +518,14 @@ impl<'a> Ctx<'a> {
                 .get("$schema")
                 .and_then(Value::as_str)
                 .is_some_and(|u| u.contains("draft-04") || u.contains("draft-03")),
+            conditionals: !root
+                .get("$schema")
+                .and_then(Value::as_str)
+                .is_some_and(|u| {
+                    ["draft-03", "draft-04", "draft-06"]
+                        .iter()
+                        .any(|d| u.contains(d))
+                }),
         };
         cx.index(root, String::new(), "urn:corral:root".to_owned())?;
         Ok(cx)
@@ -630,6 +641,11 @@ impl<'a> Ctx<'a> {
     // ------------------------------------------------------------------
     // coverage bookkeeping
 
+    /// Is `kw` a keyword of the document's draft (else an annotation)?
+    fn is_keyword(&self, kw: &str) -> bool {
+        KNOWN.contains(&kw) && (self.conditionals || !matches!(kw, "if" | "then" | "else"))
+    }
+
     fn ok(&mut self, ptr: &str, kw: &str) {
         self.enforced.insert((ptr.to_owned(), kw.to_owned()));
     }
@@ -723,7 +739,7 @@ impl<'a> Ctx<'a> {
                     || m.keys().all(|k| {
                         let k = k.as_str();
                         k == "$ref"
-                            || (ANNOTATIONS.contains(&k) || !KNOWN.contains(&k))
+                            || (ANNOTATIONS.contains(&k) || !self.is_keyword(k))
                             // These change the base URI or the vocabulary.
                             && !matches!(k, "$schema" | "$id" | "id")
                     });
@@ -988,7 +1004,10 @@ impl<'a> Ctx<'a> {
                         });
                     }
                 }
-                if m.contains_key("if") && (m.contains_key("then") || m.contains_key("else")) {
+                if self.conditionals
+                    && m.contains_key("if")
+                    && (m.contains_key("then") || m.contains_key("else"))
+                {
                     // (if ∧ then) ∨ (¬if ∧ else)
                     let branch = |pos: bool, kw: &str| {
                         let mut b = vec![if pos {
@@ -1081,7 +1100,7 @@ impl<'a> Ctx<'a> {
         let mut out = Vec::new();
         for (kw, kv) in m {
             let kw = kw.as_str();
-            if ANNOTATIONS.contains(&kw) && kw != "$schema" || !KNOWN.contains(&kw) {
+            if ANNOTATIONS.contains(&kw) && kw != "$schema" || !self.is_keyword(kw) {
                 continue;
             }
             match kw {
@@ -1213,7 +1232,7 @@ impl<'a> Ctx<'a> {
                     }
                     continue;
                 }
-                if ANNOTATIONS.contains(&kw) || !KNOWN.contains(&kw) {
+                if ANNOTATIONS.contains(&kw) || !self.is_keyword(kw) {
                     continue;
                 }
                 match kw {

@@ -754,3 +754,24 @@ fn ref_siblings_ignored_before_2019_09() {
     });
     check(new, &["{}"], &[r#"{"x": "s"}"#, r#"{"x": {"a": 1}}"#]);
 }
+
+#[test]
+fn conditionals_are_annotations_before_draft_07() {
+    let cond = |schema_uri: Option<&str>| {
+        let mut s = json!({"type": "integer", "if": {"const": 1}, "then": {"const": 2}});
+        if let Some(u) = schema_uri {
+            s["$schema"] = json!(u);
+        }
+        s
+    };
+    check(cond(None), &["2", "3"], &["1"]);
+    check(
+        cond(Some("http://json-schema.org/draft-07/schema#")),
+        &["2", "3"],
+        &["1"],
+    );
+    for old in ["draft-04", "draft-06"] {
+        let u = format!("http://json-schema.org/{old}/schema#");
+        check(cond(Some(&u)), &["1", "2", "3"], &["1.5"]);
+    }
+}

@@ -145,7 +145,7 @@ impl<'a> Ctx<'a> {
                 }
                 continue;
             }
-            if ANNOTATIONS.contains(&kw) || !KNOWN.contains(&kw) {
+            if ANNOTATIONS.contains(&kw) || !self.is_keyword(kw) {
                 continue;
             }
             let one = self.keyword(ptr, m, kw, kv, v, depth, seen)?;
