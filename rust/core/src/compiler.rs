@@ -17,7 +17,10 @@
 
 use crate::automaton::earley::Parser;
 use crate::automaton::RuleKind;
-use crate::automaton::{byte_in, Automaton};
+use crate::automaton::{byte_in, Automaton, ByteSet};
+
+/// Every byte: the FOLLOW set of shared lexical entries.
+const ANY_BYTE: ByteSet = [u64::MAX; 4];
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::ebnf::parse_gbnf;
 use crate::grammar::regex::parse_regex;
@@ -128,11 +131,23 @@ impl CompiledGrammar {
     /// The cache entry of `state` (a plain-rule state), computing it on first use.
     pub fn entry(&self, state: u32) -> &CacheEntry {
         self.cache[state as usize].get_or_init(|| {
-            match (lexical_key(&self.automaton, state), &self.lexical) {
+            let a = &self.automaton;
+            let follow = &a.follow[a.state_rule[state as usize] as usize];
+            match (lexical_key(a, state), &self.lexical) {
                 (Some(key), Some(shared)) => {
-                    shared.get_or_insert(key, || self.classify_lexical(state))
+                    // Shared entries leave every token uncertain that a
+                    // completion could hand over (FOLLOW = any byte), so they
+                    // fit any grammar; this grammar's FOLLOW then filters them.
+                    let e = shared.get_or_insert(key, || self.classify_lexical(state, &ANY_BYTE));
+                    if *follow == ANY_BYTE {
+                        return e;
+                    }
+                    Arc::new(CacheEntry {
+                        accepted: e.accepted.clone(),
+                        uncertain: self.hand_over(state, follow, &e.uncertain),
+                    })
                 }
-                (Some(_), None) => Arc::new(self.classify_lexical(state)),
+                (Some(_), None) => Arc::new(self.classify_lexical(state, follow)),
                 (None, _) => Arc::new(self.classify(state, 0)),
             }
         })
@@ -265,9 +280,8 @@ impl CompiledGrammar {
     /// whether the rule could already have ended with the next byte in its
     /// FOLLOW set (what makes a refused token uncertain, as in
     /// [`LocalStepper::may_continue_in_parent`]).
-    fn classify_lexical(&self, state: u32) -> CacheEntry {
+    fn classify_lexical(&self, state: u32, follow: &ByteSet) -> CacheEntry {
         let a = &self.automaton;
-        let follow = &a.follow[a.state_rule[state as usize] as usize];
         let trie = self.vocab.trie();
         let mut accepted = vec![0u32; crate::mask::words_for(self.vocab.vocab_size())];
         let mut uncertain: Vec<u32> = Vec::new();
@@ -299,6 +313,31 @@ impl CompiledGrammar {
             accepted: TokenSet::from_bits(accepted),
             uncertain,
         }
+    }
+
+    /// The tokens (trie ranks) of `uncertain` that the rule of lexical
+    /// `state` could hand over to a parent whose next byte is in `follow`:
+    /// the walk of [`Self::classify_lexical`] for these tokens alone.
+    fn hand_over(&self, state: u32, follow: &ByteSet, uncertain: &[u32]) -> Vec<u32> {
+        let a = &self.automaton;
+        let order = self.vocab.trie().tokens_in_order();
+        uncertain
+            .iter()
+            .copied()
+            .filter(|&r| {
+                let mut q = state;
+                for (i, &b) in self.vocab.token_bytes(order[r as usize]).iter().enumerate() {
+                    if i >= 1 && a.accepting[q as usize] && byte_in(follow, b) {
+                        return true;
+                    }
+                    q = a.next_byte(q, b);
+                    if q == crate::automaton::DEAD {
+                        return false;
+                    }
+                }
+                false
+            })
+            .collect()
     }
 
     /// Classify the vocabulary with `parser`, seeded at `state`.
@@ -417,14 +456,10 @@ const MAX_LEXICAL_STATES: usize = 2048;
 
 /// The sub-automaton reachable from `state` in canonical form (states
 /// numbered in breadth-first order; per state its acceptance, then its byte
-/// transitions as runs), preceded by the FOLLOW set of its rule; None if it
-/// reaches a rule reference, a token element or a register rule.
+/// transitions as runs); None if it reaches a rule reference, a token element
+/// or a register rule.
 fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
-    let rule = a.state_rule[state as usize];
-    let mut key: Vec<u32> = a.follow[rule as usize]
-        .iter()
-        .flat_map(|w| [*w as u32, (*w >> 32) as u32])
-        .collect();
+    let mut key: Vec<u32> = Vec::new();
     let mut index: FxHashMap<u32, u32> = FxHashMap::default();
     let mut order = vec![state];
     index.insert(state, 0);
@@ -782,18 +817,31 @@ mod tests {
                 .compile_gbnf(br#"root ::= "\"" [ab:, ]* "\"" ("," root)?"#, "root")
                 .expect("gbnf"),
         ];
-        let mut checked = 0;
+        let (mut checked, mut narrowed) = (0, 0);
         for g in &grammars {
             for s in 0..g.num_states() as u32 {
                 if lexical_key(g.automaton(), s).is_none() {
                     continue;
                 }
-                let (slow, fast) = (g.classify(s, 0), g.classify_lexical(s));
+                let a = g.automaton();
+                let follow = &a.follow[a.state_rule[s as usize] as usize];
+                let (slow, fast) = (g.classify(s, 0), g.classify_lexical(s, follow));
                 assert_eq!(bits(&slow, n), bits(&fast, n), "accepted, state {s}");
                 assert_eq!(slow.uncertain, fast.uncertain, "uncertain, state {s}");
+                // The shared form (any byte may follow), filtered by this FOLLOW.
+                let shared = g.classify_lexical(s, &ANY_BYTE);
+                assert_eq!(
+                    bits(&slow, n),
+                    bits(&shared, n),
+                    "shared accepted, state {s}"
+                );
+                let filtered = g.hand_over(s, follow, &shared.uncertain);
+                assert_eq!(slow.uncertain, filtered, "filtered uncertain, state {s}");
+                narrowed += usize::from(filtered.len() < shared.uncertain.len());
                 checked += 1;
             }
         }
         assert!(checked > 20, "only {checked} lexical states");
+        assert!(narrowed > 0, "FOLLOW never narrowed a shared entry");
     }
 }
