@@ -407,7 +407,8 @@ impl CompiledGrammar {
 /// Classification entries of purely lexical states, shared by every grammar
 /// a [`Compiler`] builds. A state whose rule reaches no rule reference,
 /// token element or register from it is classified by its rule's DFA alone
-/// (bytes, acceptance, and the rule's FOLLOW set for uncertain tokens), so
+/// (bytes and acceptance; uncertain tokens are listed as if any byte could
+/// follow the rule, and each grammar filters them by its FOLLOW set), so
 /// equal sub-automata give equal entries whatever grammar they are in. JSON
 /// strings, numbers and whitespace recur in nearly every schema: their entries,
 /// the costliest cold walks (most of the vocabulary fits inside a string),
