@@ -109,8 +109,10 @@ def test_suite_file(path: Path, byte_compiler: GrammarCompiler) -> None:
                 expected = False
             in_subset_rejects = isinstance(t["data"], str) and (
                 t["data"] in SUBSET_REJECTS
-                or file_id(path).endswith("/hostname.json")
-                and any(label[2:4] == "--" for label in t["data"].split("."))
+                or (
+                    file_id(path).endswith("/hostname.json")
+                    and any(label[2:4] == "--" for label in t["data"].split("."))
+                )
             )
             if in_subset_rejects and file_id(path).startswith("optional/format/"):
                 expected = False
