@@ -683,38 +683,6 @@ fn estimate(e: &Expr) -> u64 {
     }
 }
 
-/// Normalise code-point ranges: clamp, sort, merge, and complement if negated.
-fn normalise_class(negated: bool, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let mut v: Vec<(u32, u32)> = ranges
-        .iter()
-        .filter(|r| r.0 <= r.1 && r.0 <= 0x10FFFF)
-        .map(|&(a, b)| (a, b.min(0x10FFFF)))
-        .collect();
-    v.sort_unstable();
-    let mut merged: Vec<(u32, u32)> = Vec::new();
-    for (a, b) in v {
-        match merged.last_mut() {
-            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    if !negated {
-        return merged;
-    }
-    let mut out = Vec::new();
-    let mut next = 0u32;
-    for (a, b) in merged {
-        if a > next {
-            out.push((next, a - 1));
-        }
-        next = b + 1;
-    }
-    if next <= 0x10FFFF {
-        out.push((next, 0x10FFFF));
-    }
-    out
-}
-
 /// Split a code-point range into ranges that avoid the surrogate block.
 fn to_chars(a: u32, b: u32) -> Vec<(char, char)> {
     let mut out = Vec::new();
@@ -840,7 +808,7 @@ impl<'a> Builder<'a> {
             }
             Expr::Class { negated, ranges } => {
                 let (s, t) = (nfa.state(), nfa.state());
-                for (a, b) in normalise_class(*negated, ranges) {
+                for (a, b) in crate::grammar::class_ranges(*negated, ranges) {
                     for (ca, cb) in to_chars(a, b) {
                         for seq in Utf8Sequences::new(ca, cb) {
                             let rs = seq.as_slice();

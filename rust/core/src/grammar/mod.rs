@@ -118,3 +118,37 @@ impl Grammar {
             .map(|i| i as RuleId)
     }
 }
+
+/// The code points of an [`Expr::Class`] as sorted, merged, non-overlapping
+/// ranges within `0..=0x10FFFF` (complemented if `negated`; surrogates are
+/// not removed here).
+pub fn class_ranges(negated: bool, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
+    let mut v: Vec<(u32, u32)> = ranges
+        .iter()
+        .filter(|r| r.0 <= r.1 && r.0 <= 0x10FFFF)
+        .map(|&(a, b)| (a, b.min(0x10FFFF)))
+        .collect();
+    v.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::new();
+    for (a, b) in v {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    if !negated {
+        return merged;
+    }
+    let mut out = Vec::new();
+    let mut next = 0u32;
+    for (a, b) in merged {
+        if a > next {
+            out.push((next, a - 1));
+        }
+        next = b + 1;
+    }
+    if next <= 0x10FFFF {
+        out.push((next, 0x10FFFF));
+    }
+    out
+}

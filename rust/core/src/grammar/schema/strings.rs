@@ -122,34 +122,11 @@ pub(crate) fn spell_literal(text: &str) -> Expr {
 
 /// Sorted, merged scalar-value ranges (surrogates removed) of a class.
 fn normalise(negated: bool, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
-    let mut v: Vec<(u32, u32)> = ranges
-        .iter()
-        .filter(|(a, b)| a <= b)
-        .map(|&(a, b)| (a, b.min(MAX_CHAR)))
-        .collect();
-    v.sort_unstable();
-    let mut merged: Vec<(u32, u32)> = Vec::new();
-    for (a, b) in v {
-        match merged.last_mut() {
-            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    if negated {
-        let mut out = Vec::new();
-        let mut next = 0u32;
-        for (a, b) in merged {
-            if a > next {
-                out.push((next, a - 1));
-            }
-            next = b.saturating_add(1);
-        }
-        if next <= MAX_CHAR {
-            out.push((next, MAX_CHAR));
-        }
-        merged = out;
-    }
-    subtract(&merged, 0xD800, 0xDFFF)
+    subtract(
+        &crate::grammar::class_ranges(negated, ranges),
+        0xD800,
+        0xDFFF,
+    )
 }
 
 fn subtract(ranges: &[(u32, u32)], lo: u32, hi: u32) -> Vec<(u32, u32)> {
