@@ -3383,9 +3383,9 @@ impl<'a> Ctx<'a> {
         match free.len() {
             0 => {}
             1 => members.extend(free),
-            k if k > MAX_PERMUTATION_MEMBERS => {
-                return Err(Error::limit(format!("{k} keys that no `properties` names exceed MAX_PERMUTATION_MEMBERS={MAX_PERMUTATION_MEMBERS}")));
-            }
+            // Too many for one any-order member: they keep the order the schema
+            // lists them in (a narrowing like the `properties` order itself).
+            k if k > MAX_PERMUTATION_MEMBERS => members.extend(free),
             _ => {
                 // One member: the free keys in any order, at least one of them.
                 let required: Vec<bool> = free.iter().map(|m| m.1).collect();

@@ -775,3 +775,20 @@ fn conditionals_are_annotations_before_draft_07() {
         check(cond(Some(&u)), &["1", "2", "3"], &["1.5"]);
     }
 }
+
+#[test]
+fn many_required_keys_without_properties_keep_their_order() {
+    // More keys than one any-order member can hold: they follow `required`.
+    let names: Vec<String> = (0..40).map(|i| format!("k{i:02}")).collect();
+    let s = json!({"type": "object", "required": names});
+    let obj = |ks: &[&String]| {
+        let body: Vec<String> = ks.iter().map(|k| format!("\"{k}\":1")).collect();
+        format!("{{{}}}", body.join(","))
+    };
+    let all: Vec<&String> = names.iter().collect();
+    let mut swapped = all.clone();
+    swapped.swap(0, 1);
+    let text = obj(&all);
+    let (missing, out_of_order) = (obj(&all[1..]), obj(&swapped));
+    check(s, &[&text], &[&missing, &out_of_order, "{}"]);
+}
