@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 import torch
 
+from adapter_grammars import RECORD_SCHEMA
 from corral import GrammarCompiler, TokenizerInfo
 from corral.adapters import llama_cpp as corral_llama
 from corral.adapters.transformers import LogitsProcessor
@@ -27,15 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_NEW = 128
 
 SCHEMAS = {
-    "person": {
-        "type": "object",
-        "properties": {
-            "name": {"type": "string", "pattern": "^[A-Z][a-z]{1,8}$"},
-            "age": {"type": "integer", "minimum": 1, "maximum": 99},
-        },
-        "required": ["name", "age"],
-        "additionalProperties": False,
-    },
+    "person": RECORD_SCHEMA,
     "scores": {
         "type": "array",
         "items": {"type": "integer", "minimum": 0, "maximum": 99},
