@@ -15,7 +15,7 @@
 //! token of at most `L` bytes moves a counter by at most `L`, so counts
 //! further than `L` from both bounds behave alike and share one entry.
 
-use crate::automaton::earley::Parser;
+use crate::automaton::earley::{Item, Parser};
 use crate::automaton::RuleKind;
 use crate::automaton::{byte_in, Automaton, ByteSet};
 
@@ -29,7 +29,7 @@ use crate::grammar::Grammar;
 use crate::limits::Limits;
 use crate::mask::TokenSet;
 use crate::trie::ByteStepper;
-use crate::vocab::Vocabulary;
+use crate::vocab::{TokenId, Vocabulary};
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -53,7 +53,57 @@ pub struct CompiledGrammar {
     lexical: Option<Arc<LexicalCache>>,
     /// Entries of register-rule states, keyed by (state, register class).
     aux_cache: RwLock<FxHashMap<(u32, u64), Arc<CacheEntry>>>,
+    /// Uncertain tokens split at their completion points, per (state, register class).
+    handovers: RwLock<FxHashMap<(u32, u64), Arc<Handover>>>,
+    /// Parse contexts (see [`CompiledGrammar::context_of`]) and the uncertain
+    /// tokens found valid in them.
+    contexts: Mutex<Contexts>,
+    handed: RwLock<FxHashMap<(u32, u64, u32), Arc<[TokenId]>>>,
 }
+
+/// The uncertain tokens of one entry, split where the rule instance can
+/// complete: a token is valid through the item iff, at one of its completion
+/// points, the rest of the token (its *suffix*) parses after the completion.
+/// Many tokens share a suffix (`",` ends hundreds of string tokens), so each
+/// suffix is parsed once per context.
+#[derive(Debug, Default)]
+pub struct Handover {
+    /// The distinct suffixes, sorted, back to back (`ends[i]` closes suffix `i`).
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    /// (suffix index, token id), sorted by suffix.
+    tokens: Vec<(u32, TokenId)>,
+}
+
+impl Handover {
+    fn suffix(&self, i: usize) -> &[u8] {
+        let lo = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[lo..self.ends[i] as usize]
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.ends.capacity() * 4 + self.tokens.capacity() * 8
+    }
+}
+
+/// Interned parse contexts of one grammar: a context is the kernel items of
+/// an Earley set with each origin replaced by its own context, so equal
+/// contexts parse every continuation alike whatever the positions.
+#[derive(Debug, Default)]
+struct Contexts {
+    ids: FxHashMap<Box<[u32]>, u32>,
+    bytes: usize,
+}
+
+/// Stop interning contexts and memoising hand-overs past this many bytes per grammar.
+pub const CONTEXT_MEMO_BYTES: usize = 8 << 20;
+
+/// The context id of an origin that is its own set (the root item of set 0).
+const SELF_CONTEXT: u32 = u32::MAX;
+/// Not yet computed, in a matcher's context vector.
+pub const UNKNOWN_CONTEXT: u32 = u32::MAX - 1;
+/// Not memoisable (the memo is full).
+const NO_CONTEXT: u32 = u32::MAX - 2;
 
 impl CompiledGrammar {
     /// Compile an already-built grammar IR.
@@ -73,6 +123,9 @@ impl CompiledGrammar {
             cache,
             lexical: None,
             aux_cache: RwLock::default(),
+            handovers: RwLock::default(),
+            contexts: Mutex::default(),
+            handed: RwLock::default(),
         })
     }
 
@@ -374,6 +427,203 @@ impl CompiledGrammar {
         }
     }
 
+    /// The context id of set `p` of `parser` (see [`Contexts`]), memoised
+    /// per set in `ids` (the caller's; it must drop the ids of sets the
+    /// parser truncates). None once the grammar's memo is full.
+    pub fn context_of(&self, parser: &Parser, p: usize, ids: &mut Vec<u32>) -> Option<u32> {
+        if ids.len() < parser.num_sets() {
+            ids.resize(parser.num_sets(), UNKNOWN_CONTEXT);
+        }
+        let mut stack = vec![p];
+        let mut rows: Vec<[u32; 4]> = Vec::new();
+        while let Some(&q) = stack.last() {
+            if ids[q] != UNKNOWN_CONTEXT {
+                stack.pop();
+                continue;
+            }
+            let kernel = || parser.set(q).iter().filter(|it| it.kernel);
+            // Origins first (they are earlier sets, so this ends).
+            if let Some(it) = kernel()
+                .find(|it| it.origin as usize != q && ids[it.origin as usize] == UNKNOWN_CONTEXT)
+            {
+                stack.push(it.origin as usize);
+                continue;
+            }
+            rows.clear();
+            let mut full = false;
+            for it in kernel() {
+                let o = it.origin as usize;
+                let c = if o == q { SELF_CONTEXT } else { ids[o] };
+                full |= c == NO_CONTEXT;
+                // Registers by class: continuations of at most `L` bytes
+                // cannot tell counts of one class apart.
+                let class = self.aux_class(it.state, it.aux);
+                rows.push([it.state, (class >> 32) as u32, class as u32, c]);
+            }
+            ids[q] = if full {
+                NO_CONTEXT
+            } else {
+                self.intern(&mut rows)
+            };
+            stack.pop();
+        }
+        (ids[p] != NO_CONTEXT).then_some(ids[p])
+    }
+
+    fn intern(&self, rows: &mut [[u32; 4]]) -> u32 {
+        rows.sort_unstable();
+        let key: &[u32] = rows.as_flattened();
+        let Ok(mut c) = self.contexts.lock() else {
+            return NO_CONTEXT;
+        };
+        if let Some(&id) = c.ids.get(key) {
+            return id;
+        }
+        let size = key.len() * 4 + 32;
+        if c.bytes + size > CONTEXT_MEMO_BYTES || c.ids.len() >= NO_CONTEXT as usize {
+            return NO_CONTEXT;
+        }
+        let id = c.ids.len() as u32;
+        c.ids.insert(key.into(), id);
+        c.bytes += size;
+        id
+    }
+
+    /// The uncertain tokens of kernel item `it` (whose entry lists
+    /// `uncertain`) that the current parse accepts, with `ctx` the context of
+    /// the item's origin set. The parser is left as it was.
+    ///
+    /// A token is valid through the item iff it stays inside the rule
+    /// instance (then it would be accepted, not uncertain) or, at one of its
+    /// completion points, its suffix parses from the set the completion
+    /// makes: the item's parents in the origin set, advanced. That set
+    /// depends only on the origin's context, so the answer is memoised by
+    /// (state, register class, context).
+    pub fn handed_over(
+        &self,
+        parser: &mut Parser,
+        it: Item,
+        uncertain: &[u32],
+        ctx: Option<u32>,
+    ) -> Arc<[TokenId]> {
+        let class = self.aux_class(it.state, it.aux);
+        if let Some(c) = ctx {
+            let memo = self.handed.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = memo.get(&(it.state, class, c)) {
+                return v.clone();
+            }
+        }
+        let a = &self.automaton;
+        let h = self.handover(it, class, uncertain);
+        let mut viable = vec![false; h.ends.len()];
+        let base = parser.num_sets();
+        if parser.push_completion(a, a.state_rule[it.state as usize], it.origin) {
+            // Suffixes in sorted order: shared prefixes are parsed once, and a
+            // suffix that shares the byte the previous one died at is skipped.
+            let (mut path, mut pushed): (&[u8], usize) = (&[], 0);
+            for (i, v) in viable.iter_mut().enumerate() {
+                let t = h.suffix(i);
+                if pushed < path.len() && t.len() > pushed && t[..=pushed] == path[..=pushed] {
+                    continue;
+                }
+                let lcp = path[..pushed]
+                    .iter()
+                    .zip(t)
+                    .take_while(|(x, y)| x == y)
+                    .count();
+                if lcp < pushed {
+                    parser.truncate(base + 1 + lcp);
+                    pushed = lcp;
+                }
+                while pushed < t.len() && parser.push_byte(a, t[pushed]) {
+                    pushed += 1;
+                }
+                *v = pushed == t.len();
+                path = t;
+            }
+            parser.truncate(base);
+        } else {
+            // No parent waits: only tokens that stay inside (the empty suffix).
+            for (i, v) in viable.iter_mut().enumerate() {
+                *v = h.suffix(i).is_empty();
+            }
+        }
+        let mut valid: Vec<TokenId> = h
+            .tokens
+            .iter()
+            .filter(|(i, _)| viable[*i as usize])
+            .map(|&(_, id)| id)
+            .collect();
+        valid.sort_unstable();
+        valid.dedup();
+        let valid: Arc<[TokenId]> = valid.into();
+        if let Some(c) = ctx {
+            let size = valid.len() * 4 + 48;
+            if let Ok(mut counted) = self.contexts.lock() {
+                if counted.bytes + size <= CONTEXT_MEMO_BYTES {
+                    counted.bytes += size;
+                    drop(counted);
+                    let mut memo = self.handed.write().unwrap_or_else(|p| p.into_inner());
+                    memo.insert((it.state, class, c), valid.clone());
+                }
+            }
+        }
+        valid
+    }
+
+    /// The [`Handover`] of `it`'s entry (uncertain tokens `uncertain`),
+    /// computed once per (state, register class): each uncertain token is
+    /// walked from the item's state alone, as in its classification.
+    fn handover(&self, it: Item, class: u64, uncertain: &[u32]) -> Arc<Handover> {
+        {
+            let r = self.handovers.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(h) = r.get(&(it.state, class)) {
+                return h.clone();
+            }
+        }
+        let a = &self.automaton;
+        let order = self.vocab.trie().tokens_in_order();
+        let follow = &a.follow[a.state_rule[it.state as usize] as usize];
+        let mut st = LocalStepper::new(a, Parser::starting_at(a, it.state, it.aux), it.state);
+        let mut pairs: Vec<(&[u8], TokenId)> = Vec::new();
+        let mut pushed: &[u8] = &[];
+        for &r in uncertain {
+            let id = order[r as usize];
+            let t = self.vocab.token_bytes(id);
+            let lcp = pushed.iter().zip(t).take_while(|(x, y)| x == y).count();
+            for _ in lcp..pushed.len() {
+                st.pop();
+            }
+            let mut depth = lcp;
+            while depth < t.len() && st.push(t[depth]) {
+                depth += 1;
+            }
+            if depth == t.len() {
+                pairs.push((&[], id));
+            } else {
+                // Completion after `i + 1` bytes, handing byte `i + 1` on.
+                for i in 0..depth {
+                    if st.completed[i] && byte_in(follow, t[i + 1]) {
+                        pairs.push((&t[i + 1..], id));
+                    }
+                }
+            }
+            pushed = &t[..depth];
+        }
+        pairs.sort_unstable();
+        let mut h = Handover::default();
+        for (suffix, id) in pairs {
+            if h.ends.is_empty() || h.suffix(h.ends.len() - 1) != suffix {
+                h.bytes.extend_from_slice(suffix);
+                h.ends.push(h.bytes.len() as u32);
+            }
+            h.tokens.push((h.ends.len() as u32 - 1, id));
+        }
+        let h = Arc::new(h);
+        let mut w = self.handovers.write().unwrap_or_else(|p| p.into_inner());
+        w.entry((it.state, class)).or_insert(h).clone()
+    }
+
     /// Heap bytes of the automaton tables and the classification cache as
     /// filled so far (plain entries, register-class entries and the slots
     /// that hold them). The shared vocabulary is not counted: see
@@ -400,7 +650,13 @@ impl CompiledGrammar {
         // hashbrown: one control byte per bucket plus the (key, value) slot.
         let buckets = aux.capacity() * (1 + size_of::<((u32, u64), Arc<CacheEntry>)>());
         let entries: usize = aux.values().map(|e| arc(e)).sum();
-        slots + plain + buckets + entries
+        let handovers: usize = {
+            let h = self.handovers.read().unwrap_or_else(|p| p.into_inner());
+            h.values().map(|h| h.heap_bytes() + 64).sum()
+        };
+        // Interned contexts and memoised hand-overs, as counted against their cap.
+        let contexts = self.contexts.lock().map_or(0, |c| c.bytes);
+        slots + plain + buckets + entries + handovers + contexts
     }
 }
 

@@ -26,7 +26,11 @@ pub struct Matcher {
     max_rollback: Option<usize>,
     error: Option<String>,
     scratch_items: Vec<Item>,
-    scratch_ranks: Vec<u32>,
+    /// Kernel items whose entries leave tokens uncertain (mask-time scratch).
+    scratch_handover: Vec<Item>,
+    /// Context id per parser set, computed on demand (see
+    /// [`CompiledGrammar::context_of`]); cut whenever sets are dropped.
+    contexts: Vec<u32>,
 }
 
 impl Matcher {
@@ -43,7 +47,8 @@ impl Matcher {
             max_rollback: None,
             error: None,
             scratch_items: Vec::new(),
-            scratch_ranks: Vec::new(),
+            scratch_handover: Vec::new(),
+            contexts: Vec::new(),
         }
     }
 
@@ -123,6 +128,7 @@ impl Matcher {
     /// Back to the start of the grammar.
     pub fn reset(&mut self) {
         self.parser.truncate(1);
+        self.contexts.truncate(1);
         self.history.clear();
         self.terminated = false;
         self.error = None;
@@ -217,6 +223,7 @@ impl Matcher {
         let sets = self.history[keep] as usize;
         self.history.truncate(keep);
         self.parser.truncate(sets);
+        self.contexts.truncate(sets);
         self.terminated = false;
         Ok(())
     }
@@ -231,16 +238,14 @@ impl Matcher {
         }
         let g = Arc::clone(&self.grammar);
         let (a, vocab) = (g.automaton(), g.vocab());
-        let mut ranks = std::mem::take(&mut self.scratch_ranks);
-        ranks.clear();
-        let mut sources = 0usize;
-        for it in self.parser.current() {
+        let mut pending = std::mem::take(&mut self.scratch_handover);
+        pending.clear();
+        for &it in self.parser.current() {
             if it.kernel && (a.has_bytes[it.state as usize] || !a.rule_edges(it.state).is_empty()) {
                 let mut take = |e: &crate::compiler::CacheEntry| {
                     e.accepted.or_into(mask);
                     if !e.uncertain.is_empty() {
-                        ranks.extend_from_slice(&e.uncertain);
-                        sources += 1;
+                        pending.push(it);
                     }
                 };
                 if a.aux_state[it.state as usize] {
@@ -253,12 +258,21 @@ impl Matcher {
                 a.token_elems[k as usize].or_into(mask, vocab);
             }
         }
-        if sources > 1 {
-            ranks.sort_unstable();
-            ranks.dedup();
+        // Uncertain tokens item by item: each item's are decided by its
+        // parents alone (the union over items is the parser's answer).
+        for &it in &pending {
+            let ctx = g.context_of(&self.parser, it.origin as usize, &mut self.contexts);
+            let valid = if a.aux_state[it.state as usize] {
+                let e = g.entry_aux(it.state, it.aux);
+                g.handed_over(&mut self.parser, it, &e.uncertain, ctx)
+            } else {
+                g.handed_over(&mut self.parser, it, &g.entry(it.state).uncertain, ctx)
+            };
+            for &id in valid.iter() {
+                set_bit(mask, id);
+            }
         }
-        self.check_uncertain(&ranks, mask);
-        self.scratch_ranks = ranks;
+        self.scratch_handover = pending;
         if self.parser.can_accept(a) {
             for &s in &self.stop_ids {
                 set_bit(mask, s);
@@ -314,47 +328,6 @@ impl Matcher {
         ends
     }
 
-    /// Run the full parser over the uncertain tokens (given by trie rank, ascending).
-    fn check_uncertain(&mut self, ranks: &[u32], mask: &mut [u32]) {
-        if ranks.is_empty() {
-            return;
-        }
-        let g = Arc::clone(&self.grammar);
-        let (a, vocab) = (g.automaton(), g.vocab());
-        let order = vocab.trie().tokens_in_order();
-        let base = self.parser.num_sets();
-        let mut path: &[u8] = &[];
-        let mut pushed = 0usize;
-        for &r in ranks {
-            let id = order[r as usize];
-            if get_bit(mask, id) {
-                continue;
-            }
-            let t = vocab.token_bytes(id);
-            // The previous token died at byte `pushed`; one sharing that byte dies too.
-            if pushed < path.len() && t.len() > pushed && t[..=pushed] == path[..=pushed] {
-                continue;
-            }
-            let lcp = path[..pushed]
-                .iter()
-                .zip(t)
-                .take_while(|(x, y)| x == y)
-                .count();
-            if lcp < pushed {
-                self.parser.truncate(base + lcp);
-                pushed = lcp;
-            }
-            while pushed < t.len() && self.parser.push_byte(a, t[pushed]) {
-                pushed += 1;
-            }
-            if pushed == t.len() {
-                set_bit(mask, id);
-            }
-            path = t;
-        }
-        self.parser.truncate(base);
-    }
-
     /// Bytes this matcher owns: the struct itself, the Earley chart (all
     /// sets since the start, kept for rollback and for completions that
     /// reach back to old origins), the rollback history, the stop list and
@@ -364,9 +337,9 @@ impl Matcher {
         use std::mem::size_of;
         size_of::<Matcher>()
             + self.parser.heap_bytes()
-            + (self.history.capacity() + self.stop_ids.capacity() + self.scratch_ranks.capacity())
+            + (self.history.capacity() + self.stop_ids.capacity() + self.contexts.capacity())
                 * size_of::<u32>()
-            + self.scratch_items.capacity() * size_of::<Item>()
+            + (self.scratch_items.capacity() + self.scratch_handover.capacity()) * size_of::<Item>()
             + self.error.as_ref().map_or(0, String::capacity)
     }
 }

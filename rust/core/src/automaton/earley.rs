@@ -210,6 +210,46 @@ impl Parser {
         true
     }
 
+    /// Start a new set as if an instance of `rule` begun in set `origin`
+    /// had just completed: the items of set `origin` that wait for `rule`,
+    /// advanced, then closed. No byte is consumed; the set stands for the
+    /// position right after the completion, with only the parents'
+    /// derivations in it. Returns false (parser unchanged) if no item waits.
+    pub fn push_completion(&mut self, a: &Automaton, rule: u32, origin: u32) -> bool {
+        let o = origin as usize;
+        let (lo, hi) = (
+            self.set_start[o] as usize,
+            self.set_start
+                .get(o + 1)
+                .map_or(self.items.len(), |&h| h as usize),
+        );
+        let start = self.items.len();
+        self.set_start.push(start as u32);
+        for j in lo..hi {
+            let parent = self.items[j];
+            if let Some(t) = a.next_rule(parent.state, rule) {
+                let bounded = !(self.unbounded_origin0 && parent.origin == 0);
+                if let Some(aux) = a.advance_aux_with(parent.state, rule, parent.aux, bounded) {
+                    self.add(
+                        a,
+                        Item {
+                            state: t,
+                            origin: parent.origin,
+                            aux,
+                            kernel: true,
+                        },
+                    );
+                }
+            }
+        }
+        if self.items.len() == start {
+            self.set_start.pop();
+            return false;
+        }
+        self.close(a, start);
+        true
+    }
+
     /// Add `seeds` to the last set and close over them.
     pub fn extend_current(&mut self, a: &Automaton, seeds: &[Item]) {
         let from = self.items.len();

@@ -1,0 +1,113 @@
+//! Replays a comparative-benchmark workload in Rust, without Python, for
+//! profiling the per-step mask: every group is compiled on one compiler,
+//! every text teacher-forced through a fresh matcher, every `fill_mask` timed.
+//! Prints mask p50 / p90 / p99 / max and the slowest steps.
+//!
+//! The workload file is written by `benches/compare/workloads.py`'s dump
+//! (`python benches/compare/run.py --dump FILE`):
+//! `{"json": [{"id", "spec", "texts": [[ids…]…]}…], "schemas": …}`.
+//!
+//! Run: `cargo run --release -p corral-benches --example replay -- FILE json`
+//! (`PASSES=2` runs every text twice and reports the second, warm pass only).
+
+#![allow(missing_docs)]
+#![allow(clippy::print_stdout)]
+
+use corral_benches::qwen_vocab;
+use corral_core::grammar::schema::SchemaOptions;
+use corral_core::mask::words_for;
+use corral_core::{Compiler, Matcher};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().expect("workload file");
+    let name = args.next().unwrap_or_else(|| "json".to_owned());
+    let passes: usize = std::env::var("PASSES")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    let all: Value = serde_json::from_slice(&std::fs::read(&path).expect("read workload file"))
+        .expect("workload JSON");
+    let groups = all[name.as_str()].as_array().expect("workload name");
+    let vocab = Arc::new(qwen_vocab());
+    let eos = vocab.stop_ids()[0];
+    let compiler = Compiler::new(vocab.clone());
+    let mut mask = vec![0u32; words_for(vocab.vocab_size())];
+    let mut times: Vec<(f64, String, usize)> = Vec::new();
+    let mut compile_ms = Vec::new();
+    for g in groups {
+        let spec = &g["spec"];
+        let t0 = Instant::now();
+        let compiled = match spec["kind"].as_str().unwrap_or_default() {
+            "json" => compiler.compile_builtin_json(&SchemaOptions::default()),
+            "schema" => {
+                let opts = SchemaOptions {
+                    strict_mode: false,
+                    ..SchemaOptions::default()
+                };
+                compiler
+                    .compile_json_schema_value(&spec["schema"], &opts)
+                    .map(|r| r.0)
+            }
+            "gbnf" => compiler.compile_gbnf(
+                spec["grammar"].as_str().unwrap_or_default().as_bytes(),
+                "root",
+            ),
+            "regex" => compiler.compile_regex(spec["pattern"].as_str().unwrap_or_default()),
+            k => panic!("unknown kind {k}"),
+        };
+        let Ok(compiled) = compiled else { continue };
+        let mut first = Matcher::new(compiled.clone());
+        first.fill_mask(&mut mask);
+        compile_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        let id = g["id"].as_str().unwrap_or_default();
+        for (n, text) in g["texts"].as_array().into_iter().flatten().enumerate() {
+            for pass in 0..passes {
+                let mut m = Matcher::new(compiled.clone());
+                let ids: Vec<u32> = text
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_u64().map(|v| v as u32))
+                    .chain([eos])
+                    .collect();
+                for (step, &tok) in ids.iter().enumerate() {
+                    let t = Instant::now();
+                    m.fill_mask(&mut mask);
+                    let us = t.elapsed().as_secs_f64() * 1e6;
+                    if pass + 1 == passes {
+                        times.push((us, format!("{id}#{n}"), step));
+                    }
+                    if step + 1 < ids.len() && !m.accept_token(tok) {
+                        println!("{id}#{n}: token {tok} rejected at step {step}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    times.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let q = |p: f64| times[((times.len() - 1) as f64 * p) as usize].0;
+    compile_ms.sort_by(f64::total_cmp);
+    let cq = |p: f64| compile_ms[((compile_ms.len() - 1) as f64 * p) as usize];
+    println!(
+        "{name}: {} masks p50 {:.2} p90 {:.2} p99 {:.1} max {:.0} µs; sum {:.1} ms; \
+         {} compiles p50 {:.2} p99 {:.1} max {:.1} ms",
+        times.len(),
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(1.0),
+        times.iter().map(|t| t.0).sum::<f64>() / 1e3,
+        compile_ms.len(),
+        cq(0.5),
+        cq(0.99),
+        cq(1.0),
+    );
+    for (us, id, step) in times.iter().rev().take(12) {
+        println!("  {us:9.1} µs  {id} step {step}");
+    }
+}
