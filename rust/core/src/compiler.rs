@@ -58,8 +58,11 @@ pub struct CompiledGrammar {
     /// Parse contexts (see [`CompiledGrammar::context_of`]) and the uncertain
     /// tokens found valid in them.
     contexts: Mutex<Contexts>,
-    handed: RwLock<FxHashMap<(u32, u64, u32), Arc<[TokenId]>>>,
+    handed: RwLock<HandedMemo>,
 }
+
+/// (state, register class, origin context) to the uncertain tokens found valid.
+type HandedMemo = FxHashMap<(u32, u64, u32), Arc<[TokenId]>>;
 
 /// The uncertain tokens of one entry, split where the rule instance can
 /// complete: a token is valid through the item iff, at one of its completion
@@ -255,17 +258,7 @@ impl CompiledGrammar {
 
     /// Registers in one class get the same classification (see the module doc).
     fn aux_class(&self, state: u32, aux: u32) -> u64 {
-        let a = &self.automaton;
-        match &a.rule_kind[a.state_rule[state as usize] as usize] {
-            RuleKind::Plain => 0,
-            RuleKind::Counter { min, max, .. } => {
-                let cap = self.count_cap();
-                let left = max.saturating_sub(aux).min(cap);
-                let need = min.saturating_sub(aux).min(cap);
-                u64::from(left) << 32 | u64::from(need)
-            }
-            RuleKind::Permutation { .. } => u64::from(aux),
-        }
+        register_class(&self.automaton, state, aux, self.count_cap())
     }
 
     /// The entry of a counter state with only `left` iterations left, from
@@ -297,7 +290,12 @@ impl CompiledGrammar {
         }
         recheck.sort_unstable();
         let a = &self.automaton;
-        let mut st = LocalStepper::new(a, Parser::starting_at(a, state, aux), state);
+        let mut st = LocalStepper::new(
+            a,
+            Parser::starting_at(a, state, aux),
+            state,
+            self.count_cap(),
+        );
         let mut pushed: &[u8] = &[];
         for &r in &recheck {
             let t = self.vocab.token_bytes(order[r as usize]);
@@ -395,7 +393,7 @@ impl CompiledGrammar {
 
     /// Classify the vocabulary with `parser`, seeded at `state`.
     fn classify_with(&self, parser: Parser, state: u32) -> CacheEntry {
-        let mut stepper = LocalStepper::new(&self.automaton, parser, state);
+        let mut stepper = LocalStepper::new(&self.automaton, parser, state, self.count_cap());
         let trie = self.vocab.trie();
         // A bitset, not a list to sort: most of the vocabulary is accepted in
         // the costly states (inside strings).
@@ -518,9 +516,15 @@ impl CompiledGrammar {
         let mut viable = vec![false; h.ends.len()];
         let base = parser.num_sets();
         if parser.push_completion(a, a.state_rule[it.state as usize], it.origin) {
-            // Suffixes in sorted order: shared prefixes are parsed once, and a
-            // suffix that shares the byte the previous one died at is skipped.
-            let (mut path, mut pushed): (&[u8], usize) = (&[], 0);
+            // Suffixes in sorted order: shared prefixes are parsed once, a
+            // suffix that shares the byte the previous one died at is
+            // skipped, and the walk runs over interned sets (see [`SetMemo`]):
+            // thousands of suffixes (`ws` hands on every word after a space)
+            // cost a few hundred parser steps.
+            let mut memo = SetMemo::new(base, self.count_cap());
+            let mut ctx = vec![memo.intern(a, parser, &[], |_| false)];
+            let (mut path, mut pushed, mut synced): (&[u8], usize, usize) = (&[], 0, 0);
+            let mut direct = false;
             for (i, v) in viable.iter_mut().enumerate() {
                 let t = h.suffix(i);
                 if pushed < path.len() && t.len() > pushed && t[..=pushed] == path[..=pushed] {
@@ -531,11 +535,41 @@ impl CompiledGrammar {
                     .zip(t)
                     .take_while(|(x, y)| x == y)
                     .count();
-                if lcp < pushed {
+                ctx.truncate(lcp + 1);
+                if synced > lcp {
                     parser.truncate(base + 1 + lcp);
-                    pushed = lcp;
+                    synced = lcp;
                 }
-                while pushed < t.len() && parser.push_byte(a, t[pushed]) {
+                pushed = lcp;
+                while pushed < t.len() {
+                    let slot = (!direct).then(|| SetMemo::slot(ctx[pushed], t[pushed]));
+                    let mut next = slot.map_or(NEXT_UNKNOWN, |s| memo.next[s]);
+                    if next == NEXT_UNKNOWN {
+                        // The parser lags behind on this path's prefix: replay it.
+                        while synced < pushed {
+                            parser.push_byte(a, t[synced]);
+                            synced += 1;
+                        }
+                        next = if parser.push_byte(a, t[pushed]) {
+                            synced += 1;
+                            // Past the memo's size the parser alone decides.
+                            direct |= memo.is_full();
+                            if direct {
+                                0
+                            } else {
+                                memo.intern(a, parser, &ctx, |_| false)
+                            }
+                        } else {
+                            NEXT_DEAD
+                        };
+                        if let (Some(s), false) = (slot, direct) {
+                            memo.next[s] = next;
+                        }
+                    }
+                    if next == NEXT_DEAD {
+                        break;
+                    }
+                    ctx.push(next);
                     pushed += 1;
                 }
                 *v = pushed == t.len();
@@ -584,7 +618,12 @@ impl CompiledGrammar {
         let a = &self.automaton;
         let order = self.vocab.trie().tokens_in_order();
         let follow = &a.follow[a.state_rule[it.state as usize] as usize];
-        let mut st = LocalStepper::new(a, Parser::starting_at(a, it.state, it.aux), it.state);
+        let mut st = LocalStepper::new(
+            a,
+            Parser::starting_at(a, it.state, it.aux),
+            it.state,
+            self.count_cap(),
+        );
         let mut pairs: Vec<(&[u8], TokenId)> = Vec::new();
         let mut pushed: &[u8] = &[];
         for &r in uncertain {
@@ -771,15 +810,46 @@ impl CacheEntry {
     }
 }
 
+/// The class of register `aux` at `state` (see the module doc): counts
+/// further than `cap` from both of a counter's bounds are one class.
+fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32) -> u64 {
+    match &a.rule_kind[a.state_rule[state as usize] as usize] {
+        RuleKind::Plain => 0,
+        RuleKind::Counter { min, max, .. } => {
+            let left = max.saturating_sub(aux).min(cap);
+            let need = min.saturating_sub(aux).min(cap);
+            u64::from(left) << 32 | u64::from(need)
+        }
+        RuleKind::Permutation { .. } => u64::from(aux),
+    }
+}
+
 /// The parser of a classification walk. While the rule instance only moves
 /// through states without rule references, a DFA state per byte is all it
 /// needs (most of the vocabulary inside strings and free text); at the first
 /// state with a rule reference it switches to an Earley parser seeded there,
 /// which behaves the same because the seed is the same rule instance.
+///
+/// In Earley mode the walk runs over a lazily built automaton of parse
+/// contexts: an Earley set is interned as its kernel items with each origin
+/// replaced by its own context (registers by class), so equal contexts take
+/// every continuation alike, and the transition (context, byte) is computed
+/// with the real parser once per walk. Inside a string under a counter the
+/// walk then costs a table lookup per trie node instead of an Earley step.
+/// The real parser lags behind the walk and replays the path's bytes when a
+/// transition is missing.
 struct LocalStepper<'a> {
     parser: Parser,
     a: &'a Automaton,
     rule: u32,
+    /// Context per byte consumed in Earley mode (the seed's set first).
+    ctx: Vec<u32>,
+    /// Bytes of the Earley part the real parser has consumed (<= the walk's).
+    synced: usize,
+    /// The contexts met so far; their flag: does the seed's rule instance end there?
+    memo: SetMemo,
+    /// Past [`LOCAL_CONTEXTS`] contexts the walk drives the parser directly.
+    memo_off: bool,
     /// DFA states of the instance, one per byte consumed in DFA mode (the seed first).
     dfa: Vec<u32>,
     /// Byte depth at which the Earley parser took over, if it has.
@@ -792,18 +862,42 @@ struct LocalStepper<'a> {
 }
 
 impl<'a> LocalStepper<'a> {
-    fn new(a: &'a Automaton, parser: Parser, state: u32) -> Self {
+    fn new(a: &'a Automaton, parser: Parser, state: u32, cap: u32) -> Self {
         let dfa_mode = !a.aux_state[state as usize] && a.rule_edges(state).is_empty();
-        LocalStepper {
+        let mut st = LocalStepper {
             parser,
             a,
             rule: a.state_rule[state as usize],
+            ctx: Vec::with_capacity(64),
+            synced: 0,
+            memo: SetMemo::new(1, cap),
+            memo_off: false,
             dfa: vec![state],
             earley_from: if dfa_mode { None } else { Some(0) },
             completed: Vec::with_capacity(64),
             path: Vec::with_capacity(64),
             num_completed: 0,
+        };
+        if !dfa_mode {
+            st.enter_earley();
         }
+        st
+    }
+
+    /// The parser was just seeded: its seed set is the first context.
+    fn enter_earley(&mut self) {
+        self.ctx.clear();
+        self.synced = 0;
+        let c = self.intern_current();
+        self.ctx.push(c);
+    }
+
+    /// The context of the real parser's last set (`synced` bytes in).
+    fn intern_current(&mut self) -> u32 {
+        let (a, rule) = (self.a, self.rule);
+        self.memo.intern(a, &self.parser, &self.ctx, |p| {
+            p.completes_at_origin0(a, rule)
+        })
     }
 
     /// After the byte at `depth` was refused: could some completion point of
@@ -822,11 +916,53 @@ impl ByteStepper for LocalStepper<'_> {
         self.path.truncate(self.completed.len());
         self.path.push(byte);
         let a = self.a;
-        let c = if self.earley_from.is_some() {
-            if !self.parser.push_byte(a, byte) {
+        let c = if let Some(d) = self.earley_from {
+            let r = self.completed.len() - d;
+            if self.memo_off {
+                while self.synced < r {
+                    self.parser.push_byte(a, self.path[d + self.synced]);
+                    self.synced += 1;
+                }
+                if !self.parser.push_byte(a, byte) {
+                    return false;
+                }
+                self.synced += 1;
+                self.ctx.push(NEXT_DEAD);
+                let c = self.parser.completes_at_origin0(a, self.rule);
+                self.completed.push(c);
+                self.num_completed += usize::from(c);
+                return true;
+            }
+            let slot = SetMemo::slot(self.ctx[r], byte);
+            let mut t = self.memo.next[slot];
+            if t == NEXT_UNKNOWN {
+                // Bring the real parser to this node, then take the byte.
+                while self.synced < r {
+                    let ok = self.parser.push_byte(a, self.path[d + self.synced]);
+                    debug_assert!(ok, "a replayed byte was refused");
+                    self.synced += 1;
+                }
+                t = if self.parser.push_byte(a, byte) {
+                    self.synced += 1;
+                    if self.memo.is_full() {
+                        self.memo_off = true;
+                        self.ctx.push(NEXT_DEAD);
+                        let c = self.parser.completes_at_origin0(a, self.rule);
+                        self.completed.push(c);
+                        self.num_completed += usize::from(c);
+                        return true;
+                    }
+                    self.intern_current()
+                } else {
+                    NEXT_DEAD
+                };
+                self.memo.next[slot] = t;
+            }
+            if t == NEXT_DEAD {
                 return false;
             }
-            self.parser.completes_at_origin0(a, self.rule)
+            self.ctx.push(t);
+            self.memo.flags[t as usize]
         } else {
             let cur = self.dfa[self.dfa.len() - 1];
             let t = a.next_byte(cur, byte);
@@ -839,7 +975,8 @@ impl ByteStepper for LocalStepper<'_> {
             } else {
                 self.parser = Parser::starting_at(a, t, 0);
                 self.earley_from = Some(self.completed.len() + 1);
-                self.parser.completes_at_origin0(a, self.rule)
+                self.enter_earley();
+                self.memo.flags[self.ctx[0] as usize]
             }
         };
         self.completed.push(c);
@@ -851,8 +988,12 @@ impl ByteStepper for LocalStepper<'_> {
         let depth = self.completed.len();
         match self.earley_from {
             Some(d) if depth > d => {
-                let n = self.parser.num_sets();
-                self.parser.truncate(n - 1);
+                self.ctx.pop();
+                let r = depth - 1 - d;
+                if self.synced > r {
+                    self.parser.truncate(2 + r);
+                    self.synced = r;
+                }
             }
             Some(d) if d > 0 => {
                 // Back out of the byte that entered Earley mode.
@@ -869,6 +1010,86 @@ impl ByteStepper for LocalStepper<'_> {
         }
     }
 }
+
+/// A lazily built automaton over the Earley sets one walk reaches. A set is
+/// interned as its kernel items with each origin replaced by the context of
+/// that set when the walk made it (sets from `base` on), or by the set's
+/// index when it is older (fixed for the whole walk); registers by class.
+/// Equal contexts take every continuation of at most `L` bytes alike, so the
+/// transition (context, byte) is computed with the real parser once.
+#[derive(Debug)]
+struct SetMemo {
+    base: usize,
+    cap: u32,
+    ids: FxHashMap<Box<[u32]>, u32>,
+    /// `next[c * 256 + byte]`: the context after `byte`, or UNKNOWN / DEAD.
+    next: Vec<u32>,
+    /// A caller's flag per context.
+    flags: Vec<bool>,
+    rows: Vec<[u32; 4]>,
+}
+
+impl SetMemo {
+    fn new(base: usize, cap: u32) -> SetMemo {
+        SetMemo {
+            base,
+            cap,
+            ids: FxHashMap::default(),
+            next: Vec::new(),
+            flags: Vec::new(),
+            rows: Vec::new(),
+        }
+    }
+
+    #[inline]
+    fn slot(c: u32, byte: u8) -> usize {
+        c as usize * 256 + byte as usize
+    }
+
+    fn is_full(&self) -> bool {
+        self.flags.len() >= LOCAL_CONTEXTS
+    }
+
+    /// The context of `parser`'s last set; `ctx[d]` is the context of set
+    /// `base + d`. `flag` is computed for a new context.
+    fn intern(
+        &mut self,
+        a: &Automaton,
+        parser: &Parser,
+        ctx: &[u32],
+        flag: impl FnOnce(&Parser) -> bool,
+    ) -> u32 {
+        const OLD: u32 = 1 << 31;
+        self.rows.clear();
+        for it in parser.current().iter().filter(|it| it.kernel) {
+            let o = it.origin as usize;
+            let o = if o < self.base {
+                OLD | it.origin
+            } else {
+                ctx[o - self.base]
+            };
+            let class = register_class(a, it.state, it.aux, self.cap);
+            self.rows
+                .push([it.state, (class >> 32) as u32, class as u32, o]);
+        }
+        self.rows.sort_unstable();
+        let key = self.rows.as_flattened();
+        if let Some(&c) = self.ids.get(key) {
+            return c;
+        }
+        let c = self.flags.len() as u32;
+        self.ids.insert(key.into(), c);
+        self.flags.push(flag(parser));
+        self.next.resize(self.next.len() + 256, NEXT_UNKNOWN);
+        c
+    }
+}
+
+/// [`SetMemo::next`]: transition not computed yet / byte refused.
+const NEXT_UNKNOWN: u32 = u32::MAX;
+const NEXT_DEAD: u32 = u32::MAX - 1;
+/// Contexts one classification walk memoises (a transition row is 1 KiB).
+const LOCAL_CONTEXTS: usize = 4096;
 
 /// Compiles grammars against one vocabulary; caches results by grammar text.
 #[derive(Debug)]
