@@ -194,7 +194,15 @@ impl CompiledGrammar {
                     // Shared entries leave every token uncertain that a
                     // completion could hand over (FOLLOW = any byte), so they
                     // fit any grammar; this grammar's FOLLOW then filters them.
-                    let e = shared.get_or_insert(key, || self.classify_lexical(state, &ANY_BYTE));
+                    let e = shared.get_or_insert(key, || {
+                        let r = self.lexical_reference(state).and_then(|r| {
+                            let key = lexical_key(a, r)?;
+                            let e = shared
+                                .get_or_insert(key, || self.classify_lexical(r, &ANY_BYTE, None));
+                            Some((r, e))
+                        });
+                        self.classify_lexical(state, &ANY_BYTE, r.as_ref().map(|(r, e)| (*r, &**e)))
+                    });
                     if *follow == ANY_BYTE {
                         return e;
                     }
@@ -203,7 +211,12 @@ impl CompiledGrammar {
                         uncertain: self.hand_over(state, follow, &e.uncertain),
                     })
                 }
-                (Some(_), None) => Arc::new(self.classify_lexical(state, follow)),
+                (Some(_), None) => {
+                    let r = self
+                        .lexical_reference(state)
+                        .map(|r| (r, self.classify_lexical(r, follow, None)));
+                    Arc::new(self.classify_lexical(state, follow, r.as_ref().map(|(r, e)| (*r, e))))
+                }
                 (None, _) => Arc::new(self.classify(state, 0)),
             }
         })
@@ -331,39 +344,117 @@ impl CompiledGrammar {
     /// whether the rule could already have ended with the next byte in its
     /// FOLLOW set (what makes a refused token uncertain, as in
     /// [`LocalStepper::may_continue_in_parent`]).
-    fn classify_lexical(&self, state: u32, follow: &ByteSet) -> CacheEntry {
+    ///
+    /// With a `reference` (another lexical state of this automaton and its
+    /// entry, computed with the same FOLLOW set) the walk follows both
+    /// states; below a node where they reach the same DFA state with the same
+    /// hand-over flag, every token is classified alike, so the subtree is
+    /// copied from the reference entry instead of walked. A key complement's
+    /// first state goes to the shared `.*` tail on every byte that starts no
+    /// known key, so only the known keys' subtrees are walked.
+    fn classify_lexical(
+        &self,
+        state: u32,
+        follow: &ByteSet,
+        reference: Option<(u32, &CacheEntry)>,
+    ) -> CacheEntry {
+        use crate::automaton::DEAD;
+        use crate::trie::Step;
         let a = &self.automaton;
         let trie = self.vocab.trie();
         let mut accepted = vec![0u32; crate::mask::words_for(self.vocab.vocab_size())];
         let mut uncertain: Vec<u32> = Vec::new();
-        // (DFA state, could the parent take over before this byte's successor).
-        let could_hand_over = |parent: &(u32, bool), byte: u8, depth: usize| {
-            parent.1 || depth >= 2 && a.accepting[parent.0 as usize] && byte_in(follow, byte)
+        // Could the parent take over before this byte's successor?
+        let could_hand_over = |q: u32, flag: bool, byte: u8, depth: usize| {
+            flag || depth >= 2 && a.accepting[q as usize] && byte_in(follow, byte)
         };
+        let mut copies: Vec<(u32, u32)> = Vec::new();
+        // (DFA state, its hand-over flag, the reference's state and flag).
+        let root = (state, false, reference.map_or(DEAD, |r| r.0), false);
         trie.walk_states(
-            (state, false),
-            |parent, byte, depth| {
-                let t = a.next_byte(parent.0, byte);
-                (t != crate::automaton::DEAD).then(|| (t, could_hand_over(parent, byte, depth)))
+            root,
+            |p, byte, depth| {
+                let t = a.next_byte(p.0, byte);
+                if t == DEAD {
+                    return Step::Dead;
+                }
+                let flag = could_hand_over(p.0, p.1, byte, depth);
+                let (rt, rflag) = if p.2 == DEAD {
+                    (DEAD, false)
+                } else {
+                    (
+                        a.next_byte(p.2, byte),
+                        could_hand_over(p.2, p.3, byte, depth),
+                    )
+                };
+                if rt == t && rflag == flag {
+                    Step::Copy
+                } else {
+                    Step::Live((t, flag, rt, rflag))
+                }
             },
             |toks| {
                 for &t in toks {
                     crate::mask::set_bit(&mut accepted, t);
                 }
             },
-            |parent, byte, depth, toks| {
-                if could_hand_over(parent, byte, depth) {
+            |p, byte, depth, toks| {
+                if could_hand_over(p.0, p.1, byte, depth) {
                     if let Some(&first) = toks.first() {
                         let r = trie.rank(first).unwrap_or(0);
                         uncertain.extend(r..r + toks.len() as u32);
                     }
                 }
             },
+            |toks, first| copies.push((first, toks.len() as u32)),
         );
+        if let Some((_, e)) = reference {
+            let order = trie.tokens_in_order();
+            for &(first, len) in &copies {
+                let (lo, hi) = (first as usize, (first + len) as usize);
+                for &t in &order[lo..hi] {
+                    if e.accepted.contains(t) {
+                        crate::mask::set_bit(&mut accepted, t);
+                    }
+                }
+                let a = e.uncertain.partition_point(|&r| r < first);
+                let b = e.uncertain.partition_point(|&r| r < first + len);
+                uncertain.extend_from_slice(&e.uncertain[a..b]);
+            }
+            uncertain.sort_unstable();
+        }
         CacheEntry {
             accepted: TokenSet::from_bits(accepted),
             uncertain,
         }
+    }
+
+    /// A reference for [`Self::classify_lexical`] of lexical `state`: the
+    /// state most bytes lead to, when it loops on at least 32 of those bytes
+    /// itself (so both walks meet after one byte) and has no reference of
+    /// its own (no chains).
+    fn lexical_reference(&self, state: u32) -> Option<u32> {
+        let a = &self.automaton;
+        let agreeing = |q: u32, r: u32| {
+            (0..=255u8)
+                .filter(|&b| a.next_byte(q, b) == r && a.next_byte(r, b) == r)
+                .count()
+        };
+        let best = |q: u32| {
+            let mut count: FxHashMap<u32, usize> = FxHashMap::default();
+            for b in 0..=255u8 {
+                let t = a.next_byte(q, b);
+                if t != crate::automaton::DEAD && t != q {
+                    *count.entry(t).or_default() += 1;
+                }
+            }
+            let r = count
+                .into_iter()
+                .max_by_key(|&(t, n)| (n, std::cmp::Reverse(t)))?
+                .0;
+            (agreeing(q, r) >= 32).then_some(r)
+        };
+        best(state).filter(|&r| best(r).is_none())
     }
 
     /// The tokens (trie ranks) of `uncertain` that the rule of lexical
@@ -1295,7 +1386,7 @@ mod tests {
                 .compile_gbnf(br#"root ::= "\"" [ab:, ]* "\"" ("," root)?"#, "root")
                 .expect("gbnf"),
         ];
-        let (mut checked, mut narrowed) = (0, 0);
+        let (mut checked, mut narrowed, mut referenced) = (0, 0, 0);
         for g in &grammars {
             for s in 0..g.num_states() as u32 {
                 if lexical_key(g.automaton(), s).is_none() {
@@ -1303,11 +1394,11 @@ mod tests {
                 }
                 let a = g.automaton();
                 let follow = &a.follow[a.state_rule[s as usize] as usize];
-                let (slow, fast) = (g.classify(s, 0), g.classify_lexical(s, follow));
+                let (slow, fast) = (g.classify(s, 0), g.classify_lexical(s, follow, None));
                 assert_eq!(bits(&slow, n), bits(&fast, n), "accepted, state {s}");
                 assert_eq!(slow.uncertain, fast.uncertain, "uncertain, state {s}");
                 // The shared form (any byte may follow), filtered by this FOLLOW.
-                let shared = g.classify_lexical(s, &ANY_BYTE);
+                let shared = g.classify_lexical(s, &ANY_BYTE, None);
                 assert_eq!(
                     bits(&slow, n),
                     bits(&shared, n),
@@ -1316,10 +1407,24 @@ mod tests {
                 let filtered = g.hand_over(s, follow, &shared.uncertain);
                 assert_eq!(slow.uncertain, filtered, "filtered uncertain, state {s}");
                 narrowed += usize::from(filtered.len() < shared.uncertain.len());
+                // Copying subtrees from a reference state changes nothing.
+                if let Some(r) = g.lexical_reference(s) {
+                    for f in [follow, &ANY_BYTE] {
+                        let e = g.classify_lexical(r, f, None);
+                        let (plain, copied) = (
+                            g.classify_lexical(s, f, None),
+                            g.classify_lexical(s, f, Some((r, &e))),
+                        );
+                        assert_eq!(bits(&plain, n), bits(&copied, n), "referenced, state {s}");
+                        assert_eq!(plain.uncertain, copied.uncertain, "referenced, state {s}");
+                    }
+                    referenced += 1;
+                }
                 checked += 1;
             }
         }
         assert!(checked > 20, "only {checked} lexical states");
         assert!(narrowed > 0, "FOLLOW never narrowed a shared entry");
+        assert!(referenced > 0, "no key complement walked against its tail");
     }
 }

@@ -82,6 +82,15 @@ impl TokenSet {
         }
     }
 
+    /// Is `id` in the set?
+    #[inline]
+    pub fn contains(&self, id: u32) -> bool {
+        match self {
+            TokenSet::Bits(bits) => get_bit(bits, id),
+            TokenSet::List(ids) => ids.binary_search(&id).is_ok(),
+        }
+    }
+
     /// Number of tokens in the set.
     pub fn len(&self) -> usize {
         match self {

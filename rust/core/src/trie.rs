@@ -43,6 +43,17 @@ pub trait ByteStepper {
     fn pop(&mut self);
 }
 
+/// What [`TokenTrie::walk_states`] does at a node.
+#[derive(Clone, Copy, Debug)]
+pub enum Step<T> {
+    /// The byte is taken; go on below with this state.
+    Live(T),
+    /// The byte is refused: skip the subtree.
+    Dead,
+    /// The subtree's outcome is known elsewhere: hand it over whole and skip it.
+    Copy,
+}
+
 impl TokenTrie {
     /// Build the trie over `ids`, whose bytes `bytes_of` returns (all non-empty).
     pub fn build<'a>(ids: &[TokenId], bytes_of: impl Fn(TokenId) -> &'a [u8]) -> TokenTrie {
@@ -147,17 +158,20 @@ impl TokenTrie {
     /// Walk the whole trie with a recogniser whose state after a byte is a
     /// function of the state before it (a DFA plus whatever the caller tracks
     /// per prefix), so there is nothing to undo: states live in a stack
-    /// indexed by depth. `step(parent, byte, depth)` gives the state after the
-    /// node's byte, or None to skip the subtree, which `on_dead(parent, byte,
-    /// depth, tokens_in_subtree)` then receives; `on_node(tokens_ending_here)`
-    /// is called for every live node. The tight loop behind the cold masks of
-    /// lexical states (inside strings most of the vocabulary is live).
+    /// indexed by depth. `step(parent, byte, depth)` decides each node: go on
+    /// with a state (`on_node(tokens_ending_here)` is called), skip a dead
+    /// subtree (`on_dead(parent, byte, depth, tokens_in_subtree)`), or take
+    /// the whole subtree as it is (`on_copy(tokens_in_subtree, first_rank)`;
+    /// the caller knows the outcome from elsewhere). The tight loop behind the
+    /// cold masks of lexical states (inside strings most of the vocabulary is
+    /// live).
     pub fn walk_states<T: Copy>(
         &self,
         root: T,
-        mut step: impl FnMut(&T, u8, usize) -> Option<T>,
+        mut step: impl FnMut(&T, u8, usize) -> Step<T>,
         mut on_node: impl FnMut(&[TokenId]),
         mut on_dead: impl FnMut(&T, u8, usize, &[TokenId]),
+        mut on_copy: impl FnMut(&[TokenId], u32),
     ) {
         let mut stack: Vec<T> = vec![root; self.max_depth + 1];
         let mut i = 0usize;
@@ -165,7 +179,7 @@ impl TokenTrie {
             let d = node.depth as usize;
             let parent = stack[d - 1];
             match step(&parent, node.byte, d) {
-                Some(t) => {
+                Step::Live(t) => {
                     stack[d] = t;
                     let (a, b) = (
                         self.token_start[i] as usize,
@@ -174,10 +188,16 @@ impl TokenTrie {
                     on_node(&self.token_ids[a..b]);
                     i += 1;
                 }
-                None => {
+                Step::Dead => {
                     let end = node.subtree_end as usize;
                     let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
                     on_dead(&parent, node.byte, d, &self.token_ids[a..b]);
+                    i = end;
+                }
+                Step::Copy => {
+                    let end = node.subtree_end as usize;
+                    let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
+                    on_copy(&self.token_ids[a..b], a as u32);
                     i = end;
                 }
             }
