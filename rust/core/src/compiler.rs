@@ -89,9 +89,10 @@ impl Handover {
     }
 }
 
-/// Interned parse contexts of one grammar: a context is the kernel items of
-/// an Earley set with each origin replaced by its own context, so equal
-/// contexts parse every continuation alike whatever the positions.
+/// Interned parse contexts of one grammar: a context is the live kernel
+/// items of an Earley set (see [`is_live`]) with each origin replaced by its
+/// own context, so equal contexts parse every continuation alike whatever
+/// the positions.
 #[derive(Debug, Default)]
 struct Contexts {
     ids: FxHashMap<Box<[u32]>, u32>,
@@ -530,7 +531,13 @@ impl CompiledGrammar {
                 stack.pop();
                 continue;
             }
-            let kernel = || parser.set(q).iter().filter(|it| it.kernel);
+            let a = &self.automaton;
+            let kernel = || {
+                parser
+                    .set(q)
+                    .iter()
+                    .filter(|it| it.kernel && is_live(a, it.state))
+            };
             // Origins first (they are earlier sets, so this ends).
             if let Some(it) = kernel()
                 .find(|it| it.origin as usize != q && ids[it.origin as usize] == UNKNOWN_CONTEXT)
@@ -901,6 +908,13 @@ impl CacheEntry {
     }
 }
 
+/// Can an item at `state` still act: scan a byte, or wait for a child? An
+/// item that cannot (a rule instance at its end) was completed when its set
+/// was closed, and no later step looks at it, so contexts leave it out.
+fn is_live(a: &Automaton, state: u32) -> bool {
+    a.has_bytes[state as usize] || !a.rule_edges(state).is_empty()
+}
+
 /// The class of register `aux` at `state` (see the module doc): counts
 /// further than `cap` from both of a counter's bounds are one class.
 fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32) -> u64 {
@@ -1152,7 +1166,14 @@ impl SetMemo {
     ) -> u32 {
         const OLD: u32 = 1 << 31;
         self.rows.clear();
-        for it in parser.current().iter().filter(|it| it.kernel) {
+        // The flag is part of the key: items left out below may decide it.
+        let flag = flag(parser);
+        self.rows.push([u32::MAX, u32::from(flag), 0, 0]);
+        for it in parser
+            .current()
+            .iter()
+            .filter(|it| it.kernel && is_live(a, it.state))
+        {
             let o = it.origin as usize;
             let o = if o < self.base {
                 OLD | it.origin
@@ -1170,7 +1191,7 @@ impl SetMemo {
         }
         let c = self.flags.len() as u32;
         self.ids.insert(key.into(), c);
-        self.flags.push(flag(parser));
+        self.flags.push(flag);
         self.next.resize(self.next.len() + 256, NEXT_UNKNOWN);
         c
     }
