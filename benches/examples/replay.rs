@@ -8,7 +8,8 @@
 //! `{"json": [{"id", "spec", "texts": [[ids…]…]}…], "schemas": …}`.
 //!
 //! Run: `cargo run --release -p corral-benches --example replay -- FILE json`
-//! (`PASSES=2` runs every text twice and reports the second, warm pass only).
+//! (`PASSES=2` runs every text twice and reports the second, warm pass only;
+//! `GROUP=substring` replays only the matching groups).
 
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
@@ -38,7 +39,12 @@ fn main() {
     let mut mask = vec![0u32; words_for(vocab.vocab_size())];
     let mut times: Vec<(f64, String, usize)> = Vec::new();
     let mut compile_ms = Vec::new();
+    // `GROUP=id` replays only the groups whose id contains `id`.
+    let only = std::env::var("GROUP").unwrap_or_default();
     for g in groups {
+        if !g["id"].as_str().unwrap_or_default().contains(&only) {
+            continue;
+        }
         let spec = &g["spec"];
         let t0 = Instant::now();
         let compiled = match spec["kind"].as_str().unwrap_or_default() {

@@ -370,14 +370,26 @@ impl CompiledGrammar {
             flag || depth >= 2 && a.accepting[q as usize] && byte_in(follow, byte)
         };
         let mut copies: Vec<(u32, u32)> = Vec::new();
+        // Per state: the byte groups it takes back to itself.
+        let mut loop_groups: FxHashMap<u32, u8> = FxHashMap::default();
+        let mut loops = |t: u32| {
+            *loop_groups
+                .entry(t)
+                .or_insert_with(|| crate::trie::loop_groups(t, |b| a.next_byte(t, b)))
+        };
         // (DFA state, its hand-over flag, the reference's state and flag).
         let root = (state, false, reference.map_or(DEAD, |r| r.0), false);
         trie.walk_states(
             root,
-            |p, byte, depth| {
+            |p, byte, depth, below| {
                 let t = a.next_byte(p.0, byte);
                 if t == DEAD {
                     return Step::Dead;
+                }
+                // The state takes every byte found below back to itself:
+                // every token of the subtree stays inside (words in a string).
+                if below != 0 && below & !loops(t) == 0 {
+                    return Step::Accept;
                 }
                 let flag = could_hand_over(p.0, p.1, byte, depth);
                 let (rt, rflag) = if p.2 == DEAD {
@@ -955,6 +967,10 @@ struct LocalStepper<'a> {
     memo: SetMemo,
     /// Past [`LOCAL_CONTEXTS`] contexts the walk drives the parser directly.
     memo_off: bool,
+    /// Byte groups a DFA state takes back to itself; per context (by id), the
+    /// groups known to loop and the groups already tried.
+    dfa_loops: FxHashMap<u32, u8>,
+    ctx_loops: Vec<(u8, u8)>,
     /// DFA states of the instance, one per byte consumed in DFA mode (the seed first).
     dfa: Vec<u32>,
     /// Byte depth at which the Earley parser took over, if it has.
@@ -977,6 +993,8 @@ impl<'a> LocalStepper<'a> {
             synced: 0,
             memo: SetMemo::new(1, cap),
             memo_off: false,
+            dfa_loops: FxHashMap::default(),
+            ctx_loops: Vec::new(),
             dfa: vec![state],
             earley_from: if dfa_mode { None } else { Some(0) },
             completed: Vec::with_capacity(64),
@@ -1015,7 +1033,82 @@ impl<'a> LocalStepper<'a> {
     }
 }
 
+impl LocalStepper<'_> {
+    /// The context after `byte` from the walk's current node (relative
+    /// Earley depth `r`, context `c`), computed with the real parser if
+    /// missing; the parser is left at depth `r`. None when the memo is full.
+    fn probe(&mut self, r: usize, c: u32, byte: u8) -> Option<u32> {
+        let slot = SetMemo::slot(c, byte);
+        let t = self.memo.next[slot];
+        if t != NEXT_UNKNOWN {
+            return Some(t);
+        }
+        if self.memo.is_full() {
+            return None;
+        }
+        let d = self.earley_from.unwrap_or(0);
+        while self.synced < r {
+            self.parser.push_byte(self.a, self.path[d + self.synced]);
+            self.synced += 1;
+        }
+        let t = if self.parser.push_byte(self.a, byte) {
+            self.synced += 1;
+            let t = self.intern_current();
+            self.parser.truncate(2 + r);
+            self.synced = r;
+            t
+        } else {
+            NEXT_DEAD
+        };
+        self.memo.next[slot] = t;
+        Some(t)
+    }
+}
+
 impl ByteStepper for LocalStepper<'_> {
+    fn absorbs(&mut self, below: u8) -> bool {
+        let a = self.a;
+        match self.earley_from {
+            None => {
+                let q = self.dfa[self.dfa.len() - 1];
+                let loops = *self
+                    .dfa_loops
+                    .entry(q)
+                    .or_insert_with(|| crate::trie::loop_groups(q, |b| a.next_byte(q, b)));
+                below & !loops == 0
+            }
+            Some(_) if self.memo_off => false,
+            Some(d) => {
+                let r = self.completed.len() - d;
+                let c = self.ctx[r];
+                // Equal contexts: the same items and flag after every such byte.
+                for k in 0..8 {
+                    let g = 1u8 << k;
+                    if self.ctx_loops.len() <= c as usize {
+                        self.ctx_loops.resize(c as usize + 1, (0, 0));
+                    }
+                    let (loops, tried) = self.ctx_loops[c as usize];
+                    if below & g == 0 || tried & g != 0 {
+                        if below & g != 0 && loops & g == 0 {
+                            return false;
+                        }
+                        continue;
+                    }
+                    let ok = crate::trie::group_bytes(g).all(|b| self.probe(r, c, b) == Some(c));
+                    if self.ctx_loops.len() <= c as usize {
+                        self.ctx_loops.resize(c as usize + 1, (0, 0));
+                    }
+                    let e = &mut self.ctx_loops[c as usize];
+                    *e = (e.0 | if ok { g } else { 0 }, e.1 | g);
+                    if !ok {
+                        return false;
+                    }
+                }
+                true
+            }
+        }
+    }
+
     #[inline]
     fn push(&mut self, byte: u8) -> bool {
         self.path.truncate(self.completed.len());
@@ -1447,5 +1540,37 @@ mod tests {
         assert!(checked > 20, "only {checked} lexical states");
         assert!(narrowed > 0, "FOLLOW never narrowed a shared entry");
         assert!(referenced > 0, "no key complement walked against its tail");
+    }
+
+    /// The lexical walk skips subtrees its state loops over and copies
+    /// others from a reference; token by token through the DFA must agree.
+    #[test]
+    fn lexical_walk_equals_token_by_token() {
+        let vocab = vocab();
+        let compiler = Compiler::new(vocab.clone());
+        let g = compiler
+            .compile_regex(r#"[ab 1]*(:[^,]*|"b)"#)
+            .expect("regex");
+        let a = g.automaton();
+        for s in 0..g.num_states() as u32 {
+            if lexical_key(a, s).is_none() {
+                continue;
+            }
+            let e = g.classify_lexical(s, &ANY_BYTE, None);
+            for id in 0..vocab.tokenizer_size() as u32 {
+                if vocab.is_special(id) {
+                    continue;
+                }
+                let t = vocab.token_bytes(id);
+                let live = !t.is_empty()
+                    && t.iter()
+                        .try_fold(s, |q, &b| {
+                            let n = a.next_byte(q, b);
+                            (n != crate::automaton::DEAD).then_some(n)
+                        })
+                        .is_some();
+                assert_eq!(e.accepted.contains(id), live, "state {s}, token {t:?}");
+            }
+        }
     }
 }

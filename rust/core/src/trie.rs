@@ -31,6 +31,40 @@ pub struct TokenTrie {
     by_length: Vec<u32>,
     /// `longer[n]`: how many tokens are longer than `n` bytes.
     longer: Vec<u32>,
+    /// Per node, the [`byte_group`]s of the bytes below it (its subtree's
+    /// edges, not its own byte).
+    below: Vec<u8>,
+}
+
+/// A byte's group, for [`TokenTrie`]'s per-node summaries (one bit each):
+/// letters, digits, space, other printable ASCII but `"` and `\`, those two,
+/// controls, UTF-8 continuation bytes, other high bytes. A state that takes
+/// every byte of a group back to itself absorbs subtrees made of that group.
+#[inline]
+pub fn byte_group(b: u8) -> u8 {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' => 1,
+        b'0'..=b'9' => 2,
+        b' ' => 4,
+        b'"' | b'\\' => 16,
+        0x21..=0x7e => 8,
+        0x00..=0x1f | 0x7f => 32,
+        0x80..=0xbf => 64,
+        _ => 128,
+    }
+}
+
+/// The bytes of the groups in `groups` (see [`byte_group`]).
+pub fn group_bytes(groups: u8) -> impl Iterator<Item = u8> {
+    (0..=255u8).filter(move |&b| byte_group(b) & groups != 0)
+}
+
+/// The byte groups `next` takes from `state` back to `state`.
+pub fn loop_groups(state: u32, next: impl Fn(u8) -> u32) -> u8 {
+    (0..8)
+        .map(|k| 1u8 << k)
+        .filter(|&g| group_bytes(g).all(|b| next(b) == state))
+        .fold(0, |m, g| m | g)
 }
 
 /// Callbacks for [`TokenTrie::walk`]: a byte-level recogniser that can push a
@@ -41,6 +75,12 @@ pub trait ByteStepper {
     fn push(&mut self, byte: u8) -> bool;
     /// Undo the last successful `push`.
     fn pop(&mut self);
+    /// After a successful `push`: is every string of bytes from the groups
+    /// in `below` (see [`byte_group`]) taken from here, so that every token
+    /// of the node's subtree is accepted without walking it?
+    fn absorbs(&mut self, _below: u8) -> bool {
+        false
+    }
 }
 
 /// What [`TokenTrie::walk_states`] does at a node.
@@ -48,6 +88,8 @@ pub trait ByteStepper {
 pub enum Step<T> {
     /// The byte is taken; go on below with this state.
     Live(T),
+    /// The byte is taken, and so is every token below: accept the subtree.
+    Accept,
     /// The byte is refused: skip the subtree.
     Dead,
     /// The subtree's outcome is known elsewhere: hand it over whole and skip it.
@@ -94,6 +136,17 @@ impl TokenTrie {
             trie.nodes[n].subtree_end = trie.nodes.len() as u32;
         }
         trie.token_start.push(trie.token_ids.len() as u32);
+        // Children come after their parent, so a reverse pass sees them first.
+        trie.below = vec![0; trie.nodes.len()];
+        for i in (0..trie.nodes.len()).rev() {
+            let (end, mut groups) = (trie.nodes[i].subtree_end as usize, 0u8);
+            let mut c = i + 1;
+            while c < end {
+                groups |= byte_group(trie.nodes[c].byte) | trie.below[c];
+                c = trie.nodes[c].subtree_end as usize;
+            }
+            trie.below[i] = groups;
+        }
         // Counting sort of ranks by length, longest first.
         let lens: Vec<usize> = sorted.iter().map(|&id| bytes_of(id).len()).collect();
         let mut count = vec![0u32; trie.max_depth + 2];
@@ -153,22 +206,24 @@ impl TokenTrie {
                 + self.by_length.len()
                 + self.longer.len())
                 * 4
+            + self.below.len()
     }
 
     /// Walk the whole trie with a recogniser whose state after a byte is a
     /// function of the state before it (a DFA plus whatever the caller tracks
     /// per prefix), so there is nothing to undo: states live in a stack
-    /// indexed by depth. `step(parent, byte, depth)` decides each node: go on
-    /// with a state (`on_node(tokens_ending_here)` is called), skip a dead
-    /// subtree (`on_dead(parent, byte, depth, tokens_in_subtree)`), or take
-    /// the whole subtree as it is (`on_copy(tokens_in_subtree, first_rank)`;
-    /// the caller knows the outcome from elsewhere). The tight loop behind the
+    /// indexed by depth. `step(parent, byte, depth, groups_below)` decides
+    /// each node: go on with a state (`on_node(tokens_ending_here)` is
+    /// called), accept the whole subtree (`on_node(tokens_in_subtree)`),
+    /// skip a dead subtree (`on_dead(parent, byte, depth, tokens_in_subtree)`),
+    /// or take the whole subtree as it is (`on_copy(tokens_in_subtree,
+    /// first_rank)`; the caller knows the outcome from elsewhere). The tight loop behind the
     /// cold masks of lexical states (inside strings most of the vocabulary is
     /// live).
     pub fn walk_states<T: Copy>(
         &self,
         root: T,
-        mut step: impl FnMut(&T, u8, usize) -> Step<T>,
+        mut step: impl FnMut(&T, u8, usize, u8) -> Step<T>,
         mut on_node: impl FnMut(&[TokenId]),
         mut on_dead: impl FnMut(&T, u8, usize, &[TokenId]),
         mut on_copy: impl FnMut(&[TokenId], u32),
@@ -178,7 +233,7 @@ impl TokenTrie {
         while let Some(node) = self.nodes.get(i) {
             let d = node.depth as usize;
             let parent = stack[d - 1];
-            match step(&parent, node.byte, d) {
+            match step(&parent, node.byte, d, self.below[i]) {
                 Step::Live(t) => {
                     stack[d] = t;
                     let (a, b) = (
@@ -187,6 +242,12 @@ impl TokenTrie {
                     );
                     on_node(&self.token_ids[a..b]);
                     i += 1;
+                }
+                Step::Accept => {
+                    let end = node.subtree_end as usize;
+                    let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
+                    on_node(&self.token_ids[a..b]);
+                    i = end;
                 }
                 Step::Dead => {
                     let end = node.subtree_end as usize;
@@ -205,7 +266,8 @@ impl TokenTrie {
     }
 
     /// Walk the whole trie with `stepper`. For every node whose byte is
-    /// accepted, `on_node(stepper, depth, tokens_ending_here)` is called; for
+    /// accepted, `on_node(stepper, depth, tokens_ending_here)` is called (with
+    /// the whole subtree's tokens when the stepper absorbs it); for
     /// a rejected node, `on_dead(stepper, depth, tokens_in_subtree)` is called
     /// and the subtree is skipped.
     pub fn walk<S: ByteStepper>(
@@ -225,6 +287,13 @@ impl TokenTrie {
             let end = node.subtree_end as usize;
             if stepper.push(node.byte) {
                 depth += 1;
+                let below = self.below[i];
+                if below != 0 && stepper.absorbs(below) {
+                    let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
+                    on_node(stepper, d, &self.token_ids[a..b]);
+                    i = end;
+                    continue;
+                }
                 let (a, b) = (
                     self.token_start[i] as usize,
                     self.token_start[i + 1] as usize,
@@ -288,6 +357,10 @@ mod tests {
         live.sort_unstable();
         dead.sort_unstable();
         assert_eq!(live, vec![0, 1, 5, 6]);
+        // Groups below each node: "a" has "b" and "c" (letters) below it.
+        let a =
+            (0..trie.num_nodes()).find(|&i| trie.nodes[i].depth == 1 && trie.nodes[i].byte == b'a');
+        assert_eq!(a.map(|i| trie.below[i]), Some(byte_group(b'b')));
         assert_eq!(dead, vec![2, 3, 4]);
         assert!(s.path.is_empty());
     }
