@@ -64,30 +64,25 @@ pub struct CompiledGrammar {
 /// (state, register class, origin context) to the uncertain tokens found valid.
 type HandedMemo = FxHashMap<(u32, u64, u32), Arc<[TokenId]>>;
 
-/// The uncertain tokens of one entry, split where the rule instance can
-/// complete: a token is valid through the item iff, at one of its completion
-/// points, the rest of the token (its *suffix*) parses after the completion.
-/// Many tokens share a suffix (`",` ends hundreds of string tokens), so each
-/// suffix is parsed once per context.
+/// The uncertain tokens of one entry with their completion points: a token
+/// is valid through the item iff, at one of them, the rest of the token (its
+/// *suffix*) parses after the completion.
 #[derive(Debug, Default)]
 pub struct Handover {
-    /// The distinct suffixes, sorted, back to back (`ends[i]` closes suffix `i`).
-    bytes: Vec<u8>,
-    ends: Vec<u32>,
-    /// (suffix index, token id), sorted by suffix.
-    tokens: Vec<(u32, TokenId)>,
+    /// (token id, bytes before the completion), sorted by suffix when there
+    /// are few, else in trie order; a token that stays inside the rule
+    /// instance has its whole length.
+    tokens: Vec<(TokenId, u32)>,
 }
 
 impl Handover {
-    fn suffix(&self, i: usize) -> &[u8] {
-        let lo = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        &self.bytes[lo..self.ends[i] as usize]
-    }
-
     fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.ends.capacity() * 4 + self.tokens.capacity() * 8
+        self.tokens.capacity() * 8
     }
 }
+
+/// Hand-overs up to this many (token, completion) pairs are sorted by suffix.
+const SORTED_HANDOVER: usize = 4096;
 
 /// Interned parse contexts of one grammar: a context is the live kernel
 /// items of an Earley set (see [`is_live`]) with each origin replaced by its
@@ -623,81 +618,82 @@ impl CompiledGrammar {
         }
         let a = &self.automaton;
         let h = self.handover(it, class, uncertain);
-        let mut viable = vec![false; h.ends.len()];
+        let mut valid: Vec<TokenId> = Vec::new();
         let base = parser.num_sets();
         if parser.push_completion(a, a.state_rule[it.state as usize], it.origin) {
-            // Suffixes in sorted order: shared prefixes are parsed once, a
-            // suffix that shares the byte the previous one died at is
-            // skipped, and the walk runs over interned sets (see [`SetMemo`]):
-            // thousands of suffixes (`ws` hands on every word after a space)
-            // cost a few hundred parser steps.
+            // Each suffix runs over interned sets (see [`SetMemo`]): after a
+            // few hundred parser steps, a byte is a table lookup, so the
+            // thousands of suffixes of `ws` (every word after a space) are cheap.
             let mut memo = SetMemo::new(base, self.count_cap());
-            let mut ctx = vec![memo.intern(a, parser, &[], |_| false)];
-            let (mut path, mut pushed, mut synced): (&[u8], usize, usize) = (&[], 0, 0);
+            let first = memo.intern(a, parser, &[], |_| false);
+            let mut ctx: Vec<u32> = vec![first];
             let mut direct = false;
-            for (i, v) in viable.iter_mut().enumerate() {
-                let t = h.suffix(i);
-                if pushed < path.len() && t.len() > pushed && t[..=pushed] == path[..=pushed] {
+            // The bytes past the completion set the parser has taken (a
+            // prefix of the previous suffix, which often shares one with the next).
+            let (mut prev, mut synced): (&[u8], usize) = (&[], 0);
+            for &(id, k) in &h.tokens {
+                if valid.last() == Some(&id) {
                     continue;
                 }
-                let lcp = path[..pushed]
-                    .iter()
-                    .zip(t)
-                    .take_while(|(x, y)| x == y)
-                    .count();
+                let t = &self.vocab.token_bytes(id)[k as usize..];
+                let lcp = prev.iter().zip(t).take_while(|(x, y)| x == y).count();
                 ctx.truncate(lcp + 1);
                 if synced > lcp {
                     parser.truncate(base + 1 + lcp);
                     synced = lcp;
                 }
-                pushed = lcp;
-                while pushed < t.len() {
-                    let slot = (!direct).then(|| SetMemo::slot(ctx[pushed], t[pushed]));
-                    let mut next = slot.map_or(NEXT_UNKNOWN, |s| memo.next[s]);
-                    if next == NEXT_UNKNOWN {
-                        // The parser lags behind on this path's prefix: replay it.
-                        while synced < pushed {
-                            parser.push_byte(a, t[synced]);
-                            synced += 1;
-                        }
-                        next = if parser.push_byte(a, t[pushed]) {
-                            synced += 1;
-                            // Past the memo's size the parser alone decides.
-                            direct |= memo.is_full();
-                            if direct {
-                                0
-                            } else {
-                                memo.intern(a, parser, &ctx, |_| false)
-                            }
+                let mut j = ctx.len() - 1;
+                while j < t.len() {
+                    let slot = (!direct).then(|| SetMemo::slot(ctx[j], t[j]));
+                    let next = slot.map_or(NEXT_UNKNOWN, |s| memo.next[s]);
+                    if next == NEXT_DEAD {
+                        break;
+                    }
+                    if next != NEXT_UNKNOWN {
+                        ctx.push(next);
+                        j += 1;
+                        continue;
+                    }
+                    while synced < j {
+                        parser.push_byte(a, t[synced]);
+                        synced += 1;
+                    }
+                    let next = if parser.push_byte(a, t[j]) {
+                        synced += 1;
+                        // Past the memo's size the parser alone decides.
+                        direct |= memo.is_full();
+                        if direct {
+                            0
                         } else {
-                            NEXT_DEAD
-                        };
-                        if let (Some(s), false) = (slot, direct) {
-                            memo.next[s] = next;
+                            memo.intern(a, parser, &ctx, |_| false)
                         }
+                    } else {
+                        NEXT_DEAD
+                    };
+                    if let (Some(s), false) = (slot, direct) {
+                        memo.next[s] = next;
                     }
                     if next == NEXT_DEAD {
                         break;
                     }
                     ctx.push(next);
-                    pushed += 1;
+                    j += 1;
                 }
-                *v = pushed == t.len();
-                path = t;
+                prev = &t[..j];
+                if j == t.len() {
+                    valid.push(id);
+                }
             }
             parser.truncate(base);
         } else {
             // No parent waits: only tokens that stay inside (the empty suffix).
-            for (i, v) in viable.iter_mut().enumerate() {
-                *v = h.suffix(i).is_empty();
-            }
+            valid.extend(
+                h.tokens
+                    .iter()
+                    .filter(|&&(id, k)| k as usize == self.vocab.token_bytes(id).len())
+                    .map(|&(id, _)| id),
+            );
         }
-        let mut valid: Vec<TokenId> = h
-            .tokens
-            .iter()
-            .filter(|(i, _)| viable[*i as usize])
-            .map(|&(_, id)| id)
-            .collect();
         valid.sort_unstable();
         valid.dedup();
         let valid: Arc<[TokenId]> = valid.into();
@@ -734,7 +730,7 @@ impl CompiledGrammar {
             it.state,
             self.count_cap(),
         );
-        let mut pairs: Vec<(&[u8], TokenId)> = Vec::new();
+        let mut h = Handover::default();
         let mut pushed: &[u8] = &[];
         for &r in uncertain {
             let id = order[r as usize];
@@ -748,25 +744,24 @@ impl CompiledGrammar {
                 depth += 1;
             }
             if depth == t.len() {
-                pairs.push((&[], id));
+                h.tokens.push((id, t.len() as u32));
             } else {
                 // Completion after `i + 1` bytes, handing byte `i + 1` on.
                 for i in 0..depth {
                     if st.completed[i] && byte_in(follow, t[i + 1]) {
-                        pairs.push((&t[i + 1..], id));
+                        h.tokens.push((id, i as u32 + 1));
                     }
                 }
             }
             pushed = &t[..depth];
         }
-        pairs.sort_unstable();
-        let mut h = Handover::default();
-        for (suffix, id) in pairs {
-            if h.ends.is_empty() || h.suffix(h.ends.len() - 1) != suffix {
-                h.bytes.extend_from_slice(suffix);
-                h.ends.push(h.bytes.len() as u32);
-            }
-            h.tokens.push((h.ends.len() as u32 - 1, id));
+        // Sorted by suffix, consecutive suffixes share the most prefix (the
+        // walk then replays least); past a few thousand the sort costs more
+        // than it saves, and trie order already groups equal prefixes.
+        if h.tokens.len() <= SORTED_HANDOVER {
+            let suffix = |&(id, k): &(TokenId, u32)| &self.vocab.token_bytes(id)[k as usize..];
+            h.tokens
+                .sort_unstable_by(|x, y| suffix(x).cmp(suffix(y)).then(x.0.cmp(&y.0)));
         }
         let h = Arc::new(h);
         let mut w = self.handovers.write().unwrap_or_else(|p| p.into_inner());
