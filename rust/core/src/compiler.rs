@@ -81,6 +81,9 @@ impl Handover {
     }
 }
 
+/// Hand-overs up to this many (token, completion) pairs are parsed directly.
+const DIRECT_HANDOVER: usize = 48;
+
 /// Hand-overs up to this many (token, completion) pairs are sorted by suffix.
 const SORTED_HANDOVER: usize = 4096;
 
@@ -625,9 +628,14 @@ impl CompiledGrammar {
             // few hundred parser steps, a byte is a table lookup, so the
             // thousands of suffixes of `ws` (every word after a space) are cheap.
             let mut memo = SetMemo::new(base, self.count_cap());
-            let first = memo.intern(a, parser, &[], |_| false);
+            let first = if h.tokens.len() <= DIRECT_HANDOVER {
+                0
+            } else {
+                memo.intern(a, parser, &[], |_| false)
+            };
             let mut ctx: Vec<u32> = vec![first];
-            let mut direct = false;
+            // A few sorted suffixes are cheaper to parse than to intern.
+            let mut direct = h.tokens.len() <= DIRECT_HANDOVER;
             // The bytes past the completion set the parser has taken (a
             // prefix of the previous suffix, which often shares one with the next).
             let (mut prev, mut synced): (&[u8], usize) = (&[], 0);

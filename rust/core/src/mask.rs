@@ -82,6 +82,21 @@ impl TokenSet {
         }
     }
 
+    /// Write the set into `mask` (every word: bits outside the set cleared).
+    pub fn copy_into(&self, mask: &mut [u32]) {
+        match self {
+            TokenSet::Bits(bits) => {
+                let n = bits.len().min(mask.len());
+                mask[..n].copy_from_slice(&bits[..n]);
+                mask[n..].fill(0);
+            }
+            TokenSet::List(_) => {
+                mask.fill(0);
+                self.or_into(mask);
+            }
+        }
+    }
+
     /// Is `id` in the set?
     #[inline]
     pub fn contains(&self, id: u32) -> bool {

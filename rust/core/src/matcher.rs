@@ -232,18 +232,24 @@ impl Matcher {
     /// `ceil(vocab_size / 32)` words; extra words are zeroed). Returns true
     /// when some token of the vocabulary is disallowed.
     pub fn fill_mask(&mut self, mask: &mut [u32]) -> bool {
-        mask.fill(0);
         if self.terminated || self.error.is_some() {
+            mask.fill(0);
             return true;
         }
         let g = Arc::clone(&self.grammar);
         let (a, vocab) = (g.automaton(), g.vocab());
         let mut pending = std::mem::take(&mut self.scratch_handover);
         pending.clear();
+        // The first dense set is copied in, not ORed into a zeroed mask.
+        let mut blank = true;
         for &it in self.parser.current() {
             if it.kernel && (a.has_bytes[it.state as usize] || !a.rule_edges(it.state).is_empty()) {
                 let mut take = |e: &crate::compiler::CacheEntry| {
-                    e.accepted.or_into(mask);
+                    if std::mem::take(&mut blank) {
+                        e.accepted.copy_into(mask);
+                    } else {
+                        e.accepted.or_into(mask);
+                    }
                     if !e.uncertain.is_empty() {
                         pending.push(it);
                     }
@@ -255,8 +261,14 @@ impl Matcher {
                 }
             }
             for &(k, _) in a.token_edges(it.state) {
+                if std::mem::take(&mut blank) {
+                    mask.fill(0);
+                }
                 a.token_elems[k as usize].or_into(mask, vocab);
             }
+        }
+        if blank {
+            mask.fill(0);
         }
         // Uncertain tokens item by item: each item's are decided by its
         // parents alone (the union over items is the parser's answer).
