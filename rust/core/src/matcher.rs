@@ -242,9 +242,16 @@ impl Matcher {
         pending.clear();
         // The first dense set is copied in, not ORed into a zeroed mask.
         let mut blank = true;
+        // Bits set from lists (entries, elements, hand-overs, stops) at most:
+        // with no dense set, fewer than the vocabulary means some are off.
+        let (mut dense, mut listed) = (false, 0usize);
         for &it in self.parser.current() {
             if it.kernel && (a.has_bytes[it.state as usize] || !a.rule_edges(it.state).is_empty()) {
                 let mut take = |e: &crate::compiler::CacheEntry| {
+                    match &e.accepted {
+                        crate::mask::TokenSet::Bits(_) => dense = true,
+                        crate::mask::TokenSet::List(ids) => listed += ids.len(),
+                    }
                     if std::mem::take(&mut blank) {
                         e.accepted.copy_into(mask);
                     } else {
@@ -264,6 +271,7 @@ impl Matcher {
                 if std::mem::take(&mut blank) {
                     mask.fill(0);
                 }
+                dense = true; // an element may name many tokens
                 a.token_elems[k as usize].or_into(mask, vocab);
             }
         }
@@ -280,6 +288,7 @@ impl Matcher {
             } else {
                 g.handed_over(&mut self.parser, it, &g.entry(it.state).uncertain, ctx)
             };
+            listed += valid.len();
             for &id in valid.iter() {
                 set_bit(mask, id);
             }
@@ -299,6 +308,9 @@ impl Matcher {
             }
         }
         let n = vocab.vocab_size();
+        if !dense && listed + self.stop_ids.len() < n {
+            return true;
+        }
         let full = n / 32;
         mask[..full].iter().any(|&w| w != u32::MAX)
             || (n % 32 != 0 && mask.get(full).is_some_and(|&w| w != (1u32 << (n % 32)) - 1))
