@@ -507,6 +507,13 @@ def main() -> None:
     ap.add_argument("--start-timeout", type=float, default=300.0, metavar="S")
     ap.add_argument("--out", type=Path, default=Path("compare-results.json"))
     ap.add_argument(
+        "--dump",
+        type=Path,
+        metavar="WORKLOADS.json",
+        help="only write the workloads (grammar specs and token ids) for "
+        "benches/examples/replay.rs",
+    )
+    ap.add_argument(
         "--report",
         type=Path,
         metavar="RESULTS.json",
@@ -521,6 +528,20 @@ def main() -> None:
         if e not in ENGINES:
             ap.error(f"unknown engine {e!r} (choose from {', '.join(ENGINES)})")
     wls = [w.strip() for w in args.workloads.split(",") if w.strip()]
+
+    if args.dump is not None:
+        dumped = {
+            wl: [
+                {"id": g.id, "spec": g.spec, "texts": [t.ids for t in g.texts]}
+                for g in workloads.build(
+                    wl, quick=args.quick, full=args.full, seed=args.seed, schemas=args.schemas
+                )
+            ]
+            for wl in wls
+        }
+        args.dump.write_text(json.dumps(dumped))
+        print(f"wrote {args.dump}", file=sys.stderr)
+        return
 
     t_start = time.time()
     info = machine()

@@ -3,8 +3,8 @@
 //! every text teacher-forced through a fresh matcher, every `fill_mask` timed.
 //! Prints mask p50 / p90 / p99 / max and the slowest steps.
 //!
-//! The workload file is written by `benches/compare/workloads.py`'s dump
-//! (`python benches/compare/run.py --dump FILE`):
+//! The workload file is written by the comparative benchmark
+//! (`python benches/compare/run.py --dump FILE`, same sampling options):
 //! `{"json": [{"id", "spec", "texts": [[ids…]…]}…], "schemas": …}`.
 //!
 //! Run: `cargo run --release -p corral-benches --example replay -- FILE json`
