@@ -368,13 +368,7 @@ impl CompiledGrammar {
             flag || depth >= 2 && a.accepting[q as usize] && byte_in(follow, byte)
         };
         let mut copies: Vec<(u32, u32)> = Vec::new();
-        // Per state: the byte groups it takes back to itself.
-        let mut loop_groups: FxHashMap<u32, u8> = FxHashMap::default();
-        let mut loops = |t: u32| {
-            *loop_groups
-                .entry(t)
-                .or_insert_with(|| crate::trie::loop_groups(t, |b| a.next_byte(t, b)))
-        };
+        let mut loop_cache = LoopCache::default();
         // (DFA state, its hand-over flag, the reference's state and flag).
         let root = (state, false, reference.map_or(DEAD, |r| r.0), false);
         trie.walk_states(
@@ -386,7 +380,7 @@ impl CompiledGrammar {
                 }
                 // The state takes every byte found below back to itself:
                 // every token of the subtree stays inside (words in a string).
-                if below != 0 && below & !loops(t) == 0 {
+                if below & 0xff != 0 && loop_cache.absorbs(a, t, below) {
                     return Step::Accept;
                 }
                 let flag = could_hand_over(p.0, p.1, byte, depth);
@@ -944,6 +938,55 @@ fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32) -> u64 {
     }
 }
 
+/// The byte groups DFA states take back to themselves (see
+/// [`crate::trie::loop_groups`]), for the walks' subtree skipping: a small
+/// direct-mapped cache, since a walk asks at every node and meets few states.
+struct LoopCache([(u32, u8, u8); 64]);
+
+impl Default for LoopCache {
+    fn default() -> Self {
+        LoopCache([(u32::MAX, 0, 0); 64])
+    }
+}
+
+impl LoopCache {
+    /// The groups `q` loops over, and whether it loops over every valid
+    /// non-ASCII character too (computed on first need).
+    #[inline]
+    fn get(&mut self, a: &Automaton, q: u32) -> u8 {
+        let slot = &mut self.0[q as usize % 64];
+        if slot.0 != q {
+            *slot = (q, crate::trie::loop_groups(q, |b| a.next_byte(q, b)), 0);
+        }
+        slot.1
+    }
+
+    /// Does `q` take every token of a subtree summarised by `below` back to
+    /// itself or keep it alive inside a character?
+    #[inline]
+    fn absorbs(&mut self, a: &Automaton, q: u32, below: u16) -> bool {
+        use crate::trie::{GROUPS_HIGH, UTF8_WHOLE};
+        let loops = self.get(a, q);
+        let groups = below as u8;
+        if groups & !loops == 0 {
+            return true;
+        }
+        if below & UTF8_WHOLE == 0 || groups & !(loops | GROUPS_HIGH) != 0 {
+            return false;
+        }
+        let slot = &mut self.0[q as usize % 64];
+        if slot.2 == 0 {
+            let yes = crate::trie::loops_over_non_ascii(
+                q,
+                |s, b| a.next_byte(s, b),
+                crate::automaton::DEAD,
+            );
+            slot.2 = if yes { 2 } else { 1 };
+        }
+        slot.2 == 2
+    }
+}
+
 /// The parser of a classification walk. While the rule instance only moves
 /// through states without rule references, a DFA state per byte is all it
 /// needs (most of the vocabulary inside strings and free text); at the first
@@ -972,7 +1015,7 @@ struct LocalStepper<'a> {
     memo_off: bool,
     /// Byte groups a DFA state takes back to itself; per context (by id), the
     /// groups known to loop and the groups already tried.
-    dfa_loops: FxHashMap<u32, u8>,
+    dfa_loops: LoopCache,
     ctx_loops: Vec<(u8, u8)>,
     /// DFA states of the instance, one per byte consumed in DFA mode (the seed first).
     dfa: Vec<u32>,
@@ -996,7 +1039,7 @@ impl<'a> LocalStepper<'a> {
             synced: 0,
             memo: SetMemo::new(1, cap),
             memo_off: false,
-            dfa_loops: FxHashMap::default(),
+            dfa_loops: LoopCache::default(),
             ctx_loops: Vec::new(),
             dfa: vec![state],
             earley_from: if dfa_mode { None } else { Some(0) },
@@ -1069,19 +1112,17 @@ impl LocalStepper<'_> {
 }
 
 impl ByteStepper for LocalStepper<'_> {
-    fn absorbs(&mut self, below: u8) -> bool {
+    fn absorbs(&mut self, below: u16) -> bool {
         let a = self.a;
         match self.earley_from {
             None => {
                 let q = self.dfa[self.dfa.len() - 1];
-                let loops = *self
-                    .dfa_loops
-                    .entry(q)
-                    .or_insert_with(|| crate::trie::loop_groups(q, |b| a.next_byte(q, b)));
-                below & !loops == 0
+                self.dfa_loops.absorbs(a, q, below)
             }
             Some(_) if self.memo_off => false,
             Some(d) => {
+                // Contexts absorb by ASCII groups only.
+                let below = below as u8;
                 let r = self.completed.len() - d;
                 let c = self.ctx[r];
                 // Equal contexts: the same items and flag after every such byte.
@@ -1543,6 +1584,69 @@ mod tests {
         assert!(checked > 20, "only {checked} lexical states");
         assert!(narrowed > 0, "FOLLOW never narrowed a shared entry");
         assert!(referenced > 0, "no key complement walked against its tail");
+    }
+
+    /// Subtrees of non-ASCII tokens are skipped where the state loops over
+    /// every character (inside strings); token by token through the DFA,
+    /// with cut characters, stray continuation bytes and surrogates, must agree.
+    #[test]
+    fn walks_skip_utf8_subtrees_exactly() {
+        let pieces: [&[u8]; 12] = [
+            "é".as_bytes(),
+            b"\xc3",
+            b"\xa9",
+            "日本".as_bytes(),
+            b"\xe6\x97",
+            b"\xed\xa0\x80",
+            b"\xff",
+            b"a",
+            b"\"",
+            b" ",
+            b"\xf0\x9f\x98",
+            "😀".as_bytes(),
+        ];
+        let mut tokens: Vec<Vec<u8>> = Vec::new();
+        for x in &pieces {
+            for y in &pieces {
+                tokens.push([*x, *y].concat());
+                for z in &pieces[..4] {
+                    tokens.push([*x, *y, *z].concat());
+                }
+            }
+            tokens.push(x.to_vec());
+        }
+        tokens.sort();
+        tokens.dedup();
+        tokens.push(b"<eos>".to_vec());
+        let eos = (tokens.len() - 1) as u32;
+        let vocab = Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocab"));
+        let compiler = Compiler::new(vocab.clone());
+        for g in [
+            compiler.compile_regex(r#"[^"]*"x"#).expect("regex"),
+            compiler.compile_regex(r#"[^é]*é"#).expect("regex"),
+            compiler
+                .compile_gbnf(br#"root ::= "\"" [^"]* "\"" ("," root)?"#, "root")
+                .expect("gbnf"),
+        ] {
+            let a = g.automaton();
+            for s in 0..g.num_states() as u32 {
+                let entries = [
+                    lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None)),
+                    (!a.aux_state[s as usize]).then(|| g.classify(s, 0)),
+                ];
+                for e in entries.into_iter().flatten() {
+                    for id in 0..vocab.tokenizer_size() as u32 {
+                        if vocab.is_special(id) {
+                            continue;
+                        }
+                        let t = vocab.token_bytes(id);
+                        let mut p = crate::automaton::earley::Parser::starting_at(a, s, 0);
+                        let live = t.iter().all(|&b| p.push_byte(a, b));
+                        assert_eq!(e.accepted.contains(id), live, "state {s}, token {t:?}");
+                    }
+                }
+            }
+        }
     }
 
     /// The lexical walk skips subtrees its state loops over and copies

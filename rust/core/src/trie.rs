@@ -32,8 +32,8 @@ pub struct TokenTrie {
     /// `longer[n]`: how many tokens are longer than `n` bytes.
     longer: Vec<u32>,
     /// Per node, the [`byte_group`]s of the bytes below it (its subtree's
-    /// edges, not its own byte).
-    below: Vec<u8>,
+    /// edges, not its own byte), plus [`UTF8_WHOLE`].
+    below: Vec<u16>,
 }
 
 /// A byte's group, for [`TokenTrie`]'s per-node summaries (one bit each):
@@ -52,6 +52,75 @@ pub fn byte_group(b: u8) -> u8 {
         0x80..=0xbf => 64,
         _ => 128,
     }
+}
+
+/// In a node's summary: the node ends a whole UTF-8 character and every
+/// token of its subtree is valid UTF-8 (its last character may be cut short).
+pub const UTF8_WHOLE: u16 = 1 << 8;
+
+/// The groups of UTF-8 continuation and lead bytes.
+pub const GROUPS_HIGH: u8 = 64 | 128;
+
+/// UTF-8 decoding states: a character boundary, 1 to 3 continuation bytes
+/// due (with the second byte's narrower ranges after E0, ED, F0, F4), invalid.
+const U_START: u8 = 0;
+const U_INVALID: u8 = 8;
+
+/// One byte of UTF-8 validation (surrogates and overlong forms are invalid).
+pub fn utf8_step(state: u8, b: u8) -> u8 {
+    let cont = (0x80..=0xbf).contains(&b);
+    match state {
+        U_START => match b {
+            0x00..=0x7f => U_START,
+            0xc2..=0xdf => 1,
+            0xe0 => 4,
+            0xed => 5,
+            0xe1..=0xef => 2,
+            0xf0 => 6,
+            0xf1..=0xf3 => 3,
+            0xf4 => 7,
+            _ => U_INVALID,
+        },
+        1 if cont => U_START,
+        2 if cont => 1,
+        3 if cont => 2,
+        4 if (0xa0..=0xbf).contains(&b) => 1,
+        5 if (0x80..=0x9f).contains(&b) => 1,
+        6 if (0x90..=0xbf).contains(&b) => 2,
+        7 if (0x80..=0x8f).contains(&b) => 2,
+        _ => U_INVALID,
+    }
+}
+
+/// Does `next` (a DFA from `state`) take every valid UTF-8 character of two
+/// to four bytes back to `state`, staying alive inside it?
+pub fn loops_over_non_ascii(state: u32, next: impl Fn(u32, u8) -> u32, dead: u32) -> bool {
+    let mut seen: Vec<(u32, u8)> = vec![(state, U_START)];
+    let mut k = 0;
+    while let Some(&(q, u)) = seen.get(k) {
+        k += 1;
+        for b in if u == U_START {
+            0x80..=0xff
+        } else {
+            0x80..=0xbf
+        } {
+            let u2 = utf8_step(u, b);
+            if u2 == U_INVALID {
+                continue;
+            }
+            let q2 = next(q, b);
+            if q2 == dead || u2 == U_START && q2 != state {
+                return false;
+            }
+            if u2 != U_START && !seen.contains(&(q2, u2)) {
+                if seen.len() > 256 {
+                    return false;
+                }
+                seen.push((q2, u2));
+            }
+        }
+    }
+    true
 }
 
 /// The bytes of the groups in `groups` (see [`byte_group`]).
@@ -76,9 +145,10 @@ pub trait ByteStepper {
     /// Undo the last successful `push`.
     fn pop(&mut self);
     /// After a successful `push`: is every string of bytes from the groups
-    /// in `below` (see [`byte_group`]) taken from here, so that every token
-    /// of the node's subtree is accepted without walking it?
-    fn absorbs(&mut self, _below: u8) -> bool {
+    /// in `below` (see [`byte_group`]; with [`UTF8_WHOLE`], the subtree is
+    /// valid UTF-8 from a character boundary) taken from here, so that every
+    /// token of the node's subtree is accepted without walking it?
+    fn absorbs(&mut self, _below: u16) -> bool {
         false
     }
 }
@@ -136,16 +206,40 @@ impl TokenTrie {
             trie.nodes[n].subtree_end = trie.nodes.len() as u32;
         }
         trie.token_start.push(trie.token_ids.len() as u32);
+        // UTF-8 state after each node's prefix (forward: parents come first).
+        let mut utf8 = vec![U_START; trie.nodes.len()];
+        let mut at_depth: Vec<u8> = vec![U_START; trie.max_depth + 1];
+        for (i, n) in trie.nodes.iter().enumerate() {
+            let d = n.depth as usize;
+            utf8[i] = utf8_step(at_depth[d - 1], n.byte);
+            at_depth[d] = utf8[i];
+        }
+        // `valid[i]`: every token in node i's subtree is a valid UTF-8 prefix.
+        let mut valid = vec![false; trie.nodes.len()];
+        for i in (0..trie.nodes.len()).rev() {
+            let end = trie.nodes[i].subtree_end as usize;
+            let mut ok = utf8[i] != U_INVALID;
+            let mut c = i + 1;
+            while ok && c < end {
+                ok = valid[c];
+                c = trie.nodes[c].subtree_end as usize;
+            }
+            valid[i] = ok;
+        }
         // Children come after their parent, so a reverse pass sees them first.
         trie.below = vec![0; trie.nodes.len()];
         for i in (0..trie.nodes.len()).rev() {
-            let (end, mut groups) = (trie.nodes[i].subtree_end as usize, 0u8);
+            let (end, mut groups) = (trie.nodes[i].subtree_end as usize, 0u16);
+            let mut whole = utf8[i] == U_START;
             let mut c = i + 1;
             while c < end {
-                groups |= byte_group(trie.nodes[c].byte) | trie.below[c];
+                let cb = trie.below[c];
+                groups |= u16::from(byte_group(trie.nodes[c].byte)) | cb & 0xff;
+                // A child is fine if its subtree is valid from its own state.
+                whole &= valid[c];
                 c = trie.nodes[c].subtree_end as usize;
             }
-            trie.below[i] = groups;
+            trie.below[i] = groups | if whole { UTF8_WHOLE } else { 0 };
         }
         // Counting sort of ranks by length, longest first.
         let lens: Vec<usize> = sorted.iter().map(|&id| bytes_of(id).len()).collect();
@@ -206,7 +300,7 @@ impl TokenTrie {
                 + self.by_length.len()
                 + self.longer.len())
                 * 4
-            + self.below.len()
+            + self.below.len() * 2
     }
 
     /// Walk the whole trie with a recogniser whose state after a byte is a
@@ -223,7 +317,7 @@ impl TokenTrie {
     pub fn walk_states<T: Copy>(
         &self,
         root: T,
-        mut step: impl FnMut(&T, u8, usize, u8) -> Step<T>,
+        mut step: impl FnMut(&T, u8, usize, u16) -> Step<T>,
         mut on_node: impl FnMut(&[TokenId]),
         mut on_dead: impl FnMut(&T, u8, usize, &[TokenId]),
         mut on_copy: impl FnMut(&[TokenId], u32),
@@ -360,7 +454,10 @@ mod tests {
         // Groups below each node: "a" has "b" and "c" (letters) below it.
         let a =
             (0..trie.num_nodes()).find(|&i| trie.nodes[i].depth == 1 && trie.nodes[i].byte == b'a');
-        assert_eq!(a.map(|i| trie.below[i]), Some(byte_group(b'b')));
+        assert_eq!(
+            a.map(|i| trie.below[i]),
+            Some(u16::from(byte_group(b'b')) | UTF8_WHOLE)
+        );
         assert_eq!(dead, vec![2, 3, 4]);
         assert!(s.path.is_empty());
     }
