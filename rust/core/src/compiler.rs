@@ -311,14 +311,7 @@ impl CompiledGrammar {
         let mut pushed: &[u8] = &[];
         for &r in &recheck {
             let t = self.vocab.token_bytes(order[r as usize]);
-            let lcp = pushed.iter().zip(t).take_while(|(x, y)| x == y).count();
-            for _ in lcp..pushed.len() {
-                st.pop();
-            }
-            let mut depth = lcp;
-            while depth < t.len() && st.push(t[depth]) {
-                depth += 1;
-            }
+            let depth = st.retarget(pushed, t);
             if depth == t.len() {
                 crate::mask::set_bit(&mut bits, order[r as usize]);
             } else if st.num_completed > 0 && st.may_continue_in_parent(depth + 1) {
@@ -737,14 +730,7 @@ impl CompiledGrammar {
         for &r in uncertain {
             let id = order[r as usize];
             let t = self.vocab.token_bytes(id);
-            let lcp = pushed.iter().zip(t).take_while(|(x, y)| x == y).count();
-            for _ in lcp..pushed.len() {
-                st.pop();
-            }
-            let mut depth = lcp;
-            while depth < t.len() && st.push(t[depth]) {
-                depth += 1;
-            }
+            let depth = st.retarget(pushed, t);
             if depth == t.len() {
                 h.tokens.push((id, t.len() as u32));
             } else {
@@ -1067,6 +1053,20 @@ impl<'a> LocalStepper<'a> {
         self.memo.intern(a, &self.parser, &self.ctx, |p| {
             p.completes_at_origin0(a, rule)
         })
+    }
+
+    /// Move the walk from path `from` to as much of `t` as it takes (popping
+    /// back to their common prefix first); returns the bytes of `t` taken.
+    fn retarget(&mut self, from: &[u8], t: &[u8]) -> usize {
+        let lcp = from.iter().zip(t).take_while(|(x, y)| x == y).count();
+        for _ in lcp..from.len() {
+            self.pop();
+        }
+        let mut depth = lcp;
+        while depth < t.len() && self.push(t[depth]) {
+            depth += 1;
+        }
+        depth
     }
 
     /// After the byte at `depth` was refused: could some completion point of

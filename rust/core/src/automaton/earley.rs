@@ -216,32 +216,9 @@ impl Parser {
     /// position right after the completion, with only the parents'
     /// derivations in it. Returns false (parser unchanged) if no item waits.
     pub fn push_completion(&mut self, a: &Automaton, rule: u32, origin: u32) -> bool {
-        let o = origin as usize;
-        let (lo, hi) = (
-            self.set_start[o] as usize,
-            self.set_start
-                .get(o + 1)
-                .map_or(self.items.len(), |&h| h as usize),
-        );
         let start = self.items.len();
         self.set_start.push(start as u32);
-        for j in lo..hi {
-            let parent = self.items[j];
-            if let Some(t) = a.next_rule(parent.state, rule) {
-                let bounded = !(self.unbounded_origin0 && parent.origin == 0);
-                if let Some(aux) = a.advance_aux_with(parent.state, rule, parent.aux, bounded) {
-                    self.add(
-                        a,
-                        Item {
-                            state: t,
-                            origin: parent.origin,
-                            aux,
-                            kernel: true,
-                        },
-                    );
-                }
-            }
-        }
+        self.advance_parents(a, rule, origin as usize);
         if self.items.len() == start {
             self.set_start.pop();
             return false;
@@ -318,6 +295,34 @@ impl Parser {
         ix.len = self.items.len();
     }
 
+    /// Add to the last set the items of (earlier) set `o` that wait for
+    /// `rule`, advanced over it: the completion of an instance begun in `o`.
+    fn advance_parents(&mut self, a: &Automaton, rule: u32, o: usize) {
+        let (lo, hi) = (
+            self.set_start[o] as usize,
+            self.set_start
+                .get(o + 1)
+                .map_or(self.items.len(), |&h| h as usize),
+        );
+        for j in lo..hi {
+            let parent = self.items[j];
+            if let Some(t) = a.next_rule(parent.state, rule) {
+                let bounded = !(self.unbounded_origin0 && parent.origin == 0);
+                if let Some(aux) = a.advance_aux_with(parent.state, rule, parent.aux, bounded) {
+                    self.add(
+                        a,
+                        Item {
+                            state: t,
+                            origin: parent.origin,
+                            aux,
+                            kernel: true,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
     /// Predict and complete over the last set, starting at item index `from`.
     fn close(&mut self, a: &Automaton, from: usize) {
         let cur = (self.set_start.len() - 1) as u32;
@@ -361,33 +366,7 @@ impl Parser {
             }
             // Completion into the same set is covered by the nullable advance above.
             if it.origin != cur && a.accepts(it.state, it.aux) {
-                let rule = a.state_rule[it.state as usize];
-                let o = it.origin as usize;
-                let (lo, hi) = (
-                    self.set_start[o] as usize,
-                    self.set_start
-                        .get(o + 1)
-                        .map_or(self.items.len(), |&h| h as usize),
-                );
-                for j in lo..hi {
-                    let parent = self.items[j];
-                    if let Some(t) = a.next_rule(parent.state, rule) {
-                        let bounded = !(self.unbounded_origin0 && parent.origin == 0);
-                        if let Some(aux) =
-                            a.advance_aux_with(parent.state, rule, parent.aux, bounded)
-                        {
-                            self.add(
-                                a,
-                                Item {
-                                    state: t,
-                                    origin: parent.origin,
-                                    aux,
-                                    kernel: true,
-                                },
-                            );
-                        }
-                    }
-                }
+                self.advance_parents(a, a.state_rule[it.state as usize], it.origin as usize);
             }
         }
     }
