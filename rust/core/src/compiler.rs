@@ -521,6 +521,12 @@ impl CompiledGrammar {
         if ids.len() < parser.num_sets() {
             ids.resize(parser.num_sets(), UNKNOWN_CONTEXT);
         }
+        // Known already: the mask-time path, which must not allocate.
+        match ids[p] {
+            NO_CONTEXT => return None,
+            UNKNOWN_CONTEXT => {}
+            c => return Some(c),
+        }
         let mut stack = vec![p];
         let mut rows: Vec<[u32; 4]> = Vec::new();
         while let Some(&q) = stack.last() {

@@ -8,7 +8,7 @@
 //! grammar can end here.
 
 use crate::automaton::earley::{Item, Parser};
-use crate::compiler::CompiledGrammar;
+use crate::compiler::{CacheEntry, CompiledGrammar};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{get_bit, set_bit};
 use crate::vocab::TokenId;
@@ -26,8 +26,9 @@ pub struct Matcher {
     max_rollback: Option<usize>,
     error: Option<String>,
     scratch_items: Vec<Item>,
-    /// Kernel items whose entries leave tokens uncertain (mask-time scratch).
-    scratch_handover: Vec<Item>,
+    /// Kernel items whose entries leave tokens uncertain, with the entry of
+    /// a register-rule item (looked up once; mask-time scratch).
+    scratch_handover: Vec<(Item, Option<Arc<CacheEntry>>)>,
     /// Context id per parser set, computed on demand (see
     /// [`CompiledGrammar::context_of`]); cut whenever sets are dropped.
     contexts: Vec<u32>,
@@ -247,7 +248,7 @@ impl Matcher {
         let (mut dense, mut listed) = (false, 0usize);
         for &it in self.parser.current() {
             if it.kernel && (a.has_bytes[it.state as usize] || !a.rule_edges(it.state).is_empty()) {
-                let mut take = |e: &crate::compiler::CacheEntry| {
+                let mut take = |e: &CacheEntry| {
                     match &e.accepted {
                         crate::mask::TokenSet::Bits(_) => dense = true,
                         crate::mask::TokenSet::List(ids) => listed += ids.len(),
@@ -257,14 +258,15 @@ impl Matcher {
                     } else {
                         e.accepted.or_into(mask);
                     }
-                    if !e.uncertain.is_empty() {
-                        pending.push(it);
-                    }
+                    !e.uncertain.is_empty()
                 };
                 if a.aux_state[it.state as usize] {
-                    take(&g.entry_aux(it.state, it.aux));
-                } else {
-                    take(g.entry(it.state));
+                    let e = g.entry_aux(it.state, it.aux);
+                    if take(&e) {
+                        pending.push((it, Some(e)));
+                    }
+                } else if take(g.entry(it.state)) {
+                    pending.push((it, None));
                 }
             }
             for &(k, _) in a.token_edges(it.state) {
@@ -280,14 +282,13 @@ impl Matcher {
         }
         // Uncertain tokens item by item: each item's are decided by its
         // parents alone (the union over items is the parser's answer).
-        for &it in &pending {
+        for (it, aux_entry) in pending.drain(..) {
             let ctx = g.context_of(&self.parser, it.origin as usize, &mut self.contexts);
-            let valid = if a.aux_state[it.state as usize] {
-                let e = g.entry_aux(it.state, it.aux);
-                g.handed_over(&mut self.parser, it, &e.uncertain, ctx)
-            } else {
-                g.handed_over(&mut self.parser, it, &g.entry(it.state).uncertain, ctx)
+            let uncertain = match &aux_entry {
+                Some(e) => &e.uncertain,
+                None => &g.entry(it.state).uncertain,
             };
+            let valid = g.handed_over(&mut self.parser, it, uncertain, ctx);
             listed += valid.len();
             for &id in valid.iter() {
                 set_bit(mask, id);
@@ -363,7 +364,8 @@ impl Matcher {
             + self.parser.heap_bytes()
             + (self.history.capacity() + self.stop_ids.capacity() + self.contexts.capacity())
                 * size_of::<u32>()
-            + (self.scratch_items.capacity() + self.scratch_handover.capacity()) * size_of::<Item>()
+            + self.scratch_items.capacity() * size_of::<Item>()
+            + self.scratch_handover.capacity() * size_of::<(Item, Option<Arc<CacheEntry>>)>()
             + self.error.as_ref().map_or(0, String::capacity)
     }
 }
