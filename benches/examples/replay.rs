@@ -9,7 +9,9 @@
 //!
 //! Run: `cargo run --release -p corral-benches --example replay -- FILE json`
 //! (`PASSES=2` runs every text twice and reports the second, warm pass only;
-//! `GROUP=substring` replays only the matching groups).
+//! `GROUP=substring` replays only the matching groups; `REPEAT=n` replays
+//! the workload n times, each on a fresh compiler with cold caches, for
+//! profiling first visits).
 
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
@@ -35,13 +37,20 @@ fn main() {
     let groups = all[name.as_str()].as_array().expect("workload name");
     let vocab = Arc::new(qwen_vocab());
     let eos = vocab.stop_ids()[0];
-    let compiler = Compiler::new(vocab.clone());
+    let repeat: usize = std::env::var("REPEAT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
     let mut mask = vec![0u32; words_for(vocab.vocab_size())];
     let mut times: Vec<(f64, String, usize)> = Vec::new();
     let mut compile_ms = Vec::new();
     // `GROUP=id` replays only the groups whose id contains `id`.
     let only = std::env::var("GROUP").unwrap_or_default();
-    for g in groups {
+    for g in (0..repeat).flat_map(|_| {
+        let compiler = Arc::new(Compiler::new(vocab.clone()));
+        groups.iter().map(move |g| (g, compiler.clone()))
+    }) {
+        let (g, compiler) = g;
         if !g["id"].as_str().unwrap_or_default().contains(&only) {
             continue;
         }

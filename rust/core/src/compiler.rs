@@ -354,7 +354,7 @@ impl CompiledGrammar {
         use crate::trie::Step;
         let a = &self.automaton;
         let trie = self.vocab.trie();
-        let mut accepted = vec![0u32; crate::mask::words_for(self.vocab.vocab_size())];
+        let mut accepted = crate::trie::RankBits::new(trie);
         let mut uncertain: Vec<u32> = Vec::new();
         // Could the parent take over before this byte's successor?
         let could_hand_over = |q: u32, flag: bool, byte: u8, depth: usize| {
@@ -373,7 +373,7 @@ impl CompiledGrammar {
                 }
                 // The state takes every byte found below back to itself:
                 // every token of the subtree stays inside (words in a string).
-                if below & 0xff != 0 && loop_cache.absorbs(a, t, below) {
+                if below & crate::trie::ALL_GROUPS != 0 && loop_cache.absorbs(a, t, below) {
                     return Step::Accept;
                 }
                 let flag = could_hand_over(p.0, p.1, byte, depth);
@@ -391,11 +391,7 @@ impl CompiledGrammar {
                     Step::Live((t, flag, rt, rflag))
                 }
             },
-            |toks| {
-                for &t in toks {
-                    crate::mask::set_bit(&mut accepted, t);
-                }
-            },
+            |toks, first| accepted.set_range(first, first + toks.len() as u32),
             |p, byte, depth, toks| {
                 if could_hand_over(p.0, p.1, byte, depth) {
                     if let Some(&first) = toks.first() {
@@ -410,9 +406,9 @@ impl CompiledGrammar {
             let order = trie.tokens_in_order();
             for &(first, len) in &copies {
                 let (lo, hi) = (first as usize, (first + len) as usize);
-                for &t in &order[lo..hi] {
+                for (r, &t) in (first..).zip(&order[lo..hi]) {
                     if e.accepted.contains(t) {
-                        crate::mask::set_bit(&mut accepted, t);
+                        accepted.set(r);
                     }
                 }
                 let a = e.uncertain.partition_point(|&r| r < first);
@@ -421,8 +417,9 @@ impl CompiledGrammar {
             }
             uncertain.sort_unstable();
         }
+        let words = crate::mask::words_for(self.vocab.vocab_size());
         CacheEntry {
-            accepted: TokenSet::from_bits(accepted),
+            accepted: TokenSet::from_bits(trie.ids_of_ranks(&accepted, words)),
             uncertain,
         }
     }
@@ -484,18 +481,13 @@ impl CompiledGrammar {
     fn classify_with(&self, parser: Parser, state: u32) -> CacheEntry {
         let mut stepper = LocalStepper::new(&self.automaton, parser, state, self.count_cap());
         let trie = self.vocab.trie();
-        // A bitset, not a list to sort: most of the vocabulary is accepted in
-        // the costly states (inside strings).
-        let mut accepted = vec![0u32; crate::mask::words_for(self.vocab.vocab_size())];
+        // Ranks, not ids: accepted subtrees are ranges of ranks.
+        let mut accepted = crate::trie::RankBits::new(trie);
         let mut uncertain: Vec<u32> = Vec::new();
         let order = trie.tokens_in_order();
         trie.walk(
             &mut stepper,
-            |_, _, toks| {
-                for &t in toks {
-                    crate::mask::set_bit(&mut accepted, t);
-                }
-            },
+            |_, _, toks, first| accepted.set_range(first, first + toks.len() as u32),
             |st, depth, toks| {
                 // The rule could end strictly inside the token: the parent decides,
                 // unless no byte after any completion point can follow the rule.
@@ -508,8 +500,9 @@ impl CompiledGrammar {
             },
         );
         debug_assert!(uncertain.iter().all(|&r| (r as usize) < order.len()));
+        let words = crate::mask::words_for(self.vocab.vocab_size());
         CacheEntry {
-            accepted: TokenSet::from_bits(accepted),
+            accepted: TokenSet::from_bits(trie.ids_of_ranks(&accepted, words)),
             uncertain,
         }
     }
@@ -933,11 +926,15 @@ fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32) -> u64 {
 /// The byte groups DFA states take back to themselves (see
 /// [`crate::trie::loop_groups`]), for the walks' subtree skipping: a small
 /// direct-mapped cache, since a walk asks at every node and meets few states.
-struct LoopCache([(u32, u8, u8); 64]);
+struct LoopCache([(u32, u16, u8); LOOP_SLOTS]);
+
+/// Slots of a [`LoopCache`]: schema grammars have thousands of states, and
+/// a walk through a counter or a format meets hundreds of them.
+const LOOP_SLOTS: usize = 1024;
 
 impl Default for LoopCache {
     fn default() -> Self {
-        LoopCache([(u32::MAX, 0, 0); 64])
+        LoopCache([(u32::MAX, 0, 0); LOOP_SLOTS])
     }
 }
 
@@ -945,8 +942,8 @@ impl LoopCache {
     /// The groups `q` loops over, and whether it loops over every valid
     /// non-ASCII character too (computed on first need).
     #[inline]
-    fn get(&mut self, a: &Automaton, q: u32) -> u8 {
-        let slot = &mut self.0[q as usize % 64];
+    fn get(&mut self, a: &Automaton, q: u32) -> u16 {
+        let slot = &mut self.0[q as usize % LOOP_SLOTS];
         if slot.0 != q {
             *slot = (q, crate::trie::loop_groups(q, |b| a.next_byte(q, b)), 0);
         }
@@ -957,16 +954,16 @@ impl LoopCache {
     /// itself or keep it alive inside a character?
     #[inline]
     fn absorbs(&mut self, a: &Automaton, q: u32, below: u16) -> bool {
-        use crate::trie::{GROUPS_HIGH, UTF8_WHOLE};
+        use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE};
         let loops = self.get(a, q);
-        let groups = below as u8;
+        let groups = below & ALL_GROUPS;
         if groups & !loops == 0 {
             return true;
         }
         if below & UTF8_WHOLE == 0 || groups & !(loops | GROUPS_HIGH) != 0 {
             return false;
         }
-        let slot = &mut self.0[q as usize % 64];
+        let slot = &mut self.0[q as usize % LOOP_SLOTS];
         if slot.2 == 0 {
             let yes = crate::trie::loops_over_non_ascii(
                 q,
@@ -1008,7 +1005,7 @@ struct LocalStepper<'a> {
     /// Byte groups a DFA state takes back to itself; per context (by id), the
     /// groups known to loop and the groups already tried.
     dfa_loops: LoopCache,
-    ctx_loops: Vec<(u8, u8)>,
+    ctx_loops: Vec<(u16, u16)>,
     /// DFA states of the instance, one per byte consumed in DFA mode (the seed first).
     dfa: Vec<u32>,
     /// Byte depth at which the Earley parser took over, if it has.
@@ -1128,12 +1125,12 @@ impl ByteStepper for LocalStepper<'_> {
             Some(_) if self.memo_off => false,
             Some(d) => {
                 // Contexts absorb by ASCII groups only.
-                let below = below as u8;
+                let below = below & crate::trie::ALL_GROUPS;
                 let r = self.completed.len() - d;
                 let c = self.ctx[r];
                 // Equal contexts: the same items and flag after every such byte.
-                for k in 0..8 {
-                    let g = 1u8 << k;
+                for k in 0..crate::trie::NUM_GROUPS {
+                    let g = 1u16 << k;
                     if self.ctx_loops.len() <= c as usize {
                         self.ctx_loops.resize(c as usize + 1, (0, 0));
                     }
@@ -1653,6 +1650,71 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Subtrees are skipped by byte group (separators, brackets, newline each
+    /// their own): a state that loops over some groups but not others, walked
+    /// lexically and with the parser, must agree with the DFA token by token;
+    /// states accepting most of the vocabulary and few of it both occur.
+    #[test]
+    fn walks_skip_by_byte_group_exactly() {
+        let pieces: [&[u8]; 14] = [
+            b"a", b"Z", b"7", b" ", b"\n", b"\t", b",", b".", b"-", b"_", b":", b"/", b"(", b"%",
+        ];
+        // Third bytes from two sets, so subtrees differ in their groups.
+        let thirds: [[&[u8]; 4]; 2] = [[b"a", b"7", b",", b"/"], [b"Z", b" ", b"\n", b":"]];
+        let mut tokens: Vec<Vec<u8>> = Vec::new();
+        for x in &pieces {
+            tokens.push(x.to_vec());
+            for (i, y) in pieces.iter().enumerate() {
+                tokens.push([*x, *y].concat());
+                for z in thirds[i % 2] {
+                    tokens.push([*x, *y, z].concat());
+                }
+            }
+        }
+        tokens.push(b"<eos>".to_vec());
+        let eos = (tokens.len() - 1) as u32;
+        let vocab = Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocab"));
+        let compiler = Compiler::new(vocab.clone());
+        let (mut most, mut few) = (0, 0);
+        for pattern in [
+            r#"[^,"\n]*(,[^,"\n]*)*"#,
+            r#"[^,"\n]*"#,
+            r"[a-zA-Z0-9._-]+@[a-z]+",
+            r"[a-zA-Z0-9._-]+",
+            r"[^/:]*(://?[^/]*)*",
+            r"[^/\n]*",
+            r"(\([0-9 ]*\)|[a-z\t]+)*%",
+        ] {
+            let g = compiler.compile_regex(pattern).expect("regex");
+            let a = g.automaton();
+            for s in 0..g.num_states() as u32 {
+                let entries = [
+                    lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None)),
+                    Some(g.classify(s, 0)),
+                ];
+                for e in entries.into_iter().flatten() {
+                    let n = e.accepted.len();
+                    most += usize::from(n * 2 > vocab.vocab_size());
+                    few += usize::from(n > 0 && n * 2 < vocab.vocab_size());
+                    for id in 0..vocab.tokenizer_size() as u32 {
+                        if vocab.is_special(id) {
+                            continue;
+                        }
+                        let t = vocab.token_bytes(id);
+                        let mut p = crate::automaton::earley::Parser::starting_at(a, s, 0);
+                        let live = t.iter().all(|&b| p.push_byte(a, b));
+                        assert_eq!(
+                            e.accepted.contains(id),
+                            live,
+                            "{pattern}: state {s}, token {t:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(most > 0 && few > 0, "{most} dense and {few} sparse entries");
     }
 
     /// The lexical walk skips subtrees its state loops over and copies

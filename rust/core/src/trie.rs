@@ -34,32 +34,63 @@ pub struct TokenTrie {
     /// Per node, the [`byte_group`]s of the bytes below it (its subtree's
     /// edges, not its own byte), plus [`UTF8_WHOLE`].
     below: Vec<u16>,
+    /// Bitset over token ids (mask layout) of the tokens in the trie.
+    in_trie: Vec<u32>,
 }
 
-/// A byte's group, for [`TokenTrie`]'s per-node summaries (one bit each):
-/// letters, digits, space, other printable ASCII but `"` and `\`, those two,
-/// controls, UTF-8 continuation bytes, other high bytes. A state that takes
-/// every byte of a group back to itself absorbs subtrees made of that group.
+/// A byte's group, for [`TokenTrie`]'s per-node summaries (one bit each).
+/// A state that takes every byte of a group back to itself absorbs subtrees
+/// made of that group, so the groups follow the lines grammars draw: letters,
+/// digits, space, newline, other controls, `"` and `\` (string ends and
+/// escapes), the usual separators `,` `.` `-_` `:` `/` and brackets apart
+/// from the rest of printable ASCII, UTF-8 continuation bytes, other high bytes.
 #[inline]
-pub fn byte_group(b: u8) -> u8 {
+pub fn byte_group(b: u8) -> u16 {
+    GROUP_OF[b as usize]
+}
+
+const GROUP_OF: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = group_of(b as u8);
+        b += 1;
+    }
+    t
+};
+
+const fn group_of(b: u8) -> u16 {
     match b {
         b'a'..=b'z' | b'A'..=b'Z' => 1,
         b'0'..=b'9' => 2,
         b' ' => 4,
         b'"' | b'\\' => 16,
+        b',' => 1 << 9,
+        b'.' => 1 << 10,
+        b'-' | b'_' => 1 << 11,
+        b':' => 1 << 12,
+        b'/' => 1 << 13,
+        b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>' => 1 << 14,
         0x21..=0x7e => 8,
+        b'\n' => 1 << 8,
         0x00..=0x1f | 0x7f => 32,
         0x80..=0xbf => 64,
         _ => 128,
     }
 }
 
+/// Number of byte groups (see [`byte_group`]).
+pub const NUM_GROUPS: u32 = 15;
+
+/// Every group bit of a node's summary.
+pub const ALL_GROUPS: u16 = (1 << NUM_GROUPS) - 1;
+
 /// In a node's summary: the node ends a whole UTF-8 character and every
 /// token of its subtree is valid UTF-8 (its last character may be cut short).
-pub const UTF8_WHOLE: u16 = 1 << 8;
+pub const UTF8_WHOLE: u16 = 1 << 15;
 
 /// The groups of UTF-8 continuation and lead bytes.
-pub const GROUPS_HIGH: u8 = 64 | 128;
+pub const GROUPS_HIGH: u16 = 64 | 128;
 
 /// UTF-8 decoding states: a character boundary, 1 to 3 continuation bytes
 /// due (with the second byte's narrower ranges after E0, ED, F0, F4), invalid.
@@ -124,16 +155,19 @@ pub fn loops_over_non_ascii(state: u32, next: impl Fn(u32, u8) -> u32, dead: u32
 }
 
 /// The bytes of the groups in `groups` (see [`byte_group`]).
-pub fn group_bytes(groups: u8) -> impl Iterator<Item = u8> {
+pub fn group_bytes(groups: u16) -> impl Iterator<Item = u8> {
     (0..=255u8).filter(move |&b| byte_group(b) & groups != 0)
 }
 
 /// The byte groups `next` takes from `state` back to `state`.
-pub fn loop_groups(state: u32, next: impl Fn(u8) -> u32) -> u8 {
-    (0..8)
-        .map(|k| 1u8 << k)
-        .filter(|&g| group_bytes(g).all(|b| next(b) == state))
-        .fold(0, |m, g| m | g)
+pub fn loop_groups(state: u32, next: impl Fn(u8) -> u32) -> u16 {
+    let mut leave = 0u16;
+    for b in 0..=255u8 {
+        if next(b) != state {
+            leave |= byte_group(b);
+        }
+    }
+    ALL_GROUPS & !leave
 }
 
 /// Callbacks for [`TokenTrie::walk`]: a byte-level recogniser that can push a
@@ -150,6 +184,45 @@ pub trait ByteStepper {
     /// token of the node's subtree is accepted without walking it?
     fn absorbs(&mut self, _below: u16) -> bool {
         false
+    }
+}
+
+/// A set of trie ranks (pre-order positions): what a walk collects before
+/// [`TokenTrie::ids_of_ranks`] turns it into a bitset over ids.
+#[derive(Debug)]
+pub struct RankBits(Vec<u64>);
+
+impl RankBits {
+    /// The empty set for `trie`.
+    pub fn new(trie: &TokenTrie) -> Self {
+        RankBits(vec![0; trie.token_ids.len().div_ceil(64)])
+    }
+
+    /// Add ranks `lo..hi`.
+    #[inline]
+    pub fn set_range(&mut self, lo: u32, hi: u32) {
+        let (lo, hi) = (lo as usize, hi as usize);
+        if lo >= hi || hi > self.0.len() * 64 {
+            return;
+        }
+        let (wl, wh) = (lo / 64, (hi - 1) / 64);
+        let low_mask = u64::MAX << (lo % 64);
+        let high_mask = u64::MAX >> (63 - (hi - 1) % 64);
+        if wl == wh {
+            self.0[wl] |= low_mask & high_mask;
+            return;
+        }
+        self.0[wl] |= low_mask;
+        self.0[wl + 1..wh].fill(u64::MAX);
+        self.0[wh] |= high_mask;
+    }
+
+    /// Add rank `r`.
+    #[inline]
+    pub fn set(&mut self, r: u32) {
+        if let Some(w) = self.0.get_mut(r as usize / 64) {
+            *w |= 1 << (r % 64);
+        }
     }
 }
 
@@ -234,12 +307,16 @@ impl TokenTrie {
             let mut c = i + 1;
             while c < end {
                 let cb = trie.below[c];
-                groups |= u16::from(byte_group(trie.nodes[c].byte)) | cb & 0xff;
+                groups |= byte_group(trie.nodes[c].byte) | cb & ALL_GROUPS;
                 // A child is fine if its subtree is valid from its own state.
                 whole &= valid[c];
                 c = trie.nodes[c].subtree_end as usize;
             }
             trie.below[i] = groups | if whole { UTF8_WHOLE } else { 0 };
+        }
+        trie.in_trie = vec![0; crate::mask::words_for(trie.rank.len())];
+        for &id in &trie.token_ids {
+            crate::mask::set_bit(&mut trie.in_trie, id);
         }
         // Counting sort of ranks by length, longest first.
         let lens: Vec<usize> = sorted.iter().map(|&id| bytes_of(id).len()).collect();
@@ -291,6 +368,42 @@ impl TokenTrie {
             .filter(|&r| r != u32::MAX)
     }
 
+    /// The tokens whose ranks are set in `ranks` (see [`RankBits`]), as a
+    /// bitset over ids of `words` words. Ranks are sorted by bytes, so a walk
+    /// sets whole subtrees as ranges there cheaply; the scatter to ids then
+    /// touches only the smaller side: the set ranks, or the clear ones
+    /// taken out of every trie token.
+    pub fn ids_of_ranks(&self, ranks: &RankBits, words: usize) -> Vec<u32> {
+        let n = self.token_ids.len();
+        let ones: usize = ranks.0.iter().map(|w| w.count_ones() as usize).sum();
+        let dense = ones * 2 > n;
+        let mut bits = if dense {
+            let mut b = self.in_trie.clone();
+            b.resize(words, 0);
+            b
+        } else {
+            vec![0u32; words]
+        };
+        for (w, &word) in ranks.0.iter().enumerate() {
+            let mut x = if dense { !word } else { word };
+            while x != 0 {
+                let r = w * 64 + x.trailing_zeros() as usize;
+                x &= x - 1;
+                let Some(&id) = self.token_ids.get(r) else {
+                    break;
+                };
+                if let Some(m) = bits.get_mut((id / 32) as usize) {
+                    if dense {
+                        *m &= !(1 << (id % 32));
+                    } else {
+                        *m |= 1 << (id % 32);
+                    }
+                }
+            }
+        }
+        bits
+    }
+
     /// Approximate heap bytes used.
     pub fn heap_bytes(&self) -> usize {
         self.nodes.len() * std::mem::size_of::<Node>()
@@ -301,14 +414,15 @@ impl TokenTrie {
                 + self.longer.len())
                 * 4
             + self.below.len() * 2
+            + self.in_trie.len() * 4
     }
 
     /// Walk the whole trie with a recogniser whose state after a byte is a
     /// function of the state before it (a DFA plus whatever the caller tracks
     /// per prefix), so there is nothing to undo: states live in a stack
     /// indexed by depth. `step(parent, byte, depth, groups_below)` decides
-    /// each node: go on with a state (`on_node(tokens_ending_here)` is
-    /// called), accept the whole subtree (`on_node(tokens_in_subtree)`),
+    /// each node: go on with a state (`on_node(tokens_ending_here, first_rank)`
+    /// is called), accept the whole subtree (`on_node(tokens_in_subtree, first_rank)`),
     /// skip a dead subtree (`on_dead(parent, byte, depth, tokens_in_subtree)`),
     /// or take the whole subtree as it is (`on_copy(tokens_in_subtree,
     /// first_rank)`; the caller knows the outcome from elsewhere). The tight loop behind the
@@ -318,7 +432,7 @@ impl TokenTrie {
         &self,
         root: T,
         mut step: impl FnMut(&T, u8, usize, u16) -> Step<T>,
-        mut on_node: impl FnMut(&[TokenId]),
+        mut on_node: impl FnMut(&[TokenId], u32),
         mut on_dead: impl FnMut(&T, u8, usize, &[TokenId]),
         mut on_copy: impl FnMut(&[TokenId], u32),
     ) {
@@ -334,13 +448,13 @@ impl TokenTrie {
                         self.token_start[i] as usize,
                         self.token_start[i + 1] as usize,
                     );
-                    on_node(&self.token_ids[a..b]);
+                    on_node(&self.token_ids[a..b], a as u32);
                     i += 1;
                 }
                 Step::Accept => {
                     let end = node.subtree_end as usize;
                     let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
-                    on_node(&self.token_ids[a..b]);
+                    on_node(&self.token_ids[a..b], a as u32);
                     i = end;
                 }
                 Step::Dead => {
@@ -367,7 +481,7 @@ impl TokenTrie {
     pub fn walk<S: ByteStepper>(
         &self,
         stepper: &mut S,
-        mut on_node: impl FnMut(&mut S, usize, &[TokenId]),
+        mut on_node: impl FnMut(&mut S, usize, &[TokenId], u32),
         mut on_dead: impl FnMut(&mut S, usize, &[TokenId]),
     ) {
         let mut depth = 0usize;
@@ -384,7 +498,7 @@ impl TokenTrie {
                 let below = self.below[i];
                 if below != 0 && stepper.absorbs(below) {
                     let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
-                    on_node(stepper, d, &self.token_ids[a..b]);
+                    on_node(stepper, d, &self.token_ids[a..b], a as u32);
                     i = end;
                     continue;
                 }
@@ -392,7 +506,7 @@ impl TokenTrie {
                     self.token_start[i] as usize,
                     self.token_start[i + 1] as usize,
                 );
-                on_node(stepper, d, &self.token_ids[a..b]);
+                on_node(stepper, d, &self.token_ids[a..b], a as u32);
                 i += 1;
             } else {
                 let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
@@ -445,7 +559,7 @@ mod tests {
         let mut dead = vec![];
         trie.walk(
             &mut s,
-            |_, _, t| live.extend_from_slice(t),
+            |_, _, t, _| live.extend_from_slice(t),
             |_, _, t| dead.extend_from_slice(t),
         );
         live.sort_unstable();
@@ -456,7 +570,7 @@ mod tests {
             (0..trie.num_nodes()).find(|&i| trie.nodes[i].depth == 1 && trie.nodes[i].byte == b'a');
         assert_eq!(
             a.map(|i| trie.below[i]),
-            Some(u16::from(byte_group(b'b')) | UTF8_WHOLE)
+            Some(byte_group(b'b') | UTF8_WHOLE)
         );
         assert_eq!(dead, vec![2, 3, 4]);
         assert!(s.path.is_empty());
