@@ -40,6 +40,10 @@ pub struct CacheEntry {
     pub accepted: TokenSet,
     /// Trie ranks (pre-order positions) of tokens the parent context decides, ascending.
     pub uncertain: Vec<u32>,
+    /// `accepted` by trie rank, kept once the entry serves as a reference
+    /// walk's (see [`CompiledGrammar::classify_lexical`]): copied subtrees
+    /// are rank ranges.
+    ranks: OnceLock<crate::trie::RankBits>,
 }
 
 /// A grammar compiled against a vocabulary. Immutable apart from its
@@ -196,25 +200,28 @@ impl CompiledGrammar {
                     let e = shared.get_or_insert(key, || {
                         let r = self.lexical_reference(state).and_then(|r| {
                             let key = lexical_key(a, r)?;
-                            let e = shared
-                                .get_or_insert(key, || self.classify_lexical(r, &ANY_BYTE, None));
+                            let e = shared.get_or_insert(key, || {
+                                self.classify_lexical(r, &ANY_BYTE, None, true)
+                            });
                             Some((r, e))
                         });
-                        self.classify_lexical(state, &ANY_BYTE, r.as_ref().map(|(r, e)| (*r, &**e)))
+                        let r = r.as_ref().map(|(r, e)| (*r, &**e));
+                        self.classify_lexical(state, &ANY_BYTE, r, false)
                     });
                     if *follow == ANY_BYTE {
                         return e;
                     }
-                    Arc::new(CacheEntry {
-                        accepted: e.accepted.clone(),
-                        uncertain: self.hand_over(state, follow, &e.uncertain),
-                    })
+                    Arc::new(CacheEntry::new(
+                        e.accepted.clone(),
+                        self.hand_over(state, follow, &e.uncertain),
+                    ))
                 }
                 (Some(_), None) => {
                     let r = self
                         .lexical_reference(state)
-                        .map(|r| (r, self.classify_lexical(r, follow, None)));
-                    Arc::new(self.classify_lexical(state, follow, r.as_ref().map(|(r, e)| (*r, e))))
+                        .map(|r| (r, self.classify_lexical(r, follow, None, true)));
+                    let r = r.as_ref().map(|(r, e)| (*r, e));
+                    Arc::new(self.classify_lexical(state, follow, r, false))
                 }
                 (None, _) => Arc::new(self.classify(state, 0)),
             }
@@ -320,10 +327,7 @@ impl CompiledGrammar {
             pushed = &t[..depth];
         }
         uncertain.sort_unstable();
-        CacheEntry {
-            accepted: TokenSet::from_bits(bits),
-            uncertain,
-        }
+        CacheEntry::new(TokenSet::from_bits(bits), uncertain)
     }
 
     fn classify(&self, state: u32, aux: u32) -> CacheEntry {
@@ -349,6 +353,7 @@ impl CompiledGrammar {
         state: u32,
         follow: &ByteSet,
         reference: Option<(u32, &CacheEntry)>,
+        keep_ranks: bool,
     ) -> CacheEntry {
         use crate::automaton::DEAD;
         use crate::trie::Step;
@@ -400,17 +405,20 @@ impl CompiledGrammar {
                     }
                 }
             },
-            |toks, first| copies.push((first, toks.len() as u32)),
+            |toks, first| {
+                // Pre-order: sibling subtrees copied one after another are
+                // one range of ranks.
+                let len = toks.len() as u32;
+                match copies.last_mut() {
+                    Some(last) if last.0 + last.1 == first => last.1 += len,
+                    _ => copies.push((first, len)),
+                }
+            },
         );
         if let Some((_, e)) = reference {
-            let order = trie.tokens_in_order();
+            let from = e.ranks(trie);
             for &(first, len) in &copies {
-                let (lo, hi) = (first as usize, (first + len) as usize);
-                for (r, &t) in (first..).zip(&order[lo..hi]) {
-                    if e.accepted.contains(t) {
-                        accepted.set(r);
-                    }
-                }
+                accepted.copy_range(from, first, first + len);
                 let a = e.uncertain.partition_point(|&r| r < first);
                 let b = e.uncertain.partition_point(|&r| r < first + len);
                 uncertain.extend_from_slice(&e.uncertain[a..b]);
@@ -418,10 +426,14 @@ impl CompiledGrammar {
             uncertain.sort_unstable();
         }
         let words = crate::mask::words_for(self.vocab.vocab_size());
-        CacheEntry {
-            accepted: TokenSet::from_bits(trie.ids_of_ranks(&accepted, words)),
+        let e = CacheEntry::new(
+            TokenSet::from_bits(trie.ids_of_ranks(&accepted, words)),
             uncertain,
+        );
+        if keep_ranks {
+            let _ = e.ranks.set(accepted);
         }
+        e
     }
 
     /// A reference for [`Self::classify_lexical`] of lexical `state`: the
@@ -501,10 +513,10 @@ impl CompiledGrammar {
         );
         debug_assert!(uncertain.iter().all(|&r| (r as usize) < order.len()));
         let words = crate::mask::words_for(self.vocab.vocab_size());
-        CacheEntry {
-            accepted: TokenSet::from_bits(trie.ids_of_ranks(&accepted, words)),
+        CacheEntry::new(
+            TokenSet::from_bits(trie.ids_of_ranks(&accepted, words)),
             uncertain,
-        }
+        )
     }
 
     /// The context id of set `p` of `parser` (see [`Contexts`]), memoised
@@ -893,12 +905,37 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
 }
 
 impl CacheEntry {
+    fn new(accepted: TokenSet, uncertain: Vec<u32>) -> Self {
+        CacheEntry {
+            accepted,
+            uncertain,
+            ranks: OnceLock::new(),
+        }
+    }
+
+    /// `accepted` by trie rank, computed on first need.
+    fn ranks(&self, trie: &crate::trie::TokenTrie) -> &crate::trie::RankBits {
+        self.ranks.get_or_init(|| {
+            let mut r = crate::trie::RankBits::new(trie);
+            for (k, &t) in (0..).zip(trie.tokens_in_order()) {
+                if self.accepted.contains(t) {
+                    r.set(k);
+                }
+            }
+            r
+        })
+    }
+
     /// Heap bytes of the entry's token set and uncertain list (capacities).
     pub fn heap_bytes(&self) -> usize {
         let set = match &self.accepted {
             TokenSet::Bits(v) | TokenSet::List(v) => v.capacity(),
         };
         (set + self.uncertain.capacity()) * std::mem::size_of::<u32>()
+            + self
+                .ranks
+                .get()
+                .map_or(0, crate::trie::RankBits::heap_bytes)
     }
 }
 
@@ -1555,11 +1592,11 @@ mod tests {
                 }
                 let a = g.automaton();
                 let follow = &a.follow[a.state_rule[s as usize] as usize];
-                let (slow, fast) = (g.classify(s, 0), g.classify_lexical(s, follow, None));
+                let (slow, fast) = (g.classify(s, 0), g.classify_lexical(s, follow, None, false));
                 assert_eq!(bits(&slow, n), bits(&fast, n), "accepted, state {s}");
                 assert_eq!(slow.uncertain, fast.uncertain, "uncertain, state {s}");
                 // The shared form (any byte may follow), filtered by this FOLLOW.
-                let shared = g.classify_lexical(s, &ANY_BYTE, None);
+                let shared = g.classify_lexical(s, &ANY_BYTE, None, false);
                 assert_eq!(
                     bits(&slow, n),
                     bits(&shared, n),
@@ -1570,11 +1607,12 @@ mod tests {
                 narrowed += usize::from(filtered.len() < shared.uncertain.len());
                 // Copying subtrees from a reference state changes nothing.
                 if let Some(r) = g.lexical_reference(s) {
-                    for f in [follow, &ANY_BYTE] {
-                        let e = g.classify_lexical(r, f, None);
+                    // Ranks kept by the walk, and gathered from the ids later.
+                    for (f, keep) in [(follow, true), (&ANY_BYTE, false)] {
+                        let e = g.classify_lexical(r, f, None, keep);
                         let (plain, copied) = (
-                            g.classify_lexical(s, f, None),
-                            g.classify_lexical(s, f, Some((r, &e))),
+                            g.classify_lexical(s, f, None, false),
+                            g.classify_lexical(s, f, Some((r, &e)), false),
                         );
                         assert_eq!(bits(&plain, n), bits(&copied, n), "referenced, state {s}");
                         assert_eq!(plain.uncertain, copied.uncertain, "referenced, state {s}");
@@ -1634,7 +1672,7 @@ mod tests {
             let a = g.automaton();
             for s in 0..g.num_states() as u32 {
                 let entries = [
-                    lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None)),
+                    lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None, false)),
                     (!a.aux_state[s as usize]).then(|| g.classify(s, 0)),
                 ];
                 for e in entries.into_iter().flatten() {
@@ -1691,7 +1729,7 @@ mod tests {
             let a = g.automaton();
             for s in 0..g.num_states() as u32 {
                 let entries = [
-                    lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None)),
+                    lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None, false)),
                     Some(g.classify(s, 0)),
                 ];
                 for e in entries.into_iter().flatten() {
@@ -1731,7 +1769,7 @@ mod tests {
             if lexical_key(a, s).is_none() {
                 continue;
             }
-            let e = g.classify_lexical(s, &ANY_BYTE, None);
+            let e = g.classify_lexical(s, &ANY_BYTE, None, false);
             for id in 0..vocab.tokenizer_size() as u32 {
                 if vocab.is_special(id) {
                     continue;

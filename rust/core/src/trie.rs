@@ -217,6 +217,30 @@ impl RankBits {
         self.0[wh] |= high_mask;
     }
 
+    /// Add the ranks of `from` in `lo..hi`.
+    pub fn copy_range(&mut self, from: &RankBits, lo: u32, hi: u32) {
+        let (lo, hi) = (lo as usize, hi.min(self.0.len() as u32 * 64) as usize);
+        if lo >= hi {
+            return;
+        }
+        let (wl, wh) = (lo / 64, (hi - 1) / 64);
+        for w in wl..=wh {
+            let mut m = u64::MAX;
+            if w == wl {
+                m &= u64::MAX << (lo % 64);
+            }
+            if w == wh {
+                m &= u64::MAX >> (63 - (hi - 1) % 64);
+            }
+            self.0[w] |= from.0.get(w).copied().unwrap_or(0) & m;
+        }
+    }
+
+    /// Heap bytes used.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * 8
+    }
+
     /// Add rank `r`.
     #[inline]
     pub fn set(&mut self, r: u32) {
@@ -574,5 +598,50 @@ mod tests {
         );
         assert_eq!(dead, vec![2, 3, 4]);
         assert!(s.path.is_empty());
+    }
+
+    /// Rank ranges across word boundaries, against a plain boolean model.
+    #[test]
+    fn rank_ranges_match_a_model() {
+        let bytes: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| format!("t{i:03}").into_bytes())
+            .collect();
+        let ids: Vec<TokenId> = (0..200).collect();
+        let trie = TokenTrie::build(&ids, |id| &bytes[id as usize]);
+        let ranges = [
+            (0, 1),
+            (3, 64),
+            (63, 65),
+            (64, 128),
+            (100, 199),
+            (5, 5),
+            (190, 200),
+        ];
+        let mut from = RankBits::new(&trie);
+        let mut model_from = [false; 200];
+        for r in (0..200).step_by(3) {
+            from.set(r);
+            model_from[r as usize] = true;
+        }
+        for &(lo, hi) in &ranges {
+            let (mut a, mut b) = (RankBits::new(&trie), RankBits::new(&trie));
+            let (mut ma, mut mb) = (vec![false; 200], vec![false; 200]);
+            a.set_range(lo, hi);
+            b.copy_range(&from, lo, hi);
+            for r in lo..hi {
+                ma[r as usize] = true;
+                mb[r as usize] = model_from[r as usize];
+            }
+            for (set, model) in [(&a, &ma), (&b, &mb)] {
+                let bits = trie.ids_of_ranks(set, crate::mask::words_for(200));
+                for (r, &id) in trie.tokens_in_order().iter().enumerate() {
+                    assert_eq!(
+                        crate::mask::get_bit(&bits, id),
+                        model[r],
+                        "range {lo}..{hi}, rank {r}"
+                    );
+                }
+            }
+        }
     }
 }
