@@ -15,7 +15,7 @@
 //! token of at most `L` bytes moves a counter by at most `L`, so counts
 //! further than `L` from both bounds behave alike and share one entry.
 
-use crate::automaton::earley::{Item, Parser};
+use crate::automaton::earley::{Item, Parser, Unbounded};
 use crate::automaton::RuleKind;
 use crate::automaton::{byte_in, Automaton, ByteSet};
 
@@ -63,6 +63,8 @@ pub struct CompiledGrammar {
     /// tokens found valid in them.
     contexts: Mutex<Contexts>,
     handed: RwLock<HandedMemo>,
+    /// See [`CompiledGrammar::counter_floor`].
+    counter_floor: OnceLock<Vec<u32>>,
 }
 
 /// (state, register class, origin context) to the uncertain tokens found valid.
@@ -132,6 +134,7 @@ impl CompiledGrammar {
             handovers: RwLock::default(),
             contexts: Mutex::default(),
             handed: RwLock::default(),
+            counter_floor: OnceLock::new(),
         })
     }
 
@@ -223,7 +226,7 @@ impl CompiledGrammar {
                     let r = r.as_ref().map(|(r, e)| (*r, e));
                     Arc::new(self.classify_lexical(state, follow, r, false))
                 }
-                (None, _) => Arc::new(self.classify(state, 0)),
+                (None, _) => Arc::new(self.classify_plain(state)),
             }
         })
     }
@@ -244,7 +247,8 @@ impl CompiledGrammar {
                 let base = match self.cached_aux(state, base_class) {
                     Some(b) => b,
                     None => {
-                        let p = Parser::starting_at_unbounded(a, state, min - need);
+                        let p =
+                            Parser::starting_at_unbounded(a, state, min - need, Unbounded::Seed);
                         self.insert_aux(state, base_class, self.classify_with(p, state))
                     }
                 };
@@ -277,7 +281,7 @@ impl CompiledGrammar {
 
     /// Registers in one class get the same classification (see the module doc).
     fn aux_class(&self, state: u32, aux: u32) -> u64 {
-        register_class(&self.automaton, state, aux, self.count_cap())
+        register_class(&self.automaton, state, aux, self.count_cap(), true)
     }
 
     /// The entry of a counter state with only `left` iterations left, from
@@ -328,6 +332,67 @@ impl CompiledGrammar {
         }
         uncertain.sort_unstable();
         CacheEntry::new(TokenSet::from_bits(bits), uncertain)
+    }
+
+    /// [`Self::classify`] for a plain state. Where the state's rule reaches
+    /// counters whose maxima are all at least `m` (strings under
+    /// `maxLength`), a token of at most `m` bytes cannot reach any maximum
+    /// (each iteration takes a byte), so the walk ignores the maxima: the
+    /// parse contexts then repeat from character to character and subtrees
+    /// are skipped, where bounded counts made every node up to depth `m` a
+    /// new context. The few longer tokens are classified again with the
+    /// maxima (see [`Self::narrow`]).
+    fn classify_plain(&self, state: u32) -> CacheEntry {
+        let a = &self.automaton;
+        let floor = self.counter_floor()[a.state_rule[state as usize] as usize];
+        let trie = self.vocab.trie();
+        let longer = trie.ranks_longer_than(floor as usize).len();
+        if floor >= self.count_cap() || longer * 8 > trie.tokens_in_order().len() {
+            return self.classify(state, 0);
+        }
+        self.classify_below_maxima(state, floor)
+    }
+
+    /// [`Self::classify_plain`]'s walk with counter maxima ignored, then
+    /// the tokens longer than `floor` (no longer than every maximum the
+    /// state reaches) classified again.
+    fn classify_below_maxima(&self, state: u32, floor: u32) -> CacheEntry {
+        let p = Parser::starting_at_unbounded(&self.automaton, state, 0, Unbounded::All);
+        let base = self.classify_with(p, state);
+        self.narrow(&base, state, 0, floor as usize)
+    }
+
+    /// Per rule, the smallest maximum of a bounded counter it reaches
+    /// through rule references (itself included); `u32::MAX` if none.
+    fn counter_floor(&self) -> &[u32] {
+        self.counter_floor.get_or_init(|| {
+            let a = &self.automaton;
+            let own = |r: usize| match a.rule_kind[r] {
+                RuleKind::Counter { max, .. } => max,
+                _ => u32::MAX,
+            };
+            let mut floor: Vec<u32> = (0..a.rule_start.len()).map(own).collect();
+            let edges: Vec<(u32, u32)> = (0..a.num_states() as u32)
+                .flat_map(|s| {
+                    a.rule_edges(s)
+                        .iter()
+                        .map(move |&(r, _)| (a.state_rule[s as usize], r))
+                })
+                .collect();
+            // Relax to the fixpoint (rule graphs are shallow).
+            let mut changed = true;
+            while changed {
+                changed = false;
+                for &(from, to) in &edges {
+                    let f = floor[to as usize];
+                    if f < floor[from as usize] {
+                        floor[from as usize] = f;
+                        changed = true;
+                    }
+                }
+            }
+            floor
+        })
     }
 
     fn classify(&self, state: u32, aux: u32) -> CacheEntry {
@@ -625,7 +690,7 @@ impl CompiledGrammar {
             // Each suffix runs over interned sets (see [`SetMemo`]): after a
             // few hundred parser steps, a byte is a table lookup, so the
             // thousands of suffixes of `ws` (every word after a space) are cheap.
-            let mut memo = SetMemo::new(base, self.count_cap());
+            let mut memo = SetMemo::new(base, self.count_cap(), parser.unbounded());
             let first = if h.tokens.len() <= DIRECT_HANDOVER {
                 0
             } else {
@@ -947,12 +1012,17 @@ fn is_live(a: &Automaton, state: u32) -> bool {
 }
 
 /// The class of register `aux` at `state` (see the module doc): counts
-/// further than `cap` from both of a counter's bounds are one class.
-fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32) -> u64 {
+/// further than `cap` from both of a counter's bounds are one class. With
+/// `bounded` false the maximum is ignored (see [`Unbounded`]).
+fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32, bounded: bool) -> u64 {
     match &a.rule_kind[a.state_rule[state as usize] as usize] {
         RuleKind::Plain => 0,
         RuleKind::Counter { min, max, .. } => {
-            let left = max.saturating_sub(aux).min(cap);
+            let left = if bounded {
+                max.saturating_sub(aux).min(cap)
+            } else {
+                cap
+            };
             let need = min.saturating_sub(aux).min(cap);
             u64::from(left) << 32 | u64::from(need)
         }
@@ -1002,11 +1072,9 @@ impl LoopCache {
         }
         let slot = &mut self.0[q as usize % LOOP_SLOTS];
         if slot.2 == 0 {
-            let yes = crate::trie::loops_over_non_ascii(
-                q,
-                |s, b| a.next_byte(s, b),
-                crate::automaton::DEAD,
-            );
+            let yes = crate::trie::loops_over_non_ascii(q, |s, _, b| {
+                Some(a.next_byte(s, b)).filter(|&t| t != crate::automaton::DEAD)
+            });
             slot.2 = if yes { 2 } else { 1 };
         }
         slot.2 == 2
@@ -1057,13 +1125,14 @@ struct LocalStepper<'a> {
 impl<'a> LocalStepper<'a> {
     fn new(a: &'a Automaton, parser: Parser, state: u32, cap: u32) -> Self {
         let dfa_mode = !a.aux_state[state as usize] && a.rule_edges(state).is_empty();
+        let unbounded = parser.unbounded();
         let mut st = LocalStepper {
             parser,
             a,
             rule: a.state_rule[state as usize],
             ctx: Vec::with_capacity(64),
             synced: 0,
-            memo: SetMemo::new(1, cap),
+            memo: SetMemo::new(1, cap, unbounded),
             memo_off: false,
             dfa_loops: LoopCache::default(),
             ctx_loops: Vec::new(),
@@ -1149,6 +1218,54 @@ impl LocalStepper<'_> {
         self.memo.next[slot] = t;
         Some(t)
     }
+
+    /// The context after `path` then `byte` from context `c` at the walk's
+    /// current node (relative Earley depth `r`); None if refused or the memo
+    /// is full. The parser is left at depth `r`.
+    fn probe_path(&mut self, r: usize, c: u32, path: &[u8], byte: u8) -> Option<u32> {
+        let mut cur = c;
+        for (i, &b) in path.iter().chain([&byte]).enumerate() {
+            let slot = SetMemo::slot(cur, b);
+            let known = self.memo.next[slot];
+            if known != NEXT_UNKNOWN {
+                cur = known;
+            } else if i == 0 {
+                cur = self.probe(r, c, b)?;
+            } else {
+                if self.memo.is_full() {
+                    return None;
+                }
+                // Bring the parser to the node, then down the character's
+                // bytes, keeping their contexts for the origins of new items.
+                let d = self.earley_from.unwrap_or(0);
+                while self.synced < r {
+                    self.parser.push_byte(self.a, self.path[d + self.synced]);
+                    self.synced += 1;
+                }
+                let mut q = c;
+                for &p in &path[..i] {
+                    let ok = self.parser.push_byte(self.a, p);
+                    debug_assert!(ok, "a known transition was refused");
+                    q = self.memo.next[SetMemo::slot(q, p)];
+                    self.ctx.push(q);
+                }
+                cur = if self.parser.push_byte(self.a, b) {
+                    self.synced = r + i + 1;
+                    self.intern_current()
+                } else {
+                    NEXT_DEAD
+                };
+                self.ctx.truncate(r + 1);
+                self.parser.truncate(2 + r);
+                self.synced = r;
+                self.memo.next[slot] = cur;
+            }
+            if cur == NEXT_DEAD {
+                return None;
+            }
+        }
+        Some(cur)
+    }
 }
 
 impl ByteStepper for LocalStepper<'_> {
@@ -1161,34 +1278,50 @@ impl ByteStepper for LocalStepper<'_> {
             }
             Some(_) if self.memo_off => false,
             Some(d) => {
-                // Contexts absorb by ASCII groups only.
-                let below = below & crate::trie::ALL_GROUPS;
+                use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE};
                 let r = self.completed.len() - d;
                 let c = self.ctx[r];
+                if self.ctx_loops.len() <= c as usize {
+                    self.ctx_loops.resize(c as usize + 1, (0, 0));
+                }
+                // Per context: the groups (and, as UTF8_WHOLE, every non-ASCII
+                // character) known to loop back to it, and those tried.
+                let (loops, tried) = self.ctx_loops[c as usize];
+                let mut groups = below & ALL_GROUPS;
+                if groups & tried & !loops != 0 {
+                    return false;
+                }
+                // A valid UTF-8 subtree may loop through whole characters
+                // instead of byte group by byte group.
+                let by_char = below & UTF8_WHOLE != 0 && groups & GROUPS_HIGH != 0;
+                if by_char {
+                    groups &= !GROUPS_HIGH;
+                }
                 // Equal contexts: the same items and flag after every such byte.
-                for k in 0..crate::trie::NUM_GROUPS {
-                    let g = 1u16 << k;
-                    if self.ctx_loops.len() <= c as usize {
-                        self.ctx_loops.resize(c as usize + 1, (0, 0));
-                    }
-                    let (loops, tried) = self.ctx_loops[c as usize];
-                    if below & g == 0 || tried & g != 0 {
-                        if below & g != 0 && loops & g == 0 {
-                            return false;
-                        }
-                        continue;
-                    }
+                let mut untried = groups & !tried;
+                while untried != 0 {
+                    let g = untried & untried.wrapping_neg();
+                    untried &= untried - 1;
                     let ok = crate::trie::group_bytes(g).all(|b| self.probe(r, c, b) == Some(c));
-                    if self.ctx_loops.len() <= c as usize {
-                        self.ctx_loops.resize(c as usize + 1, (0, 0));
-                    }
                     let e = &mut self.ctx_loops[c as usize];
                     *e = (e.0 | if ok { g } else { 0 }, e.1 | g);
                     if !ok {
                         return false;
                     }
                 }
-                true
+                if !by_char {
+                    return true;
+                }
+                let (loops, tried) = self.ctx_loops[c as usize];
+                if tried & UTF8_WHOLE == 0 {
+                    let ok = crate::trie::loops_over_non_ascii(c, |_, path, b| {
+                        self.probe_path(r, c, path, b)
+                    });
+                    let e = &mut self.ctx_loops[c as usize];
+                    *e = (e.0 | if ok { UTF8_WHOLE } else { 0 }, e.1 | UTF8_WHOLE);
+                    return ok;
+                }
+                loops & UTF8_WHOLE != 0
             }
         }
     }
@@ -1255,7 +1388,8 @@ impl ByteStepper for LocalStepper<'_> {
             if a.rule_edges(t).is_empty() {
                 a.accepting[t as usize]
             } else {
-                self.parser = Parser::starting_at(a, t, 0);
+                let mode = self.parser.unbounded();
+                self.parser = Parser::starting_at_unbounded(a, t, 0, mode);
                 self.earley_from = Some(self.completed.len() + 1);
                 self.enter_earley();
                 self.memo.flags[self.ctx[0] as usize]
@@ -1303,6 +1437,9 @@ impl ByteStepper for LocalStepper<'_> {
 struct SetMemo {
     base: usize,
     cap: u32,
+    /// The walk's parser's counter maxima (registers by class accordingly,
+    /// see [`register_class`]).
+    unbounded: Unbounded,
     ids: FxHashMap<Box<[u32]>, u32>,
     /// `next[c * 256 + byte]`: the context after `byte`, or UNKNOWN / DEAD.
     next: Vec<u32>,
@@ -1312,10 +1449,11 @@ struct SetMemo {
 }
 
 impl SetMemo {
-    fn new(base: usize, cap: u32) -> SetMemo {
+    fn new(base: usize, cap: u32, unbounded: Unbounded) -> SetMemo {
         SetMemo {
             base,
             cap,
+            unbounded,
             ids: FxHashMap::default(),
             next: Vec::new(),
             flags: Vec::new(),
@@ -1357,7 +1495,8 @@ impl SetMemo {
             } else {
                 ctx[o - self.base]
             };
-            let class = register_class(a, it.state, it.aux, self.cap);
+            let bounded = self.unbounded.keeps_maximum(it.origin);
+            let class = register_class(a, it.state, it.aux, self.cap, bounded);
             self.rows
                 .push([it.state, (class >> 32) as u32, class as u32, o]);
         }
@@ -1668,6 +1807,46 @@ mod tests {
             compiler
                 .compile_gbnf(br#"root ::= "\"" [^"]* "\"" ("," root)?"#, "root")
                 .expect("gbnf"),
+            // Strings whose characters are rule references (the walk runs
+            // over parse contexts): under a counter past the longest token,
+            // a bounded one, a minimum, a plain repetition, and characters
+            // that loop over some non-ASCII but not all.
+            compiler
+                .compile_gbnf(
+                    br#"root ::= "\"" ch{0,300} "\"" ("," root)?
+ch ::= [^"\\] | "\\" ["\\n]"#,
+                    "root",
+                )
+                .expect("gbnf"),
+            compiler
+                .compile_gbnf(
+                    br#"root ::= "\"" ch{2,5} "\""
+ch ::= [^"]"#,
+                    "root",
+                )
+                .expect("gbnf"),
+            compiler
+                .compile_gbnf(
+                    br#"root ::= "\"" ch{3,} "\""
+ch ::= [^"]"#,
+                    "root",
+                )
+                .expect("gbnf"),
+            compiler
+                .compile_gbnf(
+                    br#"root ::= "\"" ch* "\""
+ch ::= [^"] | "ab""#,
+                    "root",
+                )
+                .expect("gbnf"),
+            compiler
+                .compile_gbnf(
+                    r#"root ::= "\"" ch* "\""
+ch ::= [a-zé-ÿ] | [日本]"#
+                        .as_bytes(),
+                    "root",
+                )
+                .expect("gbnf"),
         ] {
             let a = g.automaton();
             for s in 0..g.num_states() as u32 {
@@ -1688,6 +1867,116 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Walks that ignore counter maxima and classify the longer tokens again
+    /// agree with the bounded walk and with the parser, token by token.
+    #[test]
+    fn walks_below_counter_maxima_exactly() {
+        // Short tokens and runs longer than the counters' maxima (counters
+        // start at 17 iterations; smaller repetitions are unrolled).
+        let pieces = ["a", "b", "é", "\"", ",", ":", "\\", "n", "0", "1", "[", "]"];
+        let mut tokens: Vec<Vec<u8>> = Vec::new();
+        for x in pieces {
+            tokens.push(x.into());
+            for y in pieces {
+                tokens.push(format!("{x}{y}").into());
+            }
+        }
+        for k in [5, 16, 17, 18, 19, 20, 21, 24, 30] {
+            for run in ["a", "ab", "1", "é"] {
+                let r = run.repeat(k);
+                tokens.extend(
+                    [
+                        r.clone(),
+                        format!("\"{r}"),
+                        format!("{r}\""),
+                        format!("{r}\","),
+                    ]
+                    .map(String::into_bytes),
+                );
+                tokens.push(format!("{r}\\n").into());
+            }
+        }
+        tokens.sort();
+        tokens.dedup();
+        tokens.push(b"<eos>".to_vec());
+        let eos = (tokens.len() - 1) as u32;
+        let vocab = Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocab"));
+        let compiler = Compiler::new(vocab.clone());
+        let mut checked = 0;
+        for src in [
+            r#"root ::= "\"" ch{0,20} "\"" ("," root)?
+ch ::= [^"\\] | "\\" ["\\n]"#,
+            r#"root ::= "[" (item ("," item){0,20})? "]"
+item ::= "\"" [a-z]{1,18} "\"" | [0-9]{2,19}"#,
+            r#"root ::= "\"" ch{18,21} "\"" | ch{1,30} ":" root
+ch ::= [^"]"#,
+            // A counter whose items hold a counter that long tokens reach.
+            r#"root ::= ("\"" [a-z]{1,17} "\""){0,19} "."
+"#,
+        ] {
+            let g = compiler.compile_gbnf(src.as_bytes(), "root").expect("gbnf");
+            let a = g.automaton();
+            let n = vocab.vocab_size();
+            let bits = |e: &CacheEntry| {
+                (0..n as u32)
+                    .map(|t| e.accepted.contains(t))
+                    .collect::<Vec<_>>()
+            };
+            for s in 0..g.num_states() as u32 {
+                if a.aux_state[s as usize] {
+                    // Counter states at every count: the walk with the
+                    // instance's maximum ignored, narrowed to what is left.
+                    if !matches!(
+                        a.rule_kind[a.state_rule[s as usize] as usize],
+                        RuleKind::Counter { .. }
+                    ) {
+                        continue;
+                    }
+                    for aux in 0..32 {
+                        let e = g.entry_aux(s, aux);
+                        for id in 0..vocab.tokenizer_size() as u32 {
+                            if vocab.is_special(id) {
+                                continue;
+                            }
+                            let t = vocab.token_bytes(id);
+                            let mut p = crate::automaton::earley::Parser::starting_at(a, s, aux);
+                            let live = t.iter().all(|&b| p.push_byte(a, b));
+                            assert_eq!(
+                                e.accepted.contains(id),
+                                live,
+                                "{src}: state {s}/{aux}, {t:?}"
+                            );
+                        }
+                    }
+                    checked += 1;
+                    continue;
+                }
+                let floor = g.counter_floor()[a.state_rule[s as usize] as usize];
+                if floor == u32::MAX {
+                    continue;
+                }
+                let (plain, capped) = (g.classify(s, 0), g.classify_below_maxima(s, floor));
+                assert_eq!(bits(&plain), bits(&capped), "{src}: state {s}");
+                assert_eq!(plain.uncertain, capped.uncertain, "{src}: state {s}");
+                for id in 0..vocab.tokenizer_size() as u32 {
+                    if vocab.is_special(id) {
+                        continue;
+                    }
+                    let t = vocab.token_bytes(id);
+                    let mut p = crate::automaton::earley::Parser::starting_at(a, s, 0);
+                    let live = t.iter().all(|&b| p.push_byte(a, b));
+                    assert_eq!(
+                        capped.accepted.contains(id),
+                        live,
+                        "{src}: state {s}, {t:?}"
+                    );
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 5, "only {checked} states under counters");
     }
 
     /// Subtrees are skipped by byte group (separators, brackets, newline each

@@ -123,12 +123,18 @@ pub fn utf8_step(state: u8, b: u8) -> u8 {
     }
 }
 
-/// Does `next` (a DFA from `state`) take every valid UTF-8 character of two
-/// to four bytes back to `state`, staying alive inside it?
-pub fn loops_over_non_ascii(state: u32, next: impl Fn(u32, u8) -> u32, dead: u32) -> bool {
-    let mut seen: Vec<(u32, u8)> = vec![(state, U_START)];
+/// Does a recogniser take every valid UTF-8 character of two to four bytes
+/// from `state` back to `state`, staying alive inside it? `next(q, path, b)`
+/// is the state after byte `b` from `q`, where `path` (the character's bytes
+/// so far) led from `state` to `q`; None if `b` is refused.
+pub fn loops_over_non_ascii(
+    state: u32,
+    mut next: impl FnMut(u32, &[u8], u8) -> Option<u32>,
+) -> bool {
+    // (state, decoder state, the character's bytes so far and their count)
+    let mut seen: Vec<(u32, u8, [u8; 3], usize)> = vec![(state, U_START, [0; 3], 0)];
     let mut k = 0;
-    while let Some(&(q, u)) = seen.get(k) {
+    while let Some(&(q, u, path, len)) = seen.get(k) {
         k += 1;
         for b in if u == U_START {
             0x80..=0xff
@@ -139,15 +145,22 @@ pub fn loops_over_non_ascii(state: u32, next: impl Fn(u32, u8) -> u32, dead: u32
             if u2 == U_INVALID {
                 continue;
             }
-            let q2 = next(q, b);
-            if q2 == dead || u2 == U_START && q2 != state {
+            let Some(q2) = next(q, &path[..len], b) else {
                 return false;
-            }
-            if u2 != U_START && !seen.contains(&(q2, u2)) {
-                if seen.len() > 256 {
+            };
+            if u2 == U_START {
+                if q2 != state {
                     return false;
                 }
-                seen.push((q2, u2));
+                continue;
+            }
+            if !seen.iter().any(|s| s.0 == q2 && s.1 == u2) {
+                if seen.len() > 256 || len >= 3 {
+                    return false;
+                }
+                let mut p = path;
+                p[len] = b;
+                seen.push((q2, u2, p, len + 1));
             }
         }
     }

@@ -33,9 +33,8 @@ pub struct Item {
 pub struct Parser {
     items: Vec<Item>,
     set_start: Vec<u32>,
-    /// Ignore the maximum of a counter rule instance that started in set 0
-    /// (classification of a counter state for "any number of iterations left").
-    unbounded_origin0: bool,
+    /// Which counter instances have their maximum ignored (see [`Unbounded`]).
+    unbounded: Unbounded,
     /// Lookup of the last set's items by (state, origin) once it is large
     /// (sets of wide unions predict hundreds of items; a linear scan per
     /// added item made closing them quadratic). See [`SetIndex`].
@@ -53,13 +52,46 @@ struct SetIndex {
     next: Vec<u32>,
 }
 
+/// Counter instances whose maximum a classification parser ignores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unbounded {
+    /// None: the grammar as written.
+    #[default]
+    None,
+    /// The seed's own instance (a counter state "with any number of
+    /// iterations left").
+    Seed,
+    /// Every instance: a token of `n` bytes makes at most `n` iterations of
+    /// an instance begun inside it, so tokens no longer than every maximum
+    /// are classified alike (see `CompiledGrammar::classify_plain`).
+    All,
+}
+
+impl Unbounded {
+    /// Is the maximum of a counter instance begun in set `origin` kept?
+    #[inline]
+    pub fn keeps_maximum(self, origin: u32) -> bool {
+        match self {
+            Unbounded::None => true,
+            Unbounded::Seed => origin != 0,
+            Unbounded::All => false,
+        }
+    }
+}
+
 /// Sets smaller than this are scanned, not indexed.
 const INDEX_FROM: usize = 32;
 
 impl Parser {
     /// A parser at the start of `a`'s root rule.
     pub fn new(a: &Automaton) -> Parser {
-        Self::seeded(a, a.rule_start[a.root as usize], 0, vec![0], false)
+        Self::seeded(
+            a,
+            a.rule_start[a.root as usize],
+            0,
+            vec![0],
+            Unbounded::None,
+        )
     }
 
     /// A parser whose only initial item is `state`, part-way through a rule
@@ -72,13 +104,28 @@ impl Parser {
     /// instances predicted from the item start at set 1 and are distinct from
     /// it even when they are the same rule.
     pub fn starting_at(a: &Automaton, state: u32, aux: u32) -> Parser {
-        Self::seeded(a, state, aux, vec![0, 0], false)
+        Self::seeded(a, state, aux, vec![0, 0], Unbounded::None)
     }
 
-    /// [`Parser::starting_at`] where the seed's own counter instance has no
-    /// maximum (its minimum still applies).
-    pub fn starting_at_unbounded(a: &Automaton, state: u32, aux: u32) -> Parser {
-        Self::seeded(a, state, aux, vec![0, 0], true)
+    /// [`Parser::starting_at`] with counter maxima ignored as `unbounded`
+    /// says (minima still apply).
+    pub fn starting_at_unbounded(
+        a: &Automaton,
+        state: u32,
+        aux: u32,
+        unbounded: Unbounded,
+    ) -> Parser {
+        Self::seeded(a, state, aux, vec![0, 0], unbounded)
+    }
+
+    /// Which counter maxima this parser ignores.
+    pub fn unbounded(&self) -> Unbounded {
+        self.unbounded
+    }
+
+    #[inline]
+    fn bounded(&self, origin: u32) -> bool {
+        self.unbounded.keeps_maximum(origin)
     }
 
     fn seeded(
@@ -86,12 +133,12 @@ impl Parser {
         state: u32,
         aux: u32,
         set_start: Vec<u32>,
-        unbounded_origin0: bool,
+        unbounded: Unbounded,
     ) -> Parser {
         let mut p = Parser {
             items: Vec::with_capacity(64),
             set_start,
-            unbounded_origin0,
+            unbounded,
             index: SetIndex::default(),
         };
         p.items.push(Item {
@@ -307,7 +354,7 @@ impl Parser {
         for j in lo..hi {
             let parent = self.items[j];
             if let Some(t) = a.next_rule(parent.state, rule) {
-                let bounded = !(self.unbounded_origin0 && parent.origin == 0);
+                let bounded = self.bounded(parent.origin);
                 if let Some(aux) = a.advance_aux_with(parent.state, rule, parent.aux, bounded) {
                     self.add(
                         a,
@@ -334,7 +381,7 @@ impl Parser {
             for &(q, t) in a.rule_edges(it.state) {
                 // A register rule predicts a child only if it may still take it.
                 let next_aux = if special {
-                    let bounded = !(self.unbounded_origin0 && it.origin == 0);
+                    let bounded = self.bounded(it.origin);
                     match a.advance_aux_with(it.state, q, it.aux, bounded) {
                         Some(x) => x,
                         None => continue,
