@@ -63,8 +63,8 @@ pub struct CompiledGrammar {
     /// tokens found valid in them.
     contexts: Mutex<Contexts>,
     handed: RwLock<HandedMemo>,
-    /// See [`CompiledGrammar::counter_floor`].
-    counter_floor: OnceLock<Vec<u32>>,
+    /// See [`CompiledGrammar::counter_reach`].
+    counter_reach: OnceLock<Vec<CounterReach>>,
 }
 
 /// (state, register class, origin context) to the uncertain tokens found valid.
@@ -85,6 +85,16 @@ impl Handover {
     fn heap_bytes(&self) -> usize {
         self.tokens.capacity() * 8
     }
+}
+
+/// What the bounds of the counters a rule reaches can change in a walk
+/// (see [`CompiledGrammar::classify_plain`]).
+#[derive(Clone, Debug)]
+struct CounterReach {
+    /// The smallest maximum (`u32::MAX`: none).
+    floor: u32,
+    /// The bytes that may follow a counter with a minimum.
+    follow: ByteSet,
 }
 
 /// Hand-overs up to this many (token, completion) pairs are parsed directly.
@@ -134,7 +144,7 @@ impl CompiledGrammar {
             handovers: RwLock::default(),
             contexts: Mutex::default(),
             handed: RwLock::default(),
-            counter_floor: OnceLock::new(),
+            counter_reach: OnceLock::new(),
         })
     }
 
@@ -239,7 +249,7 @@ impl CompiledGrammar {
         }
         let a = &self.automaton;
         let e = match &a.rule_kind[a.state_rule[state as usize] as usize] {
-            RuleKind::Counter { min, .. } => {
+            RuleKind::Counter { min, item, .. } => {
                 let (left, need) = ((class >> 32) as u32, class as u32);
                 let cap = self.count_cap();
                 // The unbounded entry with the same distance to the minimum.
@@ -247,9 +257,8 @@ impl CompiledGrammar {
                 let base = match self.cached_aux(state, base_class) {
                     Some(b) => b,
                     None => {
-                        let p =
-                            Parser::starting_at_unbounded(a, state, min - need, Unbounded::Seed);
-                        self.insert_aux(state, base_class, self.classify_with(p, state))
+                        let e = self.classify_counter_base(state, *item, min - need, need > 0);
+                        self.insert_aux(state, base_class, e)
                     }
                 };
                 if left >= cap {
@@ -281,31 +290,50 @@ impl CompiledGrammar {
 
     /// Registers in one class get the same classification (see the module doc).
     fn aux_class(&self, state: u32, aux: u32) -> u64 {
-        register_class(&self.automaton, state, aux, self.count_cap(), true)
+        register_class(&self.automaton, state, aux, self.count_cap(), (true, true))
     }
 
     /// The entry of a counter state with only `left` iterations left, from
     /// its unbounded entry: a token of at most `left` bytes starts at most
-    /// `left` iterations, so only longer tokens that the unbounded entry
-    /// accepts or leaves uncertain can change; they are classified again.
+    /// `left` iterations, so only longer tokens can change; they are
+    /// classified again.
     fn narrow(&self, base: &CacheEntry, state: u32, aux: u32, left: usize) -> CacheEntry {
+        let trie = self.vocab.trie();
+        let mut again = crate::trie::RankBits::new(trie);
+        for &r in trie.ranks_longer_than(left) {
+            again.set(r);
+        }
+        self.reclassify(base, state, aux, &again, Unbounded::None)
+    }
+
+    /// `base` with the tokens whose ranks are in `again` classified again by
+    /// the parser from `state` (with register `aux`) with the bounds `mode`
+    /// keeps. Only tokens `base` accepts or leaves uncertain are walked:
+    /// `base` comes from a parser that accepts at least as much.
+    fn reclassify(
+        &self,
+        base: &CacheEntry,
+        state: u32,
+        aux: u32,
+        again: &crate::trie::RankBits,
+        mode: Unbounded,
+    ) -> CacheEntry {
         let trie = self.vocab.trie();
         let order = trie.tokens_in_order();
         let n = self.vocab.vocab_size();
         let mut bits = vec![0u32; crate::mask::words_for(n)];
         base.accepted.or_into(&mut bits);
         let mut recheck: Vec<u32> = Vec::new();
-        for &r in trie.ranks_longer_than(left) {
+        for r in again.iter() {
             let id = order[r as usize];
             if crate::mask::get_bit(&bits, id) {
                 bits[(id / 32) as usize] &= !(1 << (id % 32));
                 recheck.push(r);
             }
         }
-        let long = |r: u32| self.vocab.token_bytes(order[r as usize]).len() > left;
         let mut uncertain: Vec<u32> = Vec::with_capacity(base.uncertain.len());
         for &r in &base.uncertain {
-            if long(r) {
+            if again.contains(r) {
                 recheck.push(r);
             } else {
                 uncertain.push(r);
@@ -315,7 +343,7 @@ impl CompiledGrammar {
         let a = &self.automaton;
         let mut st = LocalStepper::new(
             a,
-            Parser::starting_at(a, state, aux),
+            Parser::starting_at_unbounded(a, state, aux, mode),
             state,
             self.count_cap(),
         );
@@ -335,43 +363,127 @@ impl CompiledGrammar {
     }
 
     /// [`Self::classify`] for a plain state. Where the state's rule reaches
-    /// counters whose maxima are all at least `m` (strings under
-    /// `maxLength`), a token of at most `m` bytes cannot reach any maximum
-    /// (each iteration takes a byte), so the walk ignores the maxima: the
-    /// parse contexts then repeat from character to character and subtrees
-    /// are skipped, where bounded counts made every node up to depth `m` a
-    /// new context. The few longer tokens are classified again with the
-    /// maxima (see [`Self::narrow`]).
+    /// counters (strings under `maxLength` or `minLength`), bounded counts
+    /// make every trie node up to the bound a new parse context, so the walk
+    /// visits the whole trie to that depth. It runs instead with every
+    /// counter's bounds ignored ([`Unbounded::All`]): contexts repeat from
+    /// character to character and subtrees are skipped. That classifies a
+    /// token alike unless it is longer than the smallest maximum reached or
+    /// holds a byte that may follow a counter with a minimum (an instance
+    /// ended early acts only through such a byte); those few are classified
+    /// again with the bounds.
     fn classify_plain(&self, state: u32) -> CacheEntry {
         let a = &self.automaton;
-        let floor = self.counter_floor()[a.state_rule[state as usize] as usize];
-        let trie = self.vocab.trie();
-        let longer = trie.ranks_longer_than(floor as usize).len();
-        if floor >= self.count_cap() || longer * 8 > trie.tokens_in_order().len() {
+        let reach = &self.counter_reach()[a.state_rule[state as usize] as usize];
+        if reach.floor == u32::MAX && reach.follow == [0; 4] || !self.relaxed_pays(reach) {
             return self.classify(state, 0);
         }
-        self.classify_below_maxima(state, floor)
+        self.classify_relaxed(state, &self.relaxed_recheck(reach))
     }
 
-    /// [`Self::classify_plain`]'s walk with counter maxima ignored, then
-    /// the tokens longer than `floor` (no longer than every maximum the
-    /// state reaches) classified again.
-    fn classify_below_maxima(&self, state: u32, floor: u32) -> CacheEntry {
+    /// Would a walk with counter bounds ignored leave few tokens to classify
+    /// again (at most an eighth of the vocabulary, by an upper bound)?
+    fn relaxed_pays(&self, reach: &CounterReach) -> bool {
+        let trie = self.vocab.trie();
+        let mut bound = trie.count_with_byte_bound(|b| byte_in(&reach.follow, b));
+        if reach.floor < self.count_cap() {
+            bound += trie.ranks_longer_than(reach.floor as usize).len();
+        }
+        bound * 8 <= trie.tokens_in_order().len()
+    }
+
+    /// The tokens a walk with counter bounds ignored may classify wrongly
+    /// for a state whose rule reaches `reach` (see [`Self::classify_plain`]).
+    fn relaxed_recheck(&self, reach: &CounterReach) -> crate::trie::RankBits {
+        let trie = self.vocab.trie();
+        let mut again = crate::trie::RankBits::new(trie);
+        if reach.floor < self.count_cap() {
+            for &r in trie.ranks_longer_than(reach.floor as usize) {
+                again.set(r);
+            }
+        }
+        if reach.follow != [0; 4] {
+            trie.mark_ranks_with_byte(&mut again, |b| byte_in(&reach.follow, b));
+        }
+        again
+    }
+
+    /// [`Self::classify_plain`]'s walk with counter bounds ignored, then the
+    /// tokens of `again` classified again with them.
+    fn classify_relaxed(&self, state: u32, again: &crate::trie::RankBits) -> CacheEntry {
         let p = Parser::starting_at_unbounded(&self.automaton, state, 0, Unbounded::All);
         let base = self.classify_with(p, state);
-        self.narrow(&base, state, 0, floor as usize)
+        self.reclassify(&base, state, 0, again, Unbounded::None)
     }
 
-    /// Per rule, the smallest maximum of a bounded counter it reaches
-    /// through rule references (itself included); `u32::MAX` if none.
-    fn counter_floor(&self) -> &[u32] {
-        self.counter_floor.get_or_init(|| {
+    /// The entry of counter `state` (repeating `item`) at count `aux` with
+    /// its own maximum ignored ([`Unbounded::Seed`]): the base that
+    /// [`Self::narrow`] narrows. Counters inside the items would make every
+    /// node a new context, so, as in [`Self::classify_plain`], the walk
+    /// ignores every bound and the tokens that may differ are classified
+    /// again; the instance's own minimum (`has_min`: not reached yet) only
+    /// decides where it may end, which matters through a byte of its FOLLOW set.
+    fn classify_counter_base(&self, state: u32, item: u32, aux: u32, has_min: bool) -> CacheEntry {
+        match self.counter_base_reach(state, item, has_min) {
+            Some(reach) if self.relaxed_pays(&reach) => {
+                self.relaxed_counter_base(state, aux, &self.relaxed_recheck(&reach))
+            }
+            _ => {
+                let p = Parser::starting_at_unbounded(&self.automaton, state, aux, Unbounded::Seed);
+                self.classify_with(p, state)
+            }
+        }
+    }
+
+    /// What the bounds [`Self::relaxed_counter_base`] ignores can change
+    /// (see [`Self::relaxed_recheck`]); None when no bound inside the items
+    /// can change a walk.
+    fn counter_base_reach(&self, state: u32, item: u32, has_min: bool) -> Option<CounterReach> {
+        let a = &self.automaton;
+        let mut reach = self.counter_reach()[item as usize].clone();
+        if reach.floor == u32::MAX && reach.follow == [0; 4] {
+            return None;
+        }
+        if has_min {
+            let own = a.follow[a.state_rule[state as usize] as usize];
+            for (w, x) in reach.follow.iter_mut().zip(own) {
+                *w |= x;
+            }
+        }
+        Some(reach)
+    }
+
+    /// [`Self::classify_counter_base`]'s walk with every bound ignored, then
+    /// the tokens of `again` classified again with all but the instance's
+    /// own maximum.
+    fn relaxed_counter_base(
+        &self,
+        state: u32,
+        aux: u32,
+        again: &crate::trie::RankBits,
+    ) -> CacheEntry {
+        let p = Parser::starting_at_unbounded(&self.automaton, state, aux, Unbounded::All);
+        let base = self.classify_with(p, state);
+        self.reclassify(&base, state, aux, again, Unbounded::Seed)
+    }
+
+    /// Per rule, what its counters' bounds can change (see [`CounterReach`]),
+    /// over the rules it reaches through rule references, itself included.
+    fn counter_reach(&self) -> &[CounterReach] {
+        self.counter_reach.get_or_init(|| {
             let a = &self.automaton;
-            let own = |r: usize| match a.rule_kind[r] {
-                RuleKind::Counter { max, .. } => max,
-                _ => u32::MAX,
-            };
-            let mut floor: Vec<u32> = (0..a.rule_start.len()).map(own).collect();
+            let mut reach: Vec<CounterReach> = (0..a.rule_start.len())
+                .map(|r| match a.rule_kind[r] {
+                    RuleKind::Counter { min, max, .. } => CounterReach {
+                        floor: max,
+                        follow: if min > 0 { a.follow[r] } else { [0; 4] },
+                    },
+                    _ => CounterReach {
+                        floor: u32::MAX,
+                        follow: [0; 4],
+                    },
+                })
+                .collect();
             let edges: Vec<(u32, u32)> = (0..a.num_states() as u32)
                 .flat_map(|s| {
                     a.rule_edges(s)
@@ -384,14 +496,19 @@ impl CompiledGrammar {
             while changed {
                 changed = false;
                 for &(from, to) in &edges {
-                    let f = floor[to as usize];
-                    if f < floor[from as usize] {
-                        floor[from as usize] = f;
+                    let (f, t) = (from as usize, to as usize);
+                    let floor = reach[t].floor.min(reach[f].floor);
+                    let mut follow = reach[f].follow;
+                    for (w, x) in follow.iter_mut().zip(reach[t].follow) {
+                        *w |= x;
+                    }
+                    if floor != reach[f].floor || follow != reach[f].follow {
+                        reach[f] = CounterReach { floor, follow };
                         changed = true;
                     }
                 }
             }
-            floor
+            reach
         })
     }
 
@@ -1012,18 +1129,23 @@ fn is_live(a: &Automaton, state: u32) -> bool {
 }
 
 /// The class of register `aux` at `state` (see the module doc): counts
-/// further than `cap` from both of a counter's bounds are one class. With
-/// `bounded` false the maximum is ignored (see [`Unbounded`]).
-fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32, bounded: bool) -> u64 {
+/// further than `cap` from both of a counter's bounds are one class. A
+/// bound the parser ignores (see [`Unbounded`]) counts as far.
+fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32, keep: (bool, bool)) -> u64 {
     match &a.rule_kind[a.state_rule[state as usize] as usize] {
         RuleKind::Plain => 0,
         RuleKind::Counter { min, max, .. } => {
-            let left = if bounded {
+            let (keep_max, keep_min) = keep;
+            let left = if keep_max {
                 max.saturating_sub(aux).min(cap)
             } else {
                 cap
             };
-            let need = min.saturating_sub(aux).min(cap);
+            let need = if keep_min {
+                min.saturating_sub(aux).min(cap)
+            } else {
+                0
+            };
             u64::from(left) << 32 | u64::from(need)
         }
         RuleKind::Permutation { .. } => u64::from(aux),
@@ -1495,8 +1617,11 @@ impl SetMemo {
             } else {
                 ctx[o - self.base]
             };
-            let bounded = self.unbounded.keeps_maximum(it.origin);
-            let class = register_class(a, it.state, it.aux, self.cap, bounded);
+            let keep = (
+                self.unbounded.keeps_maximum(it.origin),
+                self.unbounded.keeps_minimum(),
+            );
+            let class = register_class(a, it.state, it.aux, self.cap, keep);
             self.rows
                 .push([it.state, (class >> 32) as u32, class as u32, o]);
         }
@@ -1869,8 +1994,10 @@ ch ::= [a-zé-ÿ] | [日本]"#
         }
     }
 
-    /// Walks that ignore counter maxima and classify the longer tokens again
-    /// agree with the bounded walk and with the parser, token by token.
+    /// Walks that ignore counter bounds and classify the tokens they may get
+    /// wrong again (longer than a maximum, or with a byte that may follow a
+    /// counter with a minimum) agree with the bounded walk and with the
+    /// parser, token by token; so do counter states at every count.
     #[test]
     fn walks_below_counter_maxima_exactly() {
         // Short tokens and runs longer than the counters' maxima (counters
@@ -1898,13 +2025,15 @@ ch ::= [a-zé-ÿ] | [日本]"#
                 tokens.push(format!("{r}\\n").into());
             }
         }
+        // Tokens that end an item and go on past the counter.
+        tokens.extend(["\"\":", "\"ab\":", "\"\",:", "a,]", ",]"].map(|t| t.as_bytes().to_vec()));
         tokens.sort();
         tokens.dedup();
         tokens.push(b"<eos>".to_vec());
         let eos = (tokens.len() - 1) as u32;
         let vocab = Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocab"));
         let compiler = Compiler::new(vocab.clone());
-        let mut checked = 0;
+        let (mut checked, mut relaxed_bases) = (0, 0);
         for src in [
             r#"root ::= "\"" ch{0,20} "\"" ("," root)?
 ch ::= [^"\\] | "\\" ["\\n]"#,
@@ -1914,6 +2043,16 @@ item ::= "\"" [a-z]{1,18} "\"" | [0-9]{2,19}"#,
 ch ::= [^"]"#,
             // A counter whose items hold a counter that long tokens reach.
             r#"root ::= ("\"" [a-z]{1,17} "\""){0,19} "."
+"#,
+            // Minima: strings of at least 17 characters, a range, and a
+            // minimum whose FOLLOW set is wide.
+            r#"root ::= "\"" ch{17,} "\"" ("," root)?
+ch ::= [^"\\] | "\\" ["\\n]"#,
+            r#"root ::= "[" "\"" [^"]{18,24} "\"" "]" | [a-z1]{17,} [,:]? root?"#,
+            // Counters with minima whose items hold counters.
+            r#"root ::= ("a" [a-z1]{17,20} ","){17,19} "]"
+"#,
+            r#"root ::= ("\"" [a-z]{0,17} "\"" ","?){18,} ":"
 "#,
         ] {
             let g = compiler.compile_gbnf(src.as_bytes(), "root").expect("gbnf");
@@ -1934,8 +2073,33 @@ ch ::= [^"]"#,
                     ) {
                         continue;
                     }
+                    let RuleKind::Counter { item, min, .. } =
+                        a.rule_kind[a.state_rule[s as usize] as usize]
+                    else {
+                        continue;
+                    };
                     for aux in 0..32 {
+                        // The relaxed walk, whatever the share it reclassifies.
+                        if let Some(reach) = g.counter_base_reach(s, item, aux < min) {
+                            let again = g.relaxed_recheck(&reach);
+                            let seed = crate::automaton::earley::Parser::starting_at_unbounded(
+                                a,
+                                s,
+                                aux,
+                                Unbounded::Seed,
+                            );
+                            let (plain, relaxed) = (
+                                g.classify_with(seed, s),
+                                g.relaxed_counter_base(s, aux, &again),
+                            );
+                            assert_eq!(bits(&plain), bits(&relaxed), "{src}: base {s}/{aux}");
+                            assert_eq!(plain.uncertain, relaxed.uncertain, "{src}: base {s}/{aux}");
+                            relaxed_bases += 1;
+                        }
                         let e = g.entry_aux(s, aux);
+                        let direct = g.classify(s, aux);
+                        assert_eq!(bits(&direct), bits(&e), "{src}: state {s}/{aux}");
+                        assert_eq!(direct.uncertain, e.uncertain, "{src}: state {s}/{aux}");
                         for id in 0..vocab.tokenizer_size() as u32 {
                             if vocab.is_special(id) {
                                 continue;
@@ -1953,11 +2117,12 @@ ch ::= [^"]"#,
                     checked += 1;
                     continue;
                 }
-                let floor = g.counter_floor()[a.state_rule[s as usize] as usize];
-                if floor == u32::MAX {
+                let reach = &g.counter_reach()[a.state_rule[s as usize] as usize];
+                if reach.floor == u32::MAX && reach.follow == [0; 4] {
                     continue;
                 }
-                let (plain, capped) = (g.classify(s, 0), g.classify_below_maxima(s, floor));
+                let again = g.relaxed_recheck(reach);
+                let (plain, capped) = (g.classify(s, 0), g.classify_relaxed(s, &again));
                 assert_eq!(bits(&plain), bits(&capped), "{src}: state {s}");
                 assert_eq!(plain.uncertain, capped.uncertain, "{src}: state {s}");
                 for id in 0..vocab.tokenizer_size() as u32 {
@@ -1977,6 +2142,10 @@ ch ::= [^"]"#,
             }
         }
         assert!(checked >= 5, "only {checked} states under counters");
+        assert!(
+            relaxed_bases >= 32,
+            "only {relaxed_bases} relaxed counter bases"
+        );
     }
 
     /// Subtrees are skipped by byte group (separators, brackets, newline each

@@ -36,6 +36,8 @@ pub struct TokenTrie {
     below: Vec<u16>,
     /// Bitset over token ids (mask layout) of the tokens in the trie.
     in_trie: Vec<u32>,
+    /// Per byte value, how many tokens hold it.
+    with_byte: Vec<u32>,
 }
 
 /// A byte's group, for [`TokenTrie`]'s per-node summaries (one bit each).
@@ -254,6 +256,33 @@ impl RankBits {
         self.0.capacity() * 8
     }
 
+    /// Is rank `r` in the set?
+    #[inline]
+    pub fn contains(&self, r: u32) -> bool {
+        self.0
+            .get(r as usize / 64)
+            .is_some_and(|w| w & (1 << (r % 64)) != 0)
+    }
+
+    /// Number of ranks in the set.
+    pub fn count(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// The ranks in the set, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, &word)| {
+            let mut x = word;
+            std::iter::from_fn(move || {
+                (x != 0).then(|| {
+                    let r = w as u32 * 64 + x.trailing_zeros();
+                    x &= x - 1;
+                    r
+                })
+            })
+        })
+    }
+
     /// Add rank `r`.
     #[inline]
     pub fn set(&mut self, r: u32) {
@@ -351,6 +380,15 @@ impl TokenTrie {
             }
             trie.below[i] = groups | if whole { UTF8_WHOLE } else { 0 };
         }
+        trie.with_byte = vec![0; 256];
+        for &id in &trie.token_ids {
+            let mut seen = [false; 256];
+            for &b in bytes_of(id) {
+                if !std::mem::replace(&mut seen[b as usize], true) {
+                    trie.with_byte[b as usize] += 1;
+                }
+            }
+        }
         trie.in_trie = vec![0; crate::mask::words_for(trie.rank.len())];
         for &id in &trie.token_ids {
             crate::mask::set_bit(&mut trie.in_trie, id);
@@ -441,6 +479,35 @@ impl TokenTrie {
         bits
     }
 
+    /// How many tokens hold a byte that `wanted` picks, at most (a token
+    /// with two such bytes counts twice).
+    pub fn count_with_byte_bound(&self, wanted: impl Fn(u8) -> bool) -> usize {
+        (0..=255u8)
+            .filter(|&b| wanted(b))
+            .map(|b| self.with_byte.get(b as usize).copied().unwrap_or(0) as usize)
+            .sum()
+    }
+
+    /// Add to `ranks` every token with a byte that `wanted` picks. Subtrees
+    /// whose byte groups hold no such byte are skipped.
+    pub fn mark_ranks_with_byte(&self, ranks: &mut RankBits, wanted: impl Fn(u8) -> bool) {
+        let groups = (0..=255u8)
+            .filter(|&b| wanted(b))
+            .fold(0u16, |g, b| g | byte_group(b));
+        let mut i = 0usize;
+        while let Some(node) = self.nodes.get(i) {
+            let end = node.subtree_end as usize;
+            if wanted(node.byte) {
+                ranks.set_range(self.token_start[i], self.token_start[end]);
+                i = end;
+            } else if self.below[i] & groups == 0 {
+                i = end;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// Approximate heap bytes used.
     pub fn heap_bytes(&self) -> usize {
         self.nodes.len() * std::mem::size_of::<Node>()
@@ -452,6 +519,7 @@ impl TokenTrie {
                 * 4
             + self.below.len() * 2
             + self.in_trie.len() * 4
+            + self.with_byte.len() * 4
     }
 
     /// Walk the whole trie with a recogniser whose state after a byte is a

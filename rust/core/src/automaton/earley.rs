@@ -61,9 +61,11 @@ pub enum Unbounded {
     /// The seed's own instance (a counter state "with any number of
     /// iterations left").
     Seed,
-    /// Every instance: a token of `n` bytes makes at most `n` iterations of
-    /// an instance begun inside it, so tokens no longer than every maximum
-    /// are classified alike (see `CompiledGrammar::classify_plain`).
+    /// Every instance, and every minimum too: a token of `n` bytes makes at
+    /// most `n` iterations of an instance begun inside it, and an instance
+    /// ended early changes the parse only through a byte of its FOLLOW set,
+    /// so tokens no longer than every maximum and without such bytes are
+    /// classified alike (see `CompiledGrammar::classify_plain`).
     All,
 }
 
@@ -76,6 +78,12 @@ impl Unbounded {
             Unbounded::Seed => origin != 0,
             Unbounded::All => false,
         }
+    }
+
+    /// Are counter minima kept?
+    #[inline]
+    pub fn keeps_minimum(self) -> bool {
+        self != Unbounded::All
     }
 }
 
@@ -198,14 +206,16 @@ impl Parser {
         self.current().iter().any(|it| {
             it.origin == 0
                 && a.state_rule[it.state as usize] == a.root
-                && a.accepts(it.state, it.aux)
+                && a.accepts_with(it.state, it.aux, self.unbounded.keeps_minimum())
         })
     }
 
     /// Does the last set complete `rule` started in set 0?
     pub fn completes_at_origin0(&self, a: &Automaton, rule: u32) -> bool {
         self.current().iter().any(|it| {
-            it.origin == 0 && a.state_rule[it.state as usize] == rule && a.accepts(it.state, it.aux)
+            it.origin == 0
+                && a.state_rule[it.state as usize] == rule
+                && a.accepts_with(it.state, it.aux, self.unbounded.keeps_minimum())
         })
     }
 
@@ -291,10 +301,19 @@ impl Parser {
     fn add(&mut self, a: &Automaton, item: Item) {
         let lo = self.set_start[self.set_start.len() - 1] as usize;
         let counter = a.aux_state[item.state as usize];
+        // With no bounds kept, a counter's count changes nothing.
+        let any_count = counter
+            && self.unbounded == Unbounded::All
+            && matches!(
+                a.rule_kind[a.state_rule[item.state as usize] as usize],
+                super::RuleKind::Counter { .. }
+            );
         let same = |x: &Item| {
             x.state == item.state
                 && x.origin == item.origin
-                && (x.aux == item.aux || counter && a.count_dominates(item.state, x.aux, item.aux))
+                && (x.aux == item.aux
+                    || any_count
+                    || counter && a.count_dominates(item.state, x.aux, item.aux))
         };
         if self.items.len() - lo < INDEX_FROM {
             for x in &mut self.items[lo..] {
@@ -412,7 +431,8 @@ impl Parser {
                 }
             }
             // Completion into the same set is covered by the nullable advance above.
-            if it.origin != cur && a.accepts(it.state, it.aux) {
+            if it.origin != cur && a.accepts_with(it.state, it.aux, self.unbounded.keeps_minimum())
+            {
                 self.advance_parents(a, a.state_rule[it.state as usize], it.origin as usize);
             }
         }

@@ -197,11 +197,18 @@ impl Automaton {
     /// Can an item at `state` with register `aux` end its rule here?
     #[inline]
     pub fn accepts(&self, state: u32, aux: u32) -> bool {
+        self.accepts_with(state, aux, true)
+    }
+
+    /// [`Automaton::accepts`]; with `keep_min == false` a counter's minimum
+    /// is ignored.
+    #[inline]
+    pub fn accepts_with(&self, state: u32, aux: u32, keep_min: bool) -> bool {
         self.accepting[state as usize]
             && (!self.aux_state[state as usize]
                 || match &self.rule_kind[self.state_rule[state as usize] as usize] {
                     RuleKind::Plain => true,
-                    RuleKind::Counter { min, .. } => aux >= *min,
+                    RuleKind::Counter { min, .. } => aux >= *min || !keep_min,
                     RuleKind::Permutation { required, min, .. } => {
                         aux & required == *required && aux.count_ones() >= *min
                     }
