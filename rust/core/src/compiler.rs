@@ -79,11 +79,14 @@ pub struct Handover {
     /// are few, else in trie order; a token that stays inside the rule
     /// instance has its whole length.
     tokens: Vec<(TokenId, u32)>,
+    /// Per pair, the bytes its suffix shares with the previous pair's (at
+    /// most `u16::MAX`): the walk keeps that much of its path.
+    shared: Vec<u16>,
 }
 
 impl Handover {
     fn heap_bytes(&self) -> usize {
-        self.tokens.capacity() * 8
+        self.tokens.capacity() * 8 + self.shared.capacity() * 2
     }
 }
 
@@ -819,12 +822,19 @@ impl CompiledGrammar {
             // The bytes past the completion set the parser has taken (a
             // prefix of the previous suffix, which often shares one with the next).
             let (mut prev, mut synced): (&[u8], usize) = (&[], 0);
-            for &(id, k) in &h.tokens {
+            // Was the previous pair walked (so `shared` measures against `prev`)?
+            let mut chained = false;
+            for (i, &(id, k)) in h.tokens.iter().enumerate() {
                 if valid.last() == Some(&id) {
+                    chained = false;
                     continue;
                 }
                 let t = &self.vocab.token_bytes(id)[k as usize..];
-                let lcp = prev.iter().zip(t).take_while(|(x, y)| x == y).count();
+                let lcp = match h.shared.get(i) {
+                    Some(&n) if chained && n < u16::MAX => usize::from(n).min(prev.len()),
+                    _ => prev.iter().zip(t).take_while(|(x, y)| x == y).count(),
+                };
+                chained = true;
                 ctx.truncate(lcp + 1);
                 if synced > lcp {
                     parser.truncate(base + 1 + lcp);
@@ -944,6 +954,14 @@ impl CompiledGrammar {
             h.tokens
                 .sort_unstable_by(|x, y| suffix(x).cmp(suffix(y)).then(x.0.cmp(&y.0)));
         }
+        let suffix = |&(id, k): &(TokenId, u32)| &self.vocab.token_bytes(id)[k as usize..];
+        h.shared = std::iter::once(0)
+            .chain(h.tokens.windows(2).map(|w| {
+                let (x, y) = (suffix(&w[0]), suffix(&w[1]));
+                let n = x.iter().zip(y).take_while(|(a, b)| a == b).count();
+                n.min(usize::from(u16::MAX)) as u16
+            }))
+            .collect();
         let h = Arc::new(h);
         let mut w = self.handovers.write().unwrap_or_else(|p| p.into_inner());
         w.entry((it.state, class)).or_insert(h).clone()
