@@ -627,17 +627,29 @@ impl CompiledGrammar {
     /// its own (no chains).
     fn lexical_reference(&self, state: u32) -> Option<u32> {
         let a = &self.automaton;
+        // (run length, class) over the byte class runs.
+        let runs = class_runs(a);
+        let runs: Vec<(usize, usize)> = runs
+            .iter()
+            .enumerate()
+            .map(|(k, &(b, c))| {
+                let end = runs.get(k + 1).map_or(256, |r| r.0);
+                ((end - b) as usize, c as usize)
+            })
+            .collect();
+        let next = |q: u32, c: usize| a.byte_next[q as usize * a.num_classes + c];
         let agreeing = |q: u32, r: u32| {
-            (0..=255u8)
-                .filter(|&b| a.next_byte(q, b) == r && a.next_byte(r, b) == r)
-                .count()
+            runs.iter()
+                .filter(|&&(_, c)| next(q, c) == r && next(r, c) == r)
+                .map(|&(n, _)| n)
+                .sum::<usize>()
         };
         let best = |q: u32| {
             let mut count: FxHashMap<u32, usize> = FxHashMap::default();
-            for b in 0..=255u8 {
-                let t = a.next_byte(q, b);
+            for &(n, c) in &runs {
+                let t = next(q, c);
                 if t != crate::automaton::DEAD && t != q {
-                    *count.entry(t).or_default() += 1;
+                    *count.entry(t).or_default() += n;
                 }
             }
             let r = count
@@ -1059,6 +1071,7 @@ const MAX_LEXICAL_STATES: usize = 2048;
 /// transitions as runs); None if it reaches a rule reference, a token element
 /// or a register rule.
 fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
+    let runs = class_runs(a);
     let mut key: Vec<u32> = Vec::new();
     let mut index: FxHashMap<u32, u32> = FxHashMap::default();
     let mut order = vec![state];
@@ -1071,16 +1084,14 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
             return None;
         }
         key.push(u32::from(a.accepting[s as usize]));
+        let row = &a.byte_next[s as usize * a.num_classes..][..a.num_classes];
+        // Maximal runs of bytes with one target, over the class runs.
         let mut run_start = 0u32;
         let mut run_to = u32::MAX;
-        for b in 0..=256u32 {
-            let to = if b == 256 {
-                u32::MAX - 1 // sentinel that closes the last run
-            } else {
-                let t = a.next_byte(s, b as u8);
-                if t == crate::automaton::DEAD {
-                    u32::MAX
-                } else {
+        for (k, &(b, class)) in runs.iter().enumerate() {
+            let to = match row[class as usize] {
+                crate::automaton::DEAD => u32::MAX,
+                t => {
                     let next = order.len() as u32;
                     let id = *index.entry(t).or_insert(next);
                     if id == next {
@@ -1092,7 +1103,7 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
                     id
                 }
             };
-            if b == 0 {
+            if k == 0 {
                 run_to = to;
             } else if to != run_to {
                 key.extend([run_start, run_to]);
@@ -1100,8 +1111,22 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
                 run_to = to;
             }
         }
+        key.extend([run_start, run_to]);
     }
     Some(key)
+}
+
+/// The bytes as runs of one byte class: (first byte, class), ascending.
+/// Grammars have a few dozen, so per-state work over them beats 256 bytes.
+fn class_runs(a: &Automaton) -> Vec<(u32, u8)> {
+    let mut runs: Vec<(u32, u8)> = Vec::with_capacity(64);
+    for b in 0..256u32 {
+        let c = a.class_of[b as usize];
+        if runs.last().is_none_or(|r| r.1 != c) {
+            runs.push((b, c));
+        }
+    }
+    runs
 }
 
 impl CacheEntry {
