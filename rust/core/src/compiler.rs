@@ -1122,7 +1122,7 @@ fn class_runs(a: &Automaton) -> Vec<(u32, u8)> {
     let mut runs: Vec<(u32, u8)> = Vec::with_capacity(64);
     for b in 0..256u32 {
         let c = a.class_of[b as usize];
-        if runs.last().is_none_or(|r| r.1 != c) {
+        if runs.last().map_or(true, |r| r.1 != c) {
             runs.push((b, c));
         }
     }
