@@ -77,7 +77,7 @@ fn main() {
         let Ok(compiled) = compiled else { continue };
         let mut first = Matcher::new(compiled.clone());
         first.fill_mask(&mut mask);
-        compile_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        compile_ms.push((t0.elapsed().as_secs_f64() * 1e3, g["id"].to_string()));
         let id = g["id"].as_str().unwrap_or_default();
         for (n, text) in g["texts"].as_array().into_iter().flatten().enumerate() {
             for pass in 0..passes {
@@ -106,8 +106,8 @@ fn main() {
     }
     times.sort_by(|a, b| a.0.total_cmp(&b.0));
     let q = |p: f64| times[((times.len() - 1) as f64 * p) as usize].0;
-    compile_ms.sort_by(f64::total_cmp);
-    let cq = |p: f64| compile_ms[((compile_ms.len() - 1) as f64 * p) as usize];
+    compile_ms.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let cq = |p: f64| compile_ms[((compile_ms.len() - 1) as f64 * p) as usize].0;
     println!(
         "{name}: {} masks p50 {:.2} p90 {:.2} p99 {:.1} max {:.0} µs; sum {:.1} ms; \
          {} compiles p50 {:.2} p99 {:.1} max {:.1} ms",
@@ -124,5 +124,8 @@ fn main() {
     );
     for (us, id, step) in times.iter().rev().take(12) {
         println!("  {us:9.1} µs  {id} step {step}");
+    }
+    for (ms, id) in compile_ms.iter().rev().take(3) {
+        println!("  compile {ms:7.1} ms  {id}");
     }
 }
