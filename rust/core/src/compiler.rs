@@ -1354,39 +1354,20 @@ impl<'a> LocalStepper<'a> {
 }
 
 impl LocalStepper<'_> {
-    /// The context after `byte` from the walk's current node (relative
-    /// Earley depth `r`, context `c`), computed with the real parser if
-    /// missing; the parser is left at depth `r`. None when the memo is full.
-    fn probe(&mut self, r: usize, c: u32, byte: u8) -> Option<u32> {
-        let slot = SetMemo::slot(c, byte);
-        let t = self.memo.next[slot];
-        if t != NEXT_UNKNOWN {
-            return Some(t);
-        }
-        if self.memo.is_full() {
-            return None;
-        }
+    /// Replay the walk's path into the real parser up to relative Earley depth `r`.
+    fn sync_to(&mut self, r: usize) {
         let d = self.earley_from.unwrap_or(0);
         while self.synced < r {
-            self.parser.push_byte(self.a, self.path[d + self.synced]);
+            let ok = self.parser.push_byte(self.a, self.path[d + self.synced]);
+            debug_assert!(ok, "a replayed byte was refused");
             self.synced += 1;
         }
-        let t = if self.parser.push_byte(self.a, byte) {
-            self.synced += 1;
-            let t = self.intern_current();
-            self.parser.truncate(2 + r);
-            self.synced = r;
-            t
-        } else {
-            NEXT_DEAD
-        };
-        self.memo.next[slot] = t;
-        Some(t)
     }
 
     /// The context after `path` then `byte` from context `c` at the walk's
-    /// current node (relative Earley depth `r`); None if refused or the memo
-    /// is full. The parser is left at depth `r`.
+    /// current node (relative Earley depth `r`), each missing transition
+    /// computed with the real parser; None if refused or the memo is full.
+    /// The parser is left at depth `r`.
     fn probe_path(&mut self, r: usize, c: u32, path: &[u8], byte: u8) -> Option<u32> {
         let mut cur = c;
         for (i, &b) in path.iter().chain([&byte]).enumerate() {
@@ -1394,19 +1375,13 @@ impl LocalStepper<'_> {
             let known = self.memo.next[slot];
             if known != NEXT_UNKNOWN {
                 cur = known;
-            } else if i == 0 {
-                cur = self.probe(r, c, b)?;
             } else {
                 if self.memo.is_full() {
                     return None;
                 }
-                // Bring the parser to the node, then down the character's
-                // bytes, keeping their contexts for the origins of new items.
-                let d = self.earley_from.unwrap_or(0);
-                while self.synced < r {
-                    self.parser.push_byte(self.a, self.path[d + self.synced]);
-                    self.synced += 1;
-                }
+                // Bring the parser to the node, then down the bytes before
+                // `b`, keeping their contexts for the origins of new items.
+                self.sync_to(r);
                 let mut q = c;
                 for &p in &path[..i] {
                     let ok = self.parser.push_byte(self.a, p);
@@ -1467,7 +1442,8 @@ impl ByteStepper for LocalStepper<'_> {
                 while untried != 0 {
                     let g = untried & untried.wrapping_neg();
                     untried &= untried - 1;
-                    let ok = crate::trie::group_bytes(g).all(|b| self.probe(r, c, b) == Some(c));
+                    let ok = crate::trie::group_bytes(g)
+                        .all(|b| self.probe_path(r, c, &[], b) == Some(c));
                     let e = &mut self.ctx_loops[c as usize];
                     *e = (e.0 | if ok { g } else { 0 }, e.1 | g);
                     if !ok {
@@ -1499,10 +1475,7 @@ impl ByteStepper for LocalStepper<'_> {
         let c = if let Some(d) = self.earley_from {
             let r = self.completed.len() - d;
             if self.memo_off {
-                while self.synced < r {
-                    self.parser.push_byte(a, self.path[d + self.synced]);
-                    self.synced += 1;
-                }
+                self.sync_to(r);
                 if !self.parser.push_byte(a, byte) {
                     return false;
                 }
@@ -1517,11 +1490,7 @@ impl ByteStepper for LocalStepper<'_> {
             let mut t = self.memo.next[slot];
             if t == NEXT_UNKNOWN {
                 // Bring the real parser to this node, then take the byte.
-                while self.synced < r {
-                    let ok = self.parser.push_byte(a, self.path[d + self.synced]);
-                    debug_assert!(ok, "a replayed byte was refused");
-                    self.synced += 1;
-                }
+                self.sync_to(r);
                 t = if self.parser.push_byte(a, byte) {
                     self.synced += 1;
                     if self.memo.is_full() {
@@ -1934,6 +1903,38 @@ mod tests {
         assert!(referenced > 0, "no key complement walked against its tail");
     }
 
+    /// A vocabulary of `tokens` (first occurrences, in the order given: ids
+    /// then differ from trie ranks) plus `<eos>`, its stop token.
+    fn test_vocab(tokens: Vec<Vec<u8>>) -> Arc<Vocabulary> {
+        let mut seen = std::collections::HashSet::new();
+        let mut tokens: Vec<Vec<u8>> = tokens
+            .into_iter()
+            .filter(|t| seen.insert(t.clone()))
+            .collect();
+        tokens.push(b"<eos>".to_vec());
+        let eos = (tokens.len() - 1) as u32;
+        Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocab"))
+    }
+
+    /// `e` accepts a non-special token exactly when the parser from state
+    /// `s` (register `aux`) takes every byte of it.
+    fn assert_exact(g: &CompiledGrammar, s: u32, aux: u32, e: &CacheEntry, what: &str) {
+        let (a, vocab) = (g.automaton(), g.vocab());
+        for id in 0..vocab.tokenizer_size() as u32 {
+            if vocab.is_special(id) {
+                continue;
+            }
+            let t = vocab.token_bytes(id);
+            let mut p = crate::automaton::earley::Parser::starting_at(a, s, aux);
+            let live = t.iter().all(|&b| p.push_byte(a, b));
+            assert_eq!(
+                e.accepted.contains(id),
+                live,
+                "{what}: state {s}/{aux}, token {t:?}"
+            );
+        }
+    }
+
     /// Subtrees of non-ASCII tokens are skipped where the state loops over
     /// every character (inside strings); token by token through the DFA,
     /// with cut characters, stray continuation bytes and surrogates, must agree.
@@ -1963,11 +1964,7 @@ mod tests {
             }
             tokens.push(x.to_vec());
         }
-        tokens.sort();
-        tokens.dedup();
-        tokens.push(b"<eos>".to_vec());
-        let eos = (tokens.len() - 1) as u32;
-        let vocab = Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocab"));
+        let vocab = test_vocab(tokens);
         let compiler = Compiler::new(vocab.clone());
         for g in [
             compiler.compile_regex(r#"[^"]*"x"#).expect("regex"),
@@ -2023,15 +2020,7 @@ ch ::= [a-zé-ÿ] | [日本]"#
                     (!a.aux_state[s as usize]).then(|| g.classify(s, 0)),
                 ];
                 for e in entries.into_iter().flatten() {
-                    for id in 0..vocab.tokenizer_size() as u32 {
-                        if vocab.is_special(id) {
-                            continue;
-                        }
-                        let t = vocab.token_bytes(id);
-                        let mut p = crate::automaton::earley::Parser::starting_at(a, s, 0);
-                        let live = t.iter().all(|&b| p.push_byte(a, b));
-                        assert_eq!(e.accepted.contains(id), live, "state {s}, token {t:?}");
-                    }
+                    assert_exact(&g, s, 0, &e, "utf-8 walk");
                 }
             }
         }
@@ -2070,11 +2059,7 @@ ch ::= [a-zé-ÿ] | [日本]"#
         }
         // Tokens that end an item and go on past the counter.
         tokens.extend(["\"\":", "\"ab\":", "\"\",:", "a,]", ",]"].map(|t| t.as_bytes().to_vec()));
-        tokens.sort();
-        tokens.dedup();
-        tokens.push(b"<eos>".to_vec());
-        let eos = (tokens.len() - 1) as u32;
-        let vocab = Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocab"));
+        let vocab = test_vocab(tokens);
         let compiler = Compiler::new(vocab.clone());
         let (mut checked, mut relaxed_bases) = (0, 0);
         for src in [
@@ -2143,19 +2128,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                         let direct = g.classify(s, aux);
                         assert_eq!(bits(&direct), bits(&e), "{src}: state {s}/{aux}");
                         assert_eq!(direct.uncertain, e.uncertain, "{src}: state {s}/{aux}");
-                        for id in 0..vocab.tokenizer_size() as u32 {
-                            if vocab.is_special(id) {
-                                continue;
-                            }
-                            let t = vocab.token_bytes(id);
-                            let mut p = crate::automaton::earley::Parser::starting_at(a, s, aux);
-                            let live = t.iter().all(|&b| p.push_byte(a, b));
-                            assert_eq!(
-                                e.accepted.contains(id),
-                                live,
-                                "{src}: state {s}/{aux}, {t:?}"
-                            );
-                        }
+                        assert_exact(&g, s, aux, &e, src);
                     }
                     checked += 1;
                     continue;
@@ -2168,19 +2141,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                 let (plain, capped) = (g.classify(s, 0), g.classify_relaxed(s, &again));
                 assert_eq!(bits(&plain), bits(&capped), "{src}: state {s}");
                 assert_eq!(plain.uncertain, capped.uncertain, "{src}: state {s}");
-                for id in 0..vocab.tokenizer_size() as u32 {
-                    if vocab.is_special(id) {
-                        continue;
-                    }
-                    let t = vocab.token_bytes(id);
-                    let mut p = crate::automaton::earley::Parser::starting_at(a, s, 0);
-                    let live = t.iter().all(|&b| p.push_byte(a, b));
-                    assert_eq!(
-                        capped.accepted.contains(id),
-                        live,
-                        "{src}: state {s}, {t:?}"
-                    );
-                }
+                assert_exact(&g, s, 0, &capped, src);
                 checked += 1;
             }
         }
@@ -2212,9 +2173,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                 }
             }
         }
-        tokens.push(b"<eos>".to_vec());
-        let eos = (tokens.len() - 1) as u32;
-        let vocab = Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocab"));
+        let vocab = test_vocab(tokens);
         let compiler = Compiler::new(vocab.clone());
         let (mut most, mut few) = (0, 0);
         for pattern in [
@@ -2237,19 +2196,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                     let n = e.accepted.len();
                     most += usize::from(n * 2 > vocab.vocab_size());
                     few += usize::from(n > 0 && n * 2 < vocab.vocab_size());
-                    for id in 0..vocab.tokenizer_size() as u32 {
-                        if vocab.is_special(id) {
-                            continue;
-                        }
-                        let t = vocab.token_bytes(id);
-                        let mut p = crate::automaton::earley::Parser::starting_at(a, s, 0);
-                        let live = t.iter().all(|&b| p.push_byte(a, b));
-                        assert_eq!(
-                            e.accepted.contains(id),
-                            live,
-                            "{pattern}: state {s}, token {t:?}"
-                        );
-                    }
+                    assert_exact(&g, s, 0, &e, pattern);
                 }
             }
         }
