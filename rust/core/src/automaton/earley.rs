@@ -52,7 +52,7 @@ struct SetIndex {
     next: Vec<u32>,
 }
 
-/// Counter instances whose maximum a classification parser ignores.
+/// The counter bounds a classification parser ignores.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Unbounded {
     /// None: the grammar as written.
@@ -115,8 +115,7 @@ impl Parser {
         Self::seeded(a, state, aux, vec![0, 0], Unbounded::None)
     }
 
-    /// [`Parser::starting_at`] with counter maxima ignored as `unbounded`
-    /// says (minima still apply).
+    /// [`Parser::starting_at`] with counter bounds ignored as `unbounded` says.
     pub fn starting_at_unbounded(
         a: &Automaton,
         state: u32,
@@ -126,7 +125,7 @@ impl Parser {
         Self::seeded(a, state, aux, vec![0, 0], unbounded)
     }
 
-    /// Which counter maxima this parser ignores.
+    /// Which counter bounds this parser ignores.
     pub fn unbounded(&self) -> Unbounded {
         self.unbounded
     }
