@@ -100,6 +100,13 @@ struct CounterReach {
     follow: ByteSet,
 }
 
+impl CounterReach {
+    /// Nothing for bounds to change: no counter reached.
+    fn is_none(&self) -> bool {
+        self.floor == u32::MAX && self.follow == [0; 4]
+    }
+}
+
 /// Hand-overs up to this many (token, completion) pairs are parsed directly.
 const DIRECT_HANDOVER: usize = 48;
 
@@ -267,7 +274,7 @@ impl CompiledGrammar {
                 if left >= cap {
                     return base;
                 }
-                self.narrow(&base, state, aux, left as usize)
+                self.narrow(&base, state, aux, left)
             }
             _ => self.classify(state, aux),
         };
@@ -300,13 +307,18 @@ impl CompiledGrammar {
     /// its unbounded entry: a token of at most `left` bytes starts at most
     /// `left` iterations, so only longer tokens can change; they are
     /// classified again.
-    fn narrow(&self, base: &CacheEntry, state: u32, aux: u32, left: usize) -> CacheEntry {
-        let trie = self.vocab.trie();
-        let mut again = crate::trie::RankBits::new(trie);
-        for &r in trie.ranks_longer_than(left) {
-            again.set(r);
-        }
-        self.reclassify(base, state, aux, &again, Unbounded::None)
+    fn narrow(&self, base: &CacheEntry, state: u32, aux: u32, left: u32) -> CacheEntry {
+        let longer = CounterReach {
+            floor: left,
+            follow: [0; 4],
+        };
+        self.reclassify(
+            base,
+            state,
+            aux,
+            &self.recheck_set(&longer),
+            Unbounded::None,
+        )
     }
 
     /// `base` with the tokens whose ranks are in `again` classified again by
@@ -378,10 +390,10 @@ impl CompiledGrammar {
     fn classify_plain(&self, state: u32) -> CacheEntry {
         let a = &self.automaton;
         let reach = &self.counter_reach()[a.state_rule[state as usize] as usize];
-        if reach.floor == u32::MAX && reach.follow == [0; 4] || !self.relaxed_pays(reach) {
+        if reach.is_none() || !self.relaxed_pays(reach) {
             return self.classify(state, 0);
         }
-        self.classify_relaxed(state, &self.relaxed_recheck(reach))
+        self.classify_relaxed(state, &self.recheck_set(reach))
     }
 
     /// Would a walk with counter bounds ignored leave few tokens to classify
@@ -396,8 +408,10 @@ impl CompiledGrammar {
     }
 
     /// The tokens a walk with counter bounds ignored may classify wrongly
-    /// for a state whose rule reaches `reach` (see [`Self::classify_plain`]).
-    fn relaxed_recheck(&self, reach: &CounterReach) -> crate::trie::RankBits {
+    /// for a state whose rule reaches `reach` (see [`Self::classify_plain`]):
+    /// those longer than its floor (below the count cap) and those with a
+    /// byte of its FOLLOW set.
+    fn recheck_set(&self, reach: &CounterReach) -> crate::trie::RankBits {
         let trie = self.vocab.trie();
         let mut again = crate::trie::RankBits::new(trie);
         if reach.floor < self.count_cap() {
@@ -429,7 +443,7 @@ impl CompiledGrammar {
     fn classify_counter_base(&self, state: u32, item: u32, aux: u32, has_min: bool) -> CacheEntry {
         match self.counter_base_reach(state, item, has_min) {
             Some(reach) if self.relaxed_pays(&reach) => {
-                self.relaxed_counter_base(state, aux, &self.relaxed_recheck(&reach))
+                self.relaxed_counter_base(state, aux, &self.recheck_set(&reach))
             }
             _ => {
                 let p = Parser::starting_at_unbounded(&self.automaton, state, aux, Unbounded::Seed);
@@ -439,12 +453,12 @@ impl CompiledGrammar {
     }
 
     /// What the bounds [`Self::relaxed_counter_base`] ignores can change
-    /// (see [`Self::relaxed_recheck`]); None when no bound inside the items
+    /// (see [`Self::recheck_set`]); None when no bound inside the items
     /// can change a walk.
     fn counter_base_reach(&self, state: u32, item: u32, has_min: bool) -> Option<CounterReach> {
         let a = &self.automaton;
         let mut reach = self.counter_reach()[item as usize].clone();
-        if reach.floor == u32::MAX && reach.follow == [0; 4] {
+        if reach.is_none() {
             return None;
         }
         if has_min {
@@ -582,12 +596,9 @@ impl CompiledGrammar {
                 }
             },
             |toks, first| accepted.set_range(first, first + toks.len() as u32),
-            |p, byte, depth, toks| {
+            |p, byte, depth, toks, first| {
                 if could_hand_over(p.0, p.1, byte, depth) {
-                    if let Some(&first) = toks.first() {
-                        let r = trie.rank(first).unwrap_or(0);
-                        uncertain.extend(r..r + toks.len() as u32);
-                    }
+                    uncertain.extend(first..first + toks.len() as u32);
                 }
             },
             |toks, first| {
@@ -610,15 +621,17 @@ impl CompiledGrammar {
             }
             uncertain.sort_unstable();
         }
-        let words = crate::mask::words_for(self.vocab.vocab_size());
-        let e = CacheEntry::new(
-            TokenSet::from_bits(trie.ids_of_ranks(&accepted, words)),
-            uncertain,
-        );
+        let e = CacheEntry::new(self.token_set_of(&accepted), uncertain);
         if keep_ranks {
             let _ = e.ranks.set(accepted);
         }
         e
+    }
+
+    /// The tokens of a walk's ranks as a set over this vocabulary's ids.
+    fn token_set_of(&self, ranks: &crate::trie::RankBits) -> TokenSet {
+        let words = crate::mask::words_for(self.vocab.vocab_size());
+        TokenSet::from_bits(self.vocab.trie().ids_of_ranks(ranks, words))
     }
 
     /// A reference for [`Self::classify_lexical`] of lexical `state`: the
@@ -697,23 +710,16 @@ impl CompiledGrammar {
         trie.walk(
             &mut stepper,
             |_, _, toks, first| accepted.set_range(first, first + toks.len() as u32),
-            |st, depth, toks| {
+            |st, depth, toks, first| {
                 // The rule could end strictly inside the token: the parent decides,
                 // unless no byte after any completion point can follow the rule.
                 if st.num_completed > 0 && st.may_continue_in_parent(depth) {
-                    if let Some(&first) = toks.first() {
-                        let r = trie.rank(first).unwrap_or(0);
-                        uncertain.extend(r..r + toks.len() as u32);
-                    }
+                    uncertain.extend(first..first + toks.len() as u32);
                 }
             },
         );
         debug_assert!(uncertain.iter().all(|&r| (r as usize) < order.len()));
-        let words = crate::mask::words_for(self.vocab.vocab_size());
-        CacheEntry::new(
-            TokenSet::from_bits(trie.ids_of_ranks(&accepted, words)),
-            uncertain,
-        )
+        CacheEntry::new(self.token_set_of(&accepted), uncertain)
     }
 
     /// The context id of set `p` of `parser` (see [`Contexts`]), memoised
@@ -961,12 +967,11 @@ impl CompiledGrammar {
         // Sorted by suffix, consecutive suffixes share the most prefix (the
         // walk then replays least); past a few thousand the sort costs more
         // than it saves, and trie order already groups equal prefixes.
+        let suffix = |&(id, k): &(TokenId, u32)| &self.vocab.token_bytes(id)[k as usize..];
         if h.tokens.len() <= SORTED_HANDOVER {
-            let suffix = |&(id, k): &(TokenId, u32)| &self.vocab.token_bytes(id)[k as usize..];
             h.tokens
                 .sort_unstable_by(|x, y| suffix(x).cmp(suffix(y)).then(x.0.cmp(&y.0)));
         }
-        let suffix = |&(id, k): &(TokenId, u32)| &self.vocab.token_bytes(id)[k as usize..];
         h.shared = std::iter::once(0)
             .chain(h.tokens.windows(2).map(|w| {
                 let (x, y) = (suffix(&w[0]), suffix(&w[1]));
@@ -2109,7 +2114,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                     for aux in 0..32 {
                         // The relaxed walk, whatever the share it reclassifies.
                         if let Some(reach) = g.counter_base_reach(s, item, aux < min) {
-                            let again = g.relaxed_recheck(&reach);
+                            let again = g.recheck_set(&reach);
                             let seed = crate::automaton::earley::Parser::starting_at_unbounded(
                                 a,
                                 s,
@@ -2137,7 +2142,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                 if reach.floor == u32::MAX && reach.follow == [0; 4] {
                     continue;
                 }
-                let again = g.relaxed_recheck(reach);
+                let again = g.recheck_set(reach);
                 let (plain, capped) = (g.classify(s, 0), g.classify_relaxed(s, &again));
                 assert_eq!(bits(&plain), bits(&capped), "{src}: state {s}");
                 assert_eq!(plain.uncertain, capped.uncertain, "{src}: state {s}");

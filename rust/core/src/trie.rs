@@ -213,40 +213,38 @@ impl RankBits {
         RankBits(vec![0; trie.token_ids.len().div_ceil(64)])
     }
 
+    /// The words of ranks `lo..hi` (clipped to the set), each with the mask
+    /// of the range's bits in it.
+    fn range_words(&self, lo: u32, hi: u32) -> impl Iterator<Item = (usize, u64)> {
+        let (lo, hi) = (lo as usize, (hi as usize).min(self.0.len() * 64));
+        let words = if lo < hi {
+            lo / 64..(hi - 1) / 64 + 1
+        } else {
+            0..0
+        };
+        words.map(move |w| {
+            let mut m = u64::MAX;
+            if w == lo / 64 {
+                m &= u64::MAX << (lo % 64);
+            }
+            if w == (hi - 1) / 64 {
+                m &= u64::MAX >> (63 - (hi - 1) % 64);
+            }
+            (w, m)
+        })
+    }
+
     /// Add ranks `lo..hi`.
     #[inline]
     pub fn set_range(&mut self, lo: u32, hi: u32) {
-        let (lo, hi) = (lo as usize, hi as usize);
-        if lo >= hi || hi > self.0.len() * 64 {
-            return;
+        for (w, m) in self.range_words(lo, hi) {
+            self.0[w] |= m;
         }
-        let (wl, wh) = (lo / 64, (hi - 1) / 64);
-        let low_mask = u64::MAX << (lo % 64);
-        let high_mask = u64::MAX >> (63 - (hi - 1) % 64);
-        if wl == wh {
-            self.0[wl] |= low_mask & high_mask;
-            return;
-        }
-        self.0[wl] |= low_mask;
-        self.0[wl + 1..wh].fill(u64::MAX);
-        self.0[wh] |= high_mask;
     }
 
     /// Add the ranks of `from` in `lo..hi`.
     pub fn copy_range(&mut self, from: &RankBits, lo: u32, hi: u32) {
-        let (lo, hi) = (lo as usize, hi.min(self.0.len() as u32 * 64) as usize);
-        if lo >= hi {
-            return;
-        }
-        let (wl, wh) = (lo / 64, (hi - 1) / 64);
-        for w in wl..=wh {
-            let mut m = u64::MAX;
-            if w == wl {
-                m &= u64::MAX << (lo % 64);
-            }
-            if w == wh {
-                m &= u64::MAX >> (63 - (hi - 1) % 64);
-            }
+        for (w, m) in self.range_words(lo, hi) {
             self.0[w] |= from.0.get(w).copied().unwrap_or(0) & m;
         }
     }
@@ -449,9 +447,7 @@ impl TokenTrie {
     /// touches only the smaller side: the set ranks, or the clear ones
     /// taken out of every trie token.
     pub fn ids_of_ranks(&self, ranks: &RankBits, words: usize) -> Vec<u32> {
-        let n = self.token_ids.len();
-        let ones: usize = ranks.0.iter().map(|w| w.count_ones() as usize).sum();
-        let dense = ones * 2 > n;
+        let dense = ranks.count() * 2 > self.token_ids.len();
         let mut bits = if dense {
             let mut b = self.in_trie.clone();
             b.resize(words, 0);
@@ -528,7 +524,8 @@ impl TokenTrie {
     /// indexed by depth. `step(parent, byte, depth, groups_below)` decides
     /// each node: go on with a state (`on_node(tokens_ending_here, first_rank)`
     /// is called), accept the whole subtree (`on_node(tokens_in_subtree, first_rank)`),
-    /// skip a dead subtree (`on_dead(parent, byte, depth, tokens_in_subtree)`),
+    /// skip a dead subtree (`on_dead(parent, byte, depth, tokens_in_subtree,
+    /// first_rank)`),
     /// or take the whole subtree as it is (`on_copy(tokens_in_subtree,
     /// first_rank)`; the caller knows the outcome from elsewhere). The tight loop behind the
     /// cold masks of lexical states (inside strings most of the vocabulary is
@@ -538,7 +535,7 @@ impl TokenTrie {
         root: T,
         mut step: impl FnMut(&T, u8, usize, u16) -> Step<T>,
         mut on_node: impl FnMut(&[TokenId], u32),
-        mut on_dead: impl FnMut(&T, u8, usize, &[TokenId]),
+        mut on_dead: impl FnMut(&T, u8, usize, &[TokenId], u32),
         mut on_copy: impl FnMut(&[TokenId], u32),
     ) {
         let mut stack: Vec<T> = vec![root; self.max_depth + 1];
@@ -565,7 +562,7 @@ impl TokenTrie {
                 Step::Dead => {
                     let end = node.subtree_end as usize;
                     let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
-                    on_dead(&parent, node.byte, d, &self.token_ids[a..b]);
+                    on_dead(&parent, node.byte, d, &self.token_ids[a..b], a as u32);
                     i = end;
                 }
                 Step::Copy => {
@@ -587,7 +584,7 @@ impl TokenTrie {
         &self,
         stepper: &mut S,
         mut on_node: impl FnMut(&mut S, usize, &[TokenId], u32),
-        mut on_dead: impl FnMut(&mut S, usize, &[TokenId]),
+        mut on_dead: impl FnMut(&mut S, usize, &[TokenId], u32),
     ) {
         let mut depth = 0usize;
         let mut i = 0usize;
@@ -615,7 +612,7 @@ impl TokenTrie {
                 i += 1;
             } else {
                 let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
-                on_dead(stepper, d, &self.token_ids[a..b]);
+                on_dead(stepper, d, &self.token_ids[a..b], a as u32);
                 i = end;
             }
         }
@@ -665,7 +662,7 @@ mod tests {
         trie.walk(
             &mut s,
             |_, _, t, _| live.extend_from_slice(t),
-            |_, _, t| dead.extend_from_slice(t),
+            |_, _, t, _| dead.extend_from_slice(t),
         );
         live.sort_unstable();
         dead.sort_unstable();
