@@ -215,6 +215,12 @@ WALK_SCHEMAS: list[dict[str, Any]] = [
         ]
     },
     {"type": ["string", "null"], "not": {"type": "null"}},
+    # Draft-04: `3.0` is no integer (jsonschema picks the draft from `$schema`).
+    {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "array",
+        "items": {"type": "integer", "minimum": -3, "maximum": 40, "multipleOf": 3},
+    },
 ]
 
 
@@ -290,7 +296,8 @@ def check_walks(
             g = compiler.compile_json_schema(schema)
         except UnsupportedSchemaError:
             continue
-        validator = jsonschema.Draft202012Validator(schema, format_checker=FORMATS)
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        validator = cls(schema, format_checker=FORMATS)
         for _ in range(walks):
             out = walk(g, vocab_size, token_bytes, rng, eos)
             if out is None:

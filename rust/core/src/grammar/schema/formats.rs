@@ -890,7 +890,7 @@ mod tests {
 #[cfg(test)]
 mod automaton_tests {
     use super::*;
-    use crate::grammar::schema::numbers::{integer_multiple_of, number_expr, Bound};
+    use crate::grammar::schema::numbers::{integer_multiple_of, number_expr, Bound, IntForm};
     use crate::grammar::{Grammar, Rule};
     use crate::{CompiledGrammar, Limits, Matcher, Vocabulary};
     use std::sync::Arc;
@@ -976,7 +976,8 @@ mod automaton_tests {
             agree(&mut m, &rules, &e, s);
         }
         let mut helpers = Vec::new();
-        let e = integer_multiple_of(7, Some(&lo), Some(&hi), &mut helpers).unwrap();
+        let e = integer_multiple_of(7, Some(&lo), Some(&hi), IntForm::ZeroFraction, &mut helpers)
+            .unwrap();
         let (mut m, rules) = compile(e.clone(), helpers);
         for n in -20..=1010 {
             agree(&mut m, &rules, &e, &n.to_string());

@@ -49,7 +49,7 @@ mod validate;
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::{Expr, Grammar, Rule, RuleId, MAX_PERMUTATION_MEMBERS};
 use formats::format_grammar;
-use numbers::{Bound, Decimal};
+use numbers::{Bound, Decimal, IntForm};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -2356,6 +2356,12 @@ impl<'a> Ctx<'a> {
         let int = n.types & T_INT != 0;
         let frac = n.types & T_FRAC != 0;
         let (mut lo, mut hi, mult) = self.numeric_bounds(n)?;
+        // Draft-04 counts `1` but not `1.0` as an integer; a number type takes both.
+        let form = if self.draft4 && !frac {
+            IntForm::Plain
+        } else {
+            IntForm::ZeroFraction
+        };
         // Excluded values (negated const/enum) cut the range into intervals.
         let mut cuts: Vec<Decimal> = Vec::new();
         let mut cut_ptr = String::new();
@@ -2376,7 +2382,7 @@ impl<'a> Ctx<'a> {
             }
         }
         if !cuts.is_empty() {
-            if mult.is_some() || !int || self.draft4 {
+            if mult.is_some() || !int {
                 self.refuse(
                     &cut_ptr,
                     "not",
@@ -2404,7 +2410,7 @@ impl<'a> Ctx<'a> {
                     let built = if frac {
                         numbers::number_expr(a.as_ref(), b.as_ref())
                     } else {
-                        numbers::integer_expr(a.as_ref(), b.as_ref())
+                        numbers::integer_expr(a.as_ref(), b.as_ref(), form)
                     };
                     match built {
                         Ok(e) => out.push(e),
@@ -2438,29 +2444,16 @@ impl<'a> Ctx<'a> {
             self.refuse(&p.0, p.1, "bounds on non-integer numbers only")?;
             return Ok(Some(self.helper("json_fraction", |_| fraction_syntax())));
         }
-        if self.draft4 && !frac {
-            // The range builders also produce `1.0`, which draft-04 does not count as an integer.
-            let p = n
-                .numeric
-                .first()
-                .map(|x| (x.0.clone(), x.1))
-                .unwrap_or_default();
-            self.refuse(
-                &p.0,
-                p.1,
-                "integer bounds under draft-04 (1.0 is no integer there)",
-            )?;
-        }
         let (lo, hi) = (lo.as_ref(), hi.as_ref());
         let built = match &mult {
             None if frac => numbers::number_expr(lo, hi),
-            None => numbers::integer_expr(lo, hi),
+            None => numbers::integer_expr(lo, hi, form),
             Some((p, m, kind)) => match kind {
                 Multiple::Integer(k) if *k > 0 => {
-                    numbers::integer_multiple_of(*k, lo, hi, &mut self.rules)
+                    numbers::integer_multiple_of(*k, lo, hi, form, &mut self.rules)
                 }
                 // Every integer is a multiple of 10^-k.
-                Multiple::TenPow if !frac => numbers::integer_expr(lo, hi),
+                Multiple::TenPow if !frac => numbers::integer_expr(lo, hi, form),
                 Multiple::TenPow => numbers::number_multiple_of(m, lo, hi, &mut self.rules),
                 _ => {
                     let p = p.clone();
@@ -2468,7 +2461,7 @@ impl<'a> Ctx<'a> {
                     if frac {
                         numbers::number_expr(lo, hi)
                     } else {
-                        numbers::integer_expr(lo, hi)
+                        numbers::integer_expr(lo, hi, form)
                     }
                 }
             },
@@ -2489,7 +2482,7 @@ impl<'a> Ctx<'a> {
                 Ok(Some(if frac {
                     numbers::number_expr(lo, hi)?
                 } else {
-                    numbers::integer_expr(lo, hi)?
+                    numbers::integer_expr(lo, hi, form)?
                 }))
             }
             Err(e) => Err(e),

@@ -9,7 +9,8 @@
 //! number texts whose *value* is in range:
 //!
 //! - [`integer_expr`]: integers `-?(0|[1-9][0-9]*)` followed by an optional
-//!   fraction of zeros `(\.0+)?` (JSON Schema counts `1.0` as an integer);
+//!   fraction of zeros `(\.0+)?` (draft-06 and later count `1.0` as an
+//!   integer; [`IntForm::Plain`] leaves it out for draft-04);
 //!   `-0` (and `-0.0`) only where 0 is in range. No exponent forms.
 //! - [`number_expr`]: without bounds, or with a single bound that is 0
 //!   (`minimum: 0` and the like, where the sign decides), the full JSON number
@@ -48,11 +49,12 @@
 //! # Example: `{"type": "integer", "minimum": 0.5, "exclusiveMaximum": 10}`
 //!
 //! ```
-//! use corral_core::grammar::schema::numbers::{integer_expr, Bound};
+//! use corral_core::grammar::schema::numbers::{integer_expr, Bound, IntForm};
 //! let lo = Bound::inclusive("0.5")?;
 //! let hi = Bound::exclusive("10")?;
-//! let e = integer_expr(Some(&lo), Some(&hi))?; // 1..=9, also "3.0"
-//! assert!(integer_expr(Some(&Bound::exclusive("1")?), Some(&Bound::exclusive("2")?)).is_err());
+//! let e = integer_expr(Some(&lo), Some(&hi), IntForm::ZeroFraction)?; // 1..=9, also "3.0"
+//! let none = integer_expr(Some(&Bound::exclusive("1")?), Some(&Bound::exclusive("2")?), IntForm::Plain);
+//! assert!(none.is_err());
 //! # let _ = e;
 //! # Ok::<(), corral_core::Error>(())
 //! ```
@@ -481,11 +483,31 @@ fn zero_fraction() -> Expr {
 // ---------------------------------------------------------------------------
 // Positive magnitudes in a range, digit by digit.
 
+/// How an integer may be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntForm {
+    /// `-?(0|[1-9][0-9]*)(\.0+)?`: draft-06 and later count `1.0` as an integer.
+    ZeroFraction,
+    /// `-?(0|[1-9][0-9]*)`: draft-04 does not (nor does Python's `json`,
+    /// which reads `1.0` as a float).
+    Plain,
+}
+
+impl IntForm {
+    /// What may follow an integer's digits: `(\.0+)?` or nothing.
+    fn tail(self) -> Expr {
+        match self {
+            IntForm::ZeroFraction => zero_fraction(),
+            IntForm::Plain => Expr::Empty,
+        }
+    }
+}
+
 /// What follows the integer part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Only `(\.0+)?`; bounds are integers.
-    Int,
+    /// Bounds are integers; only the form's tail follows the digits.
+    Int(IntForm),
     /// Any fraction; with `Some(k)`, fraction digits after the `k`th are `0`.
     Num(Option<u32>),
 }
@@ -497,6 +519,16 @@ struct Side {
     digits: Vec<u8>,
     int_len: usize,
     exclusive: bool,
+}
+
+impl Mode {
+    /// What may follow digits that already fix the value: zeros only.
+    fn zeros(self) -> Expr {
+        match self {
+            Mode::Int(form) => form.tail(),
+            Mode::Num(_) => zero_fraction(),
+        }
+    }
 }
 
 impl Side {
@@ -530,7 +562,7 @@ impl Builder<'_> {
     /// `(\.[0-9]+)?`, `(\.0+)?` or `(\.[0-9]{1,k}0*)?`.
     fn free_fraction(&self) -> Expr {
         match self.mode {
-            Mode::Int | Mode::Num(Some(0)) => zero_fraction(),
+            Mode::Int(_) | Mode::Num(Some(0)) => self.mode.zeros(),
             Mode::Num(None) => opt(seq(vec![lit("."), rep(digits(0, 9), 1, None)])),
             Mode::Num(Some(k)) => opt(seq(vec![
                 lit("."),
@@ -550,7 +582,7 @@ impl Builder<'_> {
         }
         let j = p - l; // fraction digits already written (≥ 1)
         match self.mode {
-            Mode::Int => rep(lit("0"), 0, None),
+            Mode::Int(_) => rep(lit("0"), 0, None),
             Mode::Num(None) => rep(digits(0, 9), 0, None),
             Mode::Num(Some(k)) => {
                 let k = k as usize;
@@ -585,8 +617,8 @@ impl Builder<'_> {
         if past {
             return self.tail(l, p, tl, th, end_ok);
         }
-        if self.mode == Mode::Int && p >= l {
-            return end_ok.then(zero_fraction);
+        if matches!(self.mode, Mode::Int(_)) && p >= l {
+            return end_ok.then(|| self.mode.zeros());
         }
         // One more digit.
         let (dmin, dmax) = if p == 0 && l > 1 {
@@ -647,7 +679,7 @@ impl Builder<'_> {
             if in_frac {
                 rep(lit("0"), 0, None)
             } else {
-                zero_fraction()
+                self.mode.zeros()
             }
         };
         if zeros_only || th {
@@ -780,7 +812,7 @@ fn signed(lo: Option<&Bound>, hi: Option<&Bound>, mode: Mode) -> Option<Expr> {
     let s = split(lo, hi);
     let mut v = Vec::new();
     if s.zero {
-        v.push(seq(vec![opt(lit("-")), lit("0"), zero_fraction()]));
+        v.push(seq(vec![opt(lit("-")), lit("0"), mode.zeros()]));
     }
     if let Some((l, h)) = &s.pos {
         v.extend(magnitudes(l, h.as_ref(), mode));
@@ -830,15 +862,16 @@ fn integer_bounds(
 /// The JSON texts of the integers `n` with `lo ≤ n ≤ hi` (each bound
 /// inclusive or exclusive, possibly fractional).
 ///
-/// Accepted texts: `-?(0|[1-9][0-9]*)(\.0+)?` with the value in range, where
-/// `-0` and `-0.0…` count as 0. Exponent forms (`1e2`) are not produced.
+/// Accepted texts: `-?(0|[1-9][0-9]*)` followed by the `form`'s tail
+/// (`(\.0+)?` or nothing) with the value in range, where `-0` and `-0.0…`
+/// count as 0. Exponent forms (`1e2`) are not produced.
 /// Errors: an empty range ([`ErrorKind::Grammar`]).
-pub fn integer_expr(lo: Option<&Bound>, hi: Option<&Bound>) -> Result<Expr> {
+pub fn integer_expr(lo: Option<&Bound>, hi: Option<&Bound>, form: IntForm) -> Result<Expr> {
     if lo.is_none() && hi.is_none() {
-        return Ok(seq(vec![json_int(), zero_fraction()]));
+        return Ok(seq(vec![json_int(), form.tail()]));
     }
     let (ilo, ihi) = integer_bounds(lo, hi).ok_or_else(|| empty_range(lo, hi))?;
-    signed(ilo.as_ref(), ihi.as_ref(), Mode::Int).ok_or_else(|| empty_range(lo, hi))
+    signed(ilo.as_ref(), ihi.as_ref(), Mode::Int(form)).ok_or_else(|| empty_range(lo, hi))
 }
 
 /// The JSON number texts whose value is in range.
@@ -903,7 +936,7 @@ pub fn number_multiple_of(
         return signed(lo, hi, Mode::Num(Some(k))).ok_or_else(|| empty_range(lo, hi));
     }
     if let Some(n) = m.to_u64().filter(|&n| n > 0) {
-        return integer_multiple_of(n, lo, hi, rules);
+        return integer_multiple_of(n, lo, hi, IntForm::ZeroFraction, rules);
     }
     Err(Error::new(
         ErrorKind::Grammar,
@@ -1027,6 +1060,7 @@ fn multiple_rules(
     m: u64,
     lo: &[u8],
     hi: Option<&[u8]>,
+    form: IntForm,
     rules: &mut Vec<Rule>,
     budget: &mut usize,
 ) -> Result<Option<u32>> {
@@ -1115,7 +1149,7 @@ fn multiple_rules(
         }
         let mut alts = Vec::new();
         if nat.accepting(s) && r == 0 {
-            alts.push(zero_fraction());
+            alts.push(form.tail());
         }
         for (t, ranges) in by_target {
             alts.push(Expr::Seq(vec![
@@ -1134,8 +1168,9 @@ fn multiple_rules(
 
 /// The JSON texts of integers divisible by `m` (`m ≥ 1`) within the bounds.
 ///
-/// The texts are those of [`integer_expr`] (`-?(0|[1-9][0-9]*)(\.0+)?`,
-/// `-0` only where 0 is in range). For `m > 1` the result is an
+/// The texts are those of [`integer_expr`] in the same `form`
+/// (`-?(0|[1-9][0-9]*)(\.0+)?` or without the zeros, `-0` only where 0 is in
+/// range). For `m > 1` the result is an
 /// [`Expr::Rule`] into helper rules appended to `rules` (right-linear, one per
 /// live pair of range-automaton state and remainder mod `m`; rule ids are
 /// indices into `rules`). Errors: `m == 0` or an empty range
@@ -1145,6 +1180,7 @@ pub fn integer_multiple_of(
     m: u64,
     lo: Option<&Bound>,
     hi: Option<&Bound>,
+    form: IntForm,
     rules: &mut Vec<Rule>,
 ) -> Result<Expr> {
     if m == 0 {
@@ -1154,7 +1190,7 @@ pub fn integer_multiple_of(
         ));
     }
     if m == 1 {
-        return integer_expr(lo, hi);
+        return integer_expr(lo, hi, form);
     }
     let (ilo, ihi) = integer_bounds(lo, hi).ok_or_else(|| empty_range(lo, hi))?;
     let s = split(ilo.as_ref(), ihi.as_ref());
@@ -1176,7 +1212,7 @@ pub fn integer_multiple_of(
     let mut budget = MAX_PRODUCT_STATES;
     let mut v = Vec::new();
     if s.zero {
-        v.push(seq(vec![opt(lit("-")), lit("0"), zero_fraction()]));
+        v.push(seq(vec![opt(lit("-")), lit("0"), form.tail()]));
     }
     for (part, sign) in [(&s.pos, ""), (&s.neg, "-")] {
         let Some((l, h)) = part else { continue };
@@ -1189,6 +1225,7 @@ pub fn integer_multiple_of(
             m,
             &l.int,
             h.as_ref().map(|h| &h.int[..]),
+            form,
             rules,
             &mut budget,
         )? {
@@ -1457,7 +1494,14 @@ mod tests {
         v
     }
 
-    fn check_integers(lo: Option<&Bound>, hi: Option<&Bound>, e: &Expr, rules: &[Rule], m: u64) {
+    fn check_integers(
+        lo: Option<&Bound>,
+        hi: Option<&Bound>,
+        form: IntForm,
+        e: &Expr,
+        rules: &[Rule],
+        m: u64,
+    ) {
         let centre: Vec<i128> = [lo, hi]
             .iter()
             .flatten()
@@ -1467,11 +1511,12 @@ mod tests {
         for c in centre {
             for n in c - 40..=c + 40 {
                 for t in int_text_variants(n) {
-                    let want = oracle(lo, hi, &t) && n % i128::from(m) == 0;
+                    let spelled = form == IntForm::ZeroFraction || !t.contains('.');
+                    let want = spelled && oracle(lo, hi, &t) && n % i128::from(m) == 0;
                     assert_eq!(
                         matches(rules, e, t.as_bytes()),
                         want,
-                        "{t} in {lo:?}..{hi:?} %{m}"
+                        "{t} in {lo:?}..{hi:?} %{m} {form:?}"
                     );
                 }
             }
@@ -1531,9 +1576,12 @@ mod tests {
     #[test]
     fn integer_ranges_match_arithmetic() {
         let mut n = 0;
-        for (lo, hi) in pairs() {
-            match integer_expr(lo.as_ref(), hi.as_ref()) {
-                Ok(e) => check_integers(lo.as_ref(), hi.as_ref(), &e, &[], 1),
+        for ((lo, hi), form) in pairs()
+            .into_iter()
+            .flat_map(|p| [(p.clone(), IntForm::ZeroFraction), (p, IntForm::Plain)])
+        {
+            match integer_expr(lo.as_ref(), hi.as_ref(), form) {
+                Ok(e) => check_integers(lo.as_ref(), hi.as_ref(), form, &e, &[], 1),
                 Err(err) => {
                     // Only when no integer lies in range.
                     let l = lo.as_ref().unwrap();
@@ -1548,7 +1596,7 @@ mod tests {
             }
             n += 1;
         }
-        assert!(n > 1000);
+        assert!(n > 2000);
     }
 
     fn random_decimal(r: &mut Rng, near: &[String]) -> String {
@@ -1683,8 +1731,10 @@ mod tests {
         for t in ["01", "1.", ".1", "+1", "1e", "e1", "--1", "1.e3"] {
             assert!(!matches(&[], &e, t.as_bytes()), "{t}");
         }
-        let i = integer_expr(None, None).unwrap();
+        let i = integer_expr(None, None, IntForm::ZeroFraction).unwrap();
         assert!(matches(&[], &i, b"-12.00") && !matches(&[], &i, b"1.5"));
+        let i = integer_expr(None, None, IntForm::Plain).unwrap();
+        assert!(matches(&[], &i, b"-12") && !matches(&[], &i, b"-12.00"));
     }
 
     #[test]
@@ -1729,12 +1779,12 @@ mod tests {
         assert!(!matches(&[], &e, format!("{big}0").as_bytes()));
         assert!(matches(&[], &e, format!("9{}", "9".repeat(307)).as_bytes()));
         let lo = b("9007199254740993", true);
-        let i = integer_expr(Some(&lo), None).unwrap();
+        let i = integer_expr(Some(&lo), None, IntForm::ZeroFraction).unwrap();
         assert!(!matches(&[], &i, b"9007199254740993"));
         assert!(matches(&[], &i, b"9007199254740994"));
         assert!(matches(&[], &i, b"90071992547409930"));
         let hi = b("9007199254740993", false);
-        let i = integer_expr(None, Some(&hi)).unwrap();
+        let i = integer_expr(None, Some(&hi), IntForm::ZeroFraction).unwrap();
         assert!(matches(&[], &i, b"9007199254740993") && !matches(&[], &i, b"9007199254740994"));
         assert!(matches(&[], &i, b"-99999999999999999999"));
         // The expression is linear in the digits of the bounds.
@@ -1761,9 +1811,10 @@ mod tests {
                 continue;
             }
             for m in [2u64, 3, 7, 10, 25] {
+                let form = [IntForm::ZeroFraction, IntForm::Plain][cases % 2];
                 let mut rules = Vec::new();
-                match integer_multiple_of(m, lo.as_ref(), hi.as_ref(), &mut rules) {
-                    Ok(e) => check_integers(lo.as_ref(), hi.as_ref(), &e, &rules, m),
+                match integer_multiple_of(m, lo.as_ref(), hi.as_ref(), form, &mut rules) {
+                    Ok(e) => check_integers(lo.as_ref(), hi.as_ref(), form, &e, &rules, m),
                     Err(err) => assert_eq!(err.kind(), ErrorKind::Grammar, "{err}"),
                 }
                 cases += 1;
@@ -1771,7 +1822,7 @@ mod tests {
         }
         assert!(cases > 300, "{cases}");
         let mut rules = Vec::new();
-        let e = integer_multiple_of(7, None, None, &mut rules).unwrap();
+        let e = integer_multiple_of(7, None, None, IntForm::ZeroFraction, &mut rules).unwrap();
         for n in -500i64..500 {
             assert_eq!(
                 matches(&rules, &e, n.to_string().as_bytes()),
@@ -1787,12 +1838,19 @@ mod tests {
             9973,
             Some(&b("0", false)),
             Some(&b("1e40", false)),
+            IntForm::ZeroFraction,
             &mut rules,
         )
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Limit);
-        assert!(integer_multiple_of(0, None, None, &mut rules).is_err());
-        let err = integer_multiple_of(10, Some(&b("11", false)), Some(&b("19", false)), &mut rules);
+        assert!(integer_multiple_of(0, None, None, IntForm::Plain, &mut rules).is_err());
+        let err = integer_multiple_of(
+            10,
+            Some(&b("11", false)),
+            Some(&b("19", false)),
+            IntForm::Plain,
+            &mut rules,
+        );
         assert_eq!(err.unwrap_err().kind(), ErrorKind::Grammar);
     }
 

@@ -442,6 +442,28 @@ fn patterns_and_formats_use_raw_characters() {
 fn draft04_integers_and_plain_name_ids() {
     let s = json!({"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer"});
     check(s, &["12"], &["12.0"]);
+    // Bounds, multiples and excluded values keep `N.0` out too; numbers keep it.
+    let d4 = "http://json-schema.org/draft-04/schema#";
+    check(
+        json!({"$schema": d4, "type": "integer", "minimum": 0, "maximum": 10}),
+        &["0", "-0", "10", "7"],
+        &["10.0", "0.0", "-0.0", "7.0", "11", "-1"],
+    );
+    check(
+        json!({"$schema": d4, "type": "integer", "multipleOf": 5, "minimum": 0}),
+        &["0", "15"],
+        &["15.0", "0.0", "3"],
+    );
+    check(
+        json!({"$schema": d4, "type": "integer", "minimum": 1, "not": {"enum": [3]}}),
+        &["1", "2", "4"],
+        &["3", "2.0", "0"],
+    );
+    check(
+        json!({"$schema": d4, "type": "number", "minimum": 0, "maximum": 10}),
+        &["10.0", "7", "7.5"],
+        &["10.5"],
+    );
     check(
         json!({"definitions": {"a": {"$id": "#thing", "type": "null"}}, "$ref": "#thing"}),
         &["null"],
