@@ -2529,26 +2529,13 @@ impl<'a> Ctx<'a> {
             })));
         }
         let mut decoded: Option<Expr> = None;
-        // Pattern and format languages are spelled with raw characters (see `strings`).
-        let mut raw = false;
         // Identical string languages share one rule (a `date-time` DFA is large).
         let mut name = String::new();
-        if has_len {
-            name = format!(
-                "string{{{},{}}}",
-                n.min_len,
-                n.max_len.map_or(String::new(), |m| m.to_string())
-            );
-            let min = u32::try_from(n.min_len).map_err(|_| {
-                Error::limit(format!("minLength {} exceeds {}", n.min_len, u32::MAX))
-            })?;
-            let max = n.max_len.map(|m| u32::try_from(m).unwrap_or(u32::MAX));
-            decoded = Some(Expr::Repeat {
-                expr: Box::new(strings::any_char()),
-                min,
-                max,
-            });
-        }
+        let lengths = format!(
+            "{{{},{}}}",
+            n.min_len,
+            n.max_len.map_or(String::new(), |m| m.to_string())
+        );
         for (p, kw, key, e) in &n.str_exprs {
             if decoded.is_some() {
                 let (p, kw) = (p.clone(), *kw);
@@ -2563,14 +2550,44 @@ impl<'a> Ctx<'a> {
                 }
                 continue;
             }
-            decoded = Some(e.clone());
-            raw = true;
-            name.clone_from(key);
+            let e = if has_len {
+                let Some(e) = strings::with_length(e, n.min_len, n.max_len) else {
+                    let (p, kw) = (p.clone(), *kw);
+                    self.refuse(
+                        &p,
+                        kw,
+                        "two constraints on one string (its intersection with \
+                         minLength/maxLength is not expressible)",
+                    )?;
+                    // Lenient: the length stays.
+                    if kw == "pattern" || kw == "format" {
+                        self.enforced.remove(&(p, kw.to_owned()));
+                    }
+                    continue;
+                };
+                name = format!("{key}{lengths}");
+                e
+            } else {
+                name.clone_from(key);
+                e.clone()
+            };
+            decoded = Some(e);
+        }
+        if has_len && decoded.is_none() {
+            name = format!("string{lengths}");
+            let min = u32::try_from(n.min_len).map_err(|_| {
+                Error::limit(format!("minLength {} exceeds {}", n.min_len, u32::MAX))
+            })?;
+            let max = n.max_len.map(|m| u32::try_from(m).unwrap_or(u32::MAX));
+            decoded = Some(Expr::Repeat {
+                expr: Box::new(strings::any_char()),
+                min,
+                max,
+            });
         }
         if let Some(&r) = self.helpers.get(&name) {
             return Ok(Some(Expr::Rule(r)));
         }
-        let _ = raw;
         let decoded = decoded.unwrap_or_else(any_string);
         // Constrained strings use raw characters: every `\uXXXX` spelling would
         // multiply the automaton of each counted character.

@@ -411,6 +411,224 @@ pub(crate) fn pattern_expr(pattern: &str) -> Result<Expr, PatternError> {
     Ok(Expr::Alt(alts))
 }
 
+/// The lengths, in characters, of the strings an expression over decoded
+/// characters matches; `min > max` for a language with no string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Lengths {
+    min: u64,
+    /// `None`: unbounded.
+    max: Option<u64>,
+}
+
+impl Lengths {
+    const NONE: Lengths = Lengths {
+        min: u64::MAX,
+        max: Some(0),
+    };
+    fn exactly(n: u64) -> Lengths {
+        Lengths {
+            min: n,
+            max: Some(n),
+        }
+    }
+    fn is_empty(self) -> bool {
+        self.max.is_some_and(|m| self.min > m)
+    }
+    fn fixed(self) -> bool {
+        self.max == Some(self.min)
+    }
+    fn within(self, lo: u64, hi: Option<u64>) -> bool {
+        self.min >= lo && hi.map_or(true, |h| self.max.is_some_and(|m| m <= h))
+    }
+    fn disjoint(self, lo: u64, hi: Option<u64>) -> bool {
+        self.max.is_some_and(|m| m < lo) || hi.is_some_and(|h| self.min > h)
+    }
+}
+
+/// `None` for anything but characters, literals, sequences, alternatives and
+/// repetitions (formats built from rules or bytes).
+fn char_lengths(e: &Expr) -> Option<Lengths> {
+    Some(match e {
+        Expr::Empty => Lengths::exactly(0),
+        Expr::Literal(b) => Lengths::exactly(std::str::from_utf8(b).ok()?.chars().count() as u64),
+        Expr::Class { .. } => Lengths::exactly(1),
+        Expr::Seq(v) => {
+            let mut out = Lengths::exactly(0);
+            for x in v {
+                let l = char_lengths(x)?;
+                if l.is_empty() {
+                    return Some(Lengths::NONE);
+                }
+                out.min = out.min.saturating_add(l.min);
+                out.max = out.max.zip(l.max).map(|(a, b)| a.saturating_add(b));
+            }
+            out
+        }
+        Expr::Alt(v) => {
+            let mut out = Lengths::NONE;
+            for x in v {
+                let l = char_lengths(x)?;
+                if l.is_empty() {
+                    continue;
+                }
+                out.max = if out.is_empty() {
+                    l.max
+                } else {
+                    out.max.zip(l.max).map(|(a, b)| a.max(b))
+                };
+                out.min = out.min.min(l.min);
+            }
+            out
+        }
+        Expr::Repeat { expr, min, max } => {
+            let l = char_lengths(expr)?;
+            if l.is_empty() || l.max == Some(0) {
+                return Some(if *min == 0 || !l.is_empty() {
+                    Lengths::exactly(0)
+                } else {
+                    Lengths::NONE
+                });
+            }
+            Lengths {
+                min: l.min.saturating_mul(u64::from(*min)),
+                max: max.zip(l.max).map(|(n, m)| m.saturating_mul(u64::from(n))),
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn is_any_string(e: &Expr) -> bool {
+    matches!(e, Expr::Repeat { expr, min: 0, max: None } if **expr == any_char())
+}
+
+/// The same language, with sequences flattened and `x{m,n}` next to `.*`
+/// cut to `x{m}` (`x{m,n}.* = x{m}.*`: a longer run is part of the `.*`).
+/// That leaves one variable part in most unanchored patterns' sequences.
+fn absorb(e: &Expr) -> Expr {
+    match e {
+        Expr::Alt(v) if v.len() == 1 => absorb(&v[0]),
+        Expr::Alt(v) => Expr::Alt(v.iter().map(absorb).collect()),
+        Expr::Seq(v) => {
+            let mut flat = Vec::new();
+            for x in v.iter().map(absorb) {
+                match x {
+                    Expr::Seq(inner) => flat.extend(inner),
+                    Expr::Empty => {}
+                    x => flat.push(x),
+                }
+            }
+            flat.dedup_by(|b, a| is_any_string(a) && is_any_string(b));
+            for i in 0..flat.len() {
+                // `.*` itself stays: it is what absorbs.
+                let beside = !is_any_string(&flat[i])
+                    && ((i > 0 && is_any_string(&flat[i - 1]))
+                        || flat.get(i + 1).is_some_and(is_any_string));
+                if let Expr::Repeat { min, max, .. } = &mut flat[i] {
+                    if beside {
+                        *max = Some(*min);
+                    }
+                }
+            }
+            flat.retain(|x| !matches!(x, Expr::Repeat { max: Some(0), .. }));
+            match flat.len() {
+                0 => Expr::Empty,
+                1 => flat.pop().unwrap_or(Expr::Empty),
+                _ => Expr::Seq(flat),
+            }
+        }
+        Expr::Repeat { expr, min, max } => Expr::Repeat {
+            expr: Box::new(absorb(expr)),
+            min: *min,
+            max: *max,
+        },
+        x => x.clone(),
+    }
+}
+
+/// `decoded` restricted to strings of `lo..=hi` characters (`minLength` /
+/// `maxLength` together with a `pattern` or `format`), as an expression of
+/// the same kind, or `None` where this takes more than splitting the bounds
+/// over the expression's parts. Exact where it answers: the bounds are
+/// pushed into alternatives, into the one part of a sequence whose length
+/// varies (or into every part, where the bounds leave each a single length),
+/// and into the count of a repetition whose item has a single length.
+pub(crate) fn with_length(decoded: &Expr, lo: u64, hi: Option<u64>) -> Option<Expr> {
+    restrict(&absorb(decoded), lo, hi)
+}
+
+fn restrict(e: &Expr, lo: u64, hi: Option<u64>) -> Option<Expr> {
+    let l = char_lengths(e)?;
+    if l.is_empty() || l.within(lo, hi) {
+        return Some(e.clone());
+    }
+    if l.disjoint(lo, hi) {
+        return Some(nothing());
+    }
+    match e {
+        Expr::Alt(v) => Some(Expr::Alt(
+            v.iter()
+                .map(|x| restrict(x, lo, hi))
+                .collect::<Option<_>>()?,
+        )),
+        Expr::Seq(v) => {
+            let ls: Vec<Lengths> = v.iter().map(char_lengths).collect::<Option<_>>()?;
+            let varying: Vec<usize> = (0..v.len()).filter(|&i| !ls[i].fixed()).collect();
+            let fixed: u64 = ls.iter().filter(|x| x.fixed()).map(|x| x.min).sum();
+            let mut out = v.clone();
+            if let [i] = varying[..] {
+                // `hi >= l.min >= fixed`, or the range would be disjoint.
+                out[i] = restrict(&v[i], lo.saturating_sub(fixed), hi.map(|h| h - fixed))?;
+            } else if hi == Some(l.min) {
+                for &i in &varying {
+                    out[i] = restrict(&v[i], ls[i].min, Some(ls[i].min))?;
+                }
+            } else if l.max == Some(lo) {
+                for &i in &varying {
+                    let m = ls[i].max?;
+                    out[i] = restrict(&v[i], m, Some(m))?;
+                }
+            } else {
+                return None;
+            }
+            Some(Expr::Seq(out))
+        }
+        Expr::Repeat { expr, min, max } => {
+            let item = char_lengths(expr)?;
+            if item.fixed() && item.min > 0 {
+                let k = item.min;
+                let from = u64::from(*min).max(lo.div_ceil(k));
+                let to = match (max, hi) {
+                    (Some(m), Some(h)) => Some(u64::from(*m).min(h / k)),
+                    (Some(m), None) => Some(u64::from(*m)),
+                    (None, Some(h)) => Some(h / k),
+                    (None, None) => None,
+                };
+                if to.is_some_and(|t| from > t) {
+                    return Some(nothing());
+                }
+                return Some(Expr::Repeat {
+                    expr: expr.clone(),
+                    min: u32::try_from(from).ok()?,
+                    max: match to {
+                        Some(t) => Some(u32::try_from(t).ok()?),
+                        None => None,
+                    },
+                });
+            }
+            if *max == Some(1) {
+                let mut alts = vec![(**expr).clone()];
+                if *min == 0 {
+                    alts.insert(0, Expr::Empty);
+                }
+                return restrict(&Expr::Alt(alts), lo, hi);
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
 /// Splits at `|` outside groups and classes.
 fn split_top_level(p: &str) -> Result<Vec<String>, PatternError> {
     let mut out = vec![String::new()];
@@ -691,5 +909,94 @@ mod tests {
         assert!(check("a\\$", "za$z"));
         assert!(pattern_expr("a(?:^b)").is_err());
         assert!(pattern_expr("(?=a)").is_err());
+    }
+
+    /// A recogniser for `expr`, built once for many texts.
+    fn recogniser(expr: &Expr) -> impl Fn(&str) -> bool {
+        let g = Grammar {
+            rules: vec![Rule {
+                name: "root".to_owned(),
+                body: expr.clone(),
+                span: None,
+            }],
+            root: 0,
+        };
+        let vocab = Vocabulary::byte_level();
+        let a = Automaton::build(&g, &vocab, &Limits::default(), None).ok();
+        move |text: &str| {
+            let Some(a) = &a else { return false };
+            let mut p = Parser::new(a);
+            text.bytes().all(|b| p.push_byte(a, b)) && p.can_accept(a)
+        }
+    }
+
+    #[test]
+    fn lengths_split_over_patterns_exactly() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut below = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        // Random patterns over `a`, `b`, `c`.
+        fn pattern(below: &mut dyn FnMut(u64) -> u64, depth: u32) -> String {
+            let atom = |below: &mut dyn FnMut(u64) -> u64| -> String {
+                ["a", "b", "[ab]", "[^a]", "c", "ab", "(ab)", "(cab)"][below(8) as usize].to_owned()
+            };
+            let mut out = String::new();
+            for _ in 0..=below(3) {
+                let x = if depth > 0 && below(3) == 0 {
+                    format!(
+                        "({}|{})",
+                        pattern(below, depth - 1),
+                        pattern(below, depth - 1)
+                    )
+                } else {
+                    atom(below)
+                };
+                let q = ["", "", "*", "+", "?", "{2}", "{1,3}", "{0,2}", "{2,}"][below(9) as usize];
+                out.push_str(&x);
+                out.push_str(q);
+            }
+            out
+        }
+        let mut texts = vec![String::new()];
+        let mut layer = vec![String::new()];
+        for _ in 0..6 {
+            layer = layer
+                .iter()
+                .flat_map(|t| ["a", "b", "c"].map(|c| format!("{t}{c}")))
+                .collect();
+            texts.extend(layer.iter().cloned());
+        }
+        let (mut answered, mut refused) = (0, 0);
+        for _ in 0..400 {
+            let mut p = pattern(&mut below, 2);
+            if below(2) == 0 {
+                p = format!("^{p}");
+            }
+            if below(2) == 0 {
+                p.push('$');
+            }
+            let lo = below(5);
+            let hi = (below(3) > 0).then(|| lo + below(4));
+            let e = pattern_expr(&p).ok().expect("pattern");
+            let Some(r) = with_length(&e, lo, hi) else {
+                refused += 1;
+                continue;
+            };
+            answered += 1;
+            let (want, got) = (recogniser(&e), recogniser(&r));
+            for t in &texts {
+                let n = t.chars().count() as u64;
+                let fits = n >= lo && hi.map_or(true, |h| n <= h);
+                assert_eq!(got(t), fits && want(t), "{p} {{{lo},{hi:?}}} on {t:?}");
+            }
+        }
+        assert!(
+            answered > 200 && refused > 10,
+            "{answered} answered, {refused} refused"
+        );
     }
 }

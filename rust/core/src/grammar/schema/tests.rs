@@ -425,6 +425,36 @@ fn unevaluated_properties_scope() {
 }
 
 #[test]
+fn lengths_with_a_pattern_or_format() {
+    check(
+        json!({"type": "string", "pattern": "^[0-9a-z-]*$", "minLength": 4, "maxLength": 6}),
+        &["\"abcd\"", "\"ab-d12\""],
+        &["\"abc\"", "\"abcdefg\"", "\"ABCD\""],
+    );
+    // Unanchored: `.*[0-9]{3}.*` in exactly three characters.
+    check(
+        json!({"type": "string", "pattern": "[0-9]{3}", "minLength": 3, "maxLength": 3}),
+        &["\"123\""],
+        &["\"12a\"", "\"1234\"", "\"a123\""],
+    );
+    // Lengths counted in characters, not escapes or UTF-8 bytes.
+    check(
+        json!({"type": "string", "pattern": "^[^,]+$", "maxLength": 2}),
+        &["\"é\\n\"", "\"éx\""],
+        &["\"éxy\"", "\",\""],
+    );
+    check(
+        json!({"type": "string", "format": "uuid", "minLength": 1}),
+        &["\"01234567-89ab-cdef-0123-456789abcdef\""],
+        &["\"\""],
+    );
+    // Two varying parts under a maximum: refused, naming the pattern.
+    let e = err(json!({"type": "string", "pattern": "^[a-z]+(-[a-z]+)*$", "maxLength": 50}));
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert_eq!(e.schema_keyword(), Some(("", "pattern")));
+}
+
+#[test]
 fn patterns_and_formats_use_raw_characters() {
     check(
         json!({"type": "string", "pattern": "^[é\"]+$"}),
