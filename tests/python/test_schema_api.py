@@ -215,6 +215,19 @@ WALK_SCHEMAS: list[dict[str, Any]] = [
         ]
     },
     {"type": ["string", "null"], "not": {"type": "null"}},
+    # Keys split by overlapping patterns, named keys inside them, the rest strings.
+    {
+        "type": "object",
+        "properties": {"ab": {"minimum": 3}},
+        "patternProperties": {"^a": {"type": "integer"}, "b$": {"maximum": 9}},
+        "additionalProperties": {"type": "string", "maxLength": 2},
+    },
+    {
+        "type": "object",
+        "properties": {"id": {"type": "string"}},
+        "patternProperties": {"^[a-c]{1,2}$": {"type": "boolean"}},
+        "additionalProperties": {"type": "null"},
+    },
     # Draft-04: `3.0` is no integer (jsonschema picks the draft from `$schema`).
     {
         "$schema": "http://json-schema.org/draft-04/schema#",

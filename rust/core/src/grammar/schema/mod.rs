@@ -41,6 +41,7 @@
 //! # Ok::<(), corral_core::Error>(())
 //! ```
 
+mod chardfa;
 pub mod formats;
 pub mod numbers;
 pub mod strings;
@@ -48,6 +49,7 @@ mod validate;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::grammar::{Expr, Grammar, Rule, RuleId, MAX_PERMUTATION_MEMBERS};
+use chardfa::CharDfa;
 use formats::format_grammar;
 use numbers::{Bound, Decimal, IntForm};
 use rustc_hash::FxHashMap;
@@ -124,6 +126,28 @@ pub const MAX_SCHEMA_RULES: usize = 5_000;
 const MAX_DOMAIN_CALLS: usize = 20_000;
 /// Most alternatives an `anyOf`/`oneOf` expansion (product over groups) may have.
 const MAX_BRANCHES: usize = 256;
+
+/// Most classes of other keys overlapping `patternProperties` split an
+/// object's keys into (each is one alternative of the layout).
+const MAX_KEY_CLASSES: usize = 8;
+
+/// Most nodes of a key language written as one expression (else rules).
+const KEY_EXPR_BUDGET: usize = 2_000;
+
+/// Most character ranges (over all states) of a key language's DFA: a
+/// Unicode class such as Python's `\w` is ~700 ranges, spelled in UTF-8
+/// byte sequences per state.
+const MAX_KEY_RANGES: usize = 20_000;
+
+/// The language of keys in one class of other keys.
+enum KeyLang {
+    /// Every key the object does not name.
+    Others,
+    /// A pattern's language or its complement, holding no named key.
+    Pattern(Expr),
+    /// Anything else (complements, intersections, named keys taken out).
+    Dfa(CharDfa),
+}
 
 /// Compile `schema` into a grammar.
 pub fn schema_to_grammar(schema: &Value, opts: &SchemaOptions) -> Result<SchemaGrammar> {
@@ -3116,40 +3140,34 @@ impl<'a> Ctx<'a> {
                 names.push(r.clone());
             }
         }
-        // Pattern properties: one pattern at most (two patterns may overlap).
-        let all_patterns: Vec<(String, String, String)> = n
-            .obj_sources
-            .iter()
-            .flat_map(|s| {
-                s.patterns
-                    .iter()
-                    .map(move |(p, q)| (s.ptr.clone(), (*p).to_owned(), q.clone()))
-            })
-            .collect();
-        if all_patterns.len() > 1 {
-            let p = all_patterns[1].0.clone();
-            self.refuse(
-                &p,
-                "patternProperties",
-                "more than one pattern (they may overlap)",
-            )?;
-        }
-        let mut pattern: Option<(String, Expr, String)> = None;
-        if let Some((sp, p, q)) = all_patterns.into_iter().next() {
-            match strings::pattern_expr(&p) {
-                Ok(e) => pattern = Some((sp, e, q)),
-                Err(PatternError::Unsupported(why)) => {
-                    self.refuse(&sp, "patternProperties", &why)?
-                }
-                Err(PatternError::Invalid(why)) => {
-                    return Err(invalid(&sp, &format!("patternProperties: {why}")))
+        // Pattern properties: (source pointer, value schema pointer, key language).
+        let mut patterns: Vec<(String, String, CharDfa, Expr)> = Vec::new();
+        for src in &n.obj_sources {
+            for (p, q) in &src.patterns {
+                match strings::pattern_expr(p) {
+                    Ok(e) => match CharDfa::from_expr(&e) {
+                        Some(d) => patterns.push((src.ptr.clone(), q.clone(), d, e)),
+                        None => self.refuse(
+                            &src.ptr,
+                            "patternProperties",
+                            &format!(
+                                "pattern {p:?} needs more than {} automaton states as a key language",
+                                chardfa::MAX_STATES
+                            ),
+                        )?,
+                    },
+                    Err(PatternError::Unsupported(why)) => {
+                        self.refuse(&src.ptr, "patternProperties", &why)?
+                    }
+                    Err(PatternError::Invalid(why)) => {
+                        return Err(invalid(&src.ptr, &format!("patternProperties: {why}")))
+                    }
                 }
             }
         }
         let closed = n.unevaluated.as_ref().is_some_and(Vec::is_empty);
         // Value schemas of each named key.
         let mut slots = Vec::new();
-        let mut named_matching_pattern = false;
         for k in &names {
             let mut items = Vec::new();
             let mut forbidden = false;
@@ -3160,11 +3178,10 @@ impl<'a> Ctx<'a> {
                     items.push(p.clone());
                     covered = true;
                 }
-                if let Some((sp, re, pp)) = &pattern {
-                    if *sp == s.ptr && strings::matches(re, k)? {
+                for (sp, pp, d, _) in &patterns {
+                    if *sp == s.ptr && d.matches(k) {
                         items.push(pp.clone());
                         covered = true;
-                        named_matching_pattern = true;
                     }
                 }
                 if !covered {
@@ -3212,60 +3229,16 @@ impl<'a> Ctx<'a> {
                 .any(|s| s.props.iter().any(|(x, _)| x == k));
             slots.push((k.clone(), val, required, free));
         }
-        // Other keys: their language and value schema.
-        let mut addl_items: Vec<String> = Vec::new();
-        let mut addl_open = !closed;
-        let mut key_lang: Option<Expr> = None;
-        for s in &n.obj_sources {
-            let pat = pattern.as_ref().filter(|(sp, _, _)| *sp == s.ptr);
-            match (&s.additional, pat) {
-                (None, None) => {}
-                (Some(a), None) => addl_items.push(a.clone()),
-                (a, Some((sp, re, pp))) => {
-                    let a_false = a
-                        .as_ref()
-                        .is_some_and(|a| self.get(a) == Some(&Value::Bool(false)));
-                    let trivial = self.get(pp).is_some_and(is_trivially_true);
-                    if a_false || a.is_none() && closed {
-                        // Only keys that match the pattern.
-                        key_lang = Some(re.clone());
-                        addl_items.push(pp.clone());
-                        addl_open = true;
-                    } else if a.is_none() && trivial {
-                        // A pattern whose schema accepts anything constrains nothing.
-                    } else {
-                        let sp = sp.clone();
-                        self.refuse(
-                            &sp,
-                            "patternProperties",
-                            "keys that do not match the pattern need a regex complement",
-                        )?;
-                        if let Some(a) = a {
-                            addl_items.push(a.clone());
-                        }
-                    }
-                    self.ok(&s.ptr, "patternProperties");
-                }
-            }
-        }
-        if key_lang.is_some() && named_matching_pattern {
-            let sp = pattern.as_ref().map(|p| p.0.clone()).unwrap_or_default();
-            self.refuse(
-                &sp,
-                "patternProperties",
-                "a named property also matches the pattern",
-            )?;
-        }
-        if !closed {
-            if let Some(u) = &n.unevaluated {
-                if !n.obj_sources.iter().any(|s| s.additional.is_some()) {
-                    addl_items.extend(u.iter().map(|i| i.ptr.clone()));
-                }
-            }
-        }
-        let mut addl = None;
-        if addl_open {
-            let items = addl_items
+        // Other keys: classes of keys (all keys not named, or a key language
+        // cut out by the patterns) with the schemas their values meet.
+        let classes = if patterns.is_empty() {
+            self.other_keys(n, closed)
+        } else {
+            self.pattern_key_classes(n, &patterns, &names)?
+        };
+        let mut addl = Vec::new();
+        for (lang, items) in classes {
+            let items = items
                 .into_iter()
                 .map(|ptr| Item { ptr, done: false })
                 .collect();
@@ -3274,27 +3247,224 @@ impl<'a> Ctx<'a> {
                 .prop_names
                 .iter()
                 .any(|p| self.get(p) == Some(&Value::Bool(false)));
-            if !is_nothing(&v) && !names_forbidden {
-                for pn in &n.prop_names {
-                    if !self.get(pn).is_some_and(is_trivially_true) {
-                        let at = pn.trim_end_matches("/propertyNames").to_owned();
-                        self.refuse(&at, "propertyNames", "on keys the schema does not name")?;
-                    }
-                }
-                let words: Vec<&str> = names.iter().map(String::as_str).collect();
-                let key = match key_lang {
-                    Some(k) => quoted(strings::spell_raw(&k)?),
-                    None if words.is_empty() => quoted(spell(&any_string())?),
-                    None => self.key_complement(&words)?,
-                };
-                addl = Some((key, v));
+            if is_nothing(&v) || names_forbidden {
+                continue;
             }
+            for pn in &n.prop_names {
+                if !self.get(pn).is_some_and(is_trivially_true) {
+                    let at = pn.trim_end_matches("/propertyNames").to_owned();
+                    self.refuse(&at, "propertyNames", "on keys the schema does not name")?;
+                }
+            }
+            let words: Vec<&str> = names.iter().map(String::as_str).collect();
+            let key = match lang {
+                KeyLang::Dfa(d) => self.key_language(&d)?,
+                KeyLang::Pattern(e) => quoted(strings::spell_raw(&e)?),
+                KeyLang::Others if words.is_empty() => quoted(spell(&any_string())?),
+                KeyLang::Others => self.key_complement(&words)?,
+            };
+            addl.push((key, v));
         }
         for pn in &n.prop_names {
             let at = pn.trim_end_matches("/propertyNames").to_owned();
             self.ok(&at, "propertyNames");
         }
         self.object_layout(n, slots, addl, depth)
+    }
+
+    /// Without patterns: the schemas every key not named meets (`None` when
+    /// such keys are forbidden).
+    fn other_keys(&self, n: &Norm<'a>, closed: bool) -> Vec<(KeyLang, Vec<String>)> {
+        if closed {
+            return Vec::new();
+        }
+        let mut items: Vec<String> = n
+            .obj_sources
+            .iter()
+            .filter_map(|s| s.additional.clone())
+            .collect();
+        if items.is_empty() {
+            if let Some(u) = &n.unevaluated {
+                items.extend(u.iter().map(|i| i.ptr.clone()));
+            }
+        }
+        vec![(KeyLang::Others, items)]
+    }
+
+    /// With patterns: the keys not named, split by the languages of the
+    /// patterns of each source (a key matching a pattern meets its schema,
+    /// one matching none its source's `additionalProperties`), each class with
+    /// its key language and the schemas its values meet. Keys no source
+    /// evaluates meet `unevaluatedProperties`.
+    fn pattern_key_classes(
+        &mut self,
+        n: &Norm<'a>,
+        patterns: &[(String, String, CharDfa, Expr)],
+        names: &[String],
+    ) -> Result<Vec<(KeyLang, Vec<String>)>> {
+        let too_big = |what: &str| {
+            format!(
+                "{what} needs more than {} automaton states as a key language",
+                chardfa::MAX_STATES
+            )
+        };
+        let any = CharDfa::from_expr(&any_string())
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "any key"))?;
+        // (language, an expression of that language, schemas, evaluated by some source)
+        type Class = (CharDfa, Option<Expr>, Vec<String>, bool);
+        let mut classes: Vec<Class> = vec![(any, Some(any_string()), Vec::new(), false)];
+        for src in &n.obj_sources {
+            let mine: Vec<&(String, String, CharDfa, Expr)> =
+                patterns.iter().filter(|p| p.0 == src.ptr).collect();
+            if mine.is_empty() && src.additional.is_none() {
+                continue;
+            }
+            let mut next = Vec::new();
+            for (lang, whole, items, ev) in classes {
+                // (language, whole pattern, schemas, evaluated, matched a pattern of this source)
+                let mut parts = vec![(lang, whole, items, ev, false)];
+                for (_, pp, d, e) in &mine {
+                    let not_d = d.complement();
+                    let mut split = Vec::new();
+                    for (l, whole, it, ev, matched) in parts {
+                        let (Some(yes), Some(no)) = (l.intersect(d), l.intersect(&not_d)) else {
+                            self.refuse(&src.ptr, "patternProperties", &too_big("a pattern"))?;
+                            return Ok(Vec::new());
+                        };
+                        // All keys cut by one pattern: that pattern's language.
+                        let all = whole.as_ref().is_some_and(|w| *w == any_string());
+                        if !yes.is_empty() {
+                            let mut it2 = it.clone();
+                            it2.push(pp.clone());
+                            split.push((yes, all.then(|| e.clone()), it2, true, true));
+                        }
+                        if !no.is_empty() {
+                            let outside = if all {
+                                strings::complement_expr(e)
+                            } else {
+                                None
+                            };
+                            split.push((no, outside, it, ev, matched));
+                        }
+                    }
+                    parts = split;
+                    if parts.len() > MAX_KEY_CLASSES {
+                        self.refuse(
+                            &src.ptr,
+                            "patternProperties",
+                            &format!("overlapping patterns make more than {MAX_KEY_CLASSES} classes of keys"),
+                        )?;
+                        return Ok(Vec::new());
+                    }
+                }
+                for (l, whole, mut it, mut ev, matched) in parts {
+                    if let (false, Some(a)) = (matched, &src.additional) {
+                        it.push(a.clone());
+                        ev = true;
+                    }
+                    next.push((l, whole, it, ev));
+                }
+            }
+            classes = next;
+            self.ok(&src.ptr, "patternProperties");
+        }
+        let not_named = if names.is_empty() {
+            None
+        } else {
+            let words = Expr::Alt(
+                names
+                    .iter()
+                    .map(|k| Expr::Literal(k.as_bytes().to_vec()))
+                    .collect(),
+            );
+            Some(
+                CharDfa::from_expr(&words)
+                    .ok_or_else(|| Error::new(ErrorKind::Internal, "named keys"))?
+                    .complement(),
+            )
+        };
+        let at = patterns.first().map(|p| p.0.clone()).unwrap_or_default();
+        let mut out = Vec::new();
+        for (lang, whole, mut items, ev) in classes {
+            if !ev {
+                match &n.unevaluated {
+                    Some(u) if u.is_empty() => continue,
+                    Some(u) => items.extend(u.iter().map(|i| i.ptr.clone())),
+                    None => {}
+                }
+            }
+            // A language with an expression (a pattern's, or its complement's)
+            // that holds no named key keeps it (and its counters).
+            if let Some(e) = whole {
+                let inside: Vec<&str> = names
+                    .iter()
+                    .filter(|k| lang.matches(k))
+                    .map(String::as_str)
+                    .collect();
+                if inside.is_empty() {
+                    out.push((KeyLang::Pattern(e), items));
+                    continue;
+                }
+                if let Some(e) = strings::run_without(&e, &inside) {
+                    out.push((KeyLang::Pattern(e), items));
+                    continue;
+                }
+            }
+            let lang = match &not_named {
+                None => lang,
+                Some(nn) => match lang.intersect(nn) {
+                    Some(l) => l,
+                    None => {
+                        self.refuse(
+                            &at,
+                            "patternProperties",
+                            &too_big("a pattern without the named keys"),
+                        )?;
+                        continue;
+                    }
+                },
+            };
+            if lang.is_empty() {
+                continue;
+            }
+            let w = lang.ranges();
+            if w > MAX_KEY_RANGES {
+                self.refuse(
+                    &at,
+                    "patternProperties",
+                    &format!(
+                        "the keys left by the patterns need an automaton of {w} character \
+                         ranges, over the limit of {MAX_KEY_RANGES}"
+                    ),
+                )?;
+                continue;
+            }
+            out.push((KeyLang::Dfa(lang), items));
+        }
+        Ok(out)
+    }
+
+    /// A quoted key language: one expression where the DFA has one (cycles
+    /// only as self-loops), else right-linear rules, one per state; behind
+    /// one rule either way (the layout refers to it several times).
+    fn key_language(&mut self, d: &CharDfa) -> Result<Expr> {
+        let body = match d.to_expr(KEY_EXPR_BUDGET) {
+            Some(e) => strings::spell_raw(&e)?,
+            None => {
+                let base = self.rules.len() as RuleId;
+                let name = self.unique("key_state".to_owned());
+                for (i, b) in d
+                    .to_rules(base, strings::spell_raw)?
+                    .into_iter()
+                    .enumerate()
+                {
+                    self.add_rule(format!("{name}/{i}"), b);
+                }
+                Expr::Rule(base)
+            }
+        };
+        let name = self.unique("pattern_key".to_owned());
+        Ok(Expr::Rule(self.add_rule(name, quoted(body))))
     }
 
     /// The quoted keys other than `words`, as a rule shared by every object
@@ -3354,11 +3524,11 @@ impl<'a> Ctx<'a> {
         &mut self,
         n: &Norm<'a>,
         slots: Vec<(String, Expr, bool, bool)>,
-        addl: Option<(Expr, Expr)>,
+        addl: Vec<(Expr, Expr)>,
         depth: u32,
     ) -> Result<Option<Expr>> {
         let nreq = slots.iter().filter(|s| s.2).count() as u64;
-        let total = if addl.is_some() {
+        let total = if !addl.is_empty() {
             None
         } else {
             Some(slots.len() as u64)
@@ -3386,9 +3556,15 @@ impl<'a> Ctx<'a> {
                 members.push(m);
             }
         }
-        let addl_member = addl
-            .as_ref()
-            .map(|(k, v)| Expr::Seq(vec![k.clone(), ks.clone(), v.clone()]));
+        let mut addl_alts: Vec<Expr> = addl
+            .iter()
+            .map(|(k, v)| Expr::Seq(vec![k.clone(), ks.clone(), v.clone()]))
+            .collect();
+        let addl_member = match addl_alts.len() {
+            0 => None,
+            1 => addl_alts.pop(),
+            _ => Some(Expr::Alt(addl_alts)),
+        };
         let sep = self.item_sep(depth);
         match free.len() {
             0 => {}
@@ -3419,7 +3595,7 @@ impl<'a> Ctx<'a> {
         if min_p > nreq {
             if min_p == 1 {
                 min_nonempty = true;
-            } else if !(perm && addl.is_none()) {
+            } else if !(perm && addl.is_empty()) {
                 count_ok = false;
             }
         }
@@ -3436,7 +3612,7 @@ impl<'a> Ctx<'a> {
                     None
                 });
             }
-            if m < reachable && !(perm && addl.is_none()) {
+            if m < reachable && !(perm && addl.is_empty()) {
                 count_ok = false;
             }
         }

@@ -121,7 +121,7 @@ pub(crate) fn spell_literal(text: &str) -> Expr {
 }
 
 /// Sorted, merged scalar-value ranges (surrogates removed) of a class.
-fn normalise(negated: bool, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
+pub(crate) fn normalise(negated: bool, ranges: &[(u32, u32)]) -> Vec<(u32, u32)> {
     subtract(
         &crate::grammar::class_ranges(negated, ranges),
         0xD800,
@@ -546,6 +546,124 @@ fn absorb(e: &Expr) -> Expr {
     }
 }
 
+/// A class's normalised ranges and its repetition bounds.
+type ClassRun = (Vec<(u32, u32)>, u32, Option<u32>);
+
+/// `C{m,n}` (or a lone class; a one-character literal is a class): the
+/// class's normalised ranges and the bounds.
+fn class_run(decoded: &Expr) -> Option<ClassRun> {
+    let (item, min, max) = match absorb(decoded) {
+        Expr::Repeat { expr, min, max } => (*expr, min, max),
+        one => (one, 1, Some(1)),
+    };
+    match item {
+        Expr::Class { negated, ranges } => Some((normalise(negated, &ranges), min, max)),
+        Expr::Literal(b) => {
+            let mut chars = std::str::from_utf8(&b).ok()?.chars();
+            let c = chars.next()? as u32;
+            chars.next().is_none().then(|| vec![(c, c)])
+        }
+        .map(|r| (r, min, max)),
+        _ => None,
+    }
+}
+
+/// A run of one class, `C{m,n}` (see [`complement_expr`]), without the
+/// strings in `words`, keeping its counter: the trie of the words that are
+/// runs, left at any node by a class character that is not a child, into a
+/// free run of the remaining length. `None` for other shapes.
+pub(crate) fn run_without(decoded: &Expr, words: &[&str]) -> Option<Expr> {
+    #[derive(Default)]
+    struct Node {
+        end: bool,
+        next: BTreeMap<char, Node>,
+    }
+    let (class, min, max) = class_run(decoded)?;
+    let in_class = |c: char| {
+        class
+            .iter()
+            .any(|&(lo, hi)| lo <= c as u32 && c as u32 <= hi)
+    };
+    let mut root = Node::default();
+    for w in words {
+        let n = w.chars().count();
+        let fits = n >= min as usize && max.map_or(true, |m| n <= m as usize);
+        if fits && w.chars().all(in_class) {
+            let mut at = &mut root;
+            for c in w.chars() {
+                at = at.next.entry(c).or_default();
+            }
+            at.end = true;
+        }
+    }
+    fn node(t: &Node, depth: u32, class: &[(u32, u32)], min: u32, max: Option<u32>) -> Expr {
+        let mut alts = Vec::new();
+        if depth >= min && !t.end {
+            alts.push(Expr::Empty);
+        }
+        if max.map_or(true, |m| depth < m) {
+            let mut rest = class.to_vec();
+            for (&c, child) in &t.next {
+                rest = subtract(&rest, c as u32, c as u32);
+                let mut buf = [0u8; 4];
+                alts.push(Expr::Seq(vec![
+                    Expr::Literal(c.encode_utf8(&mut buf).as_bytes().to_vec()),
+                    node(child, depth + 1, class, min, max),
+                ]));
+            }
+            if !rest.is_empty() {
+                alts.push(Expr::Seq(vec![
+                    Expr::Class {
+                        negated: false,
+                        ranges: rest,
+                    },
+                    Expr::Repeat {
+                        expr: Box::new(Expr::Class {
+                            negated: false,
+                            ranges: class.to_vec(),
+                        }),
+                        min: min.saturating_sub(depth + 1),
+                        max: max.map(|m| m - depth - 1),
+                    },
+                ]));
+            }
+        }
+        Expr::Alt(alts)
+    }
+    Some(node(&root, 0, &class, min, max))
+}
+
+/// The complement of `decoded` as an expression, for the one shape where it
+/// is short and keeps its counter: a run of one class, `C{m,n}` (a key
+/// pattern like `^[0-9a-zA-Z_-]{1,255}$`). A string is outside it iff it
+/// holds a character outside `C` or is a run of `C` of another length:
+/// `.*[^C].*|C{0,m-1}|C{n+1,}`. `None` for other shapes (a DFA complements
+/// those, see `chardfa`).
+pub(crate) fn complement_expr(decoded: &Expr) -> Option<Expr> {
+    let (class, min, max) = class_run(decoded)?;
+    let other = Expr::Class {
+        negated: true,
+        ranges: class.clone(),
+    };
+    let class = Expr::Class {
+        negated: false,
+        ranges: class,
+    };
+    let run = |min: u32, max: Option<u32>| Expr::Repeat {
+        expr: Box::new(class.clone()),
+        min,
+        max,
+    };
+    let mut alts = vec![Expr::Seq(vec![any_string(), other, any_string()])];
+    if min > 0 {
+        alts.push(run(0, Some(min - 1)));
+    }
+    if let Some(m) = max {
+        alts.push(run(m.checked_add(1)?, None));
+    }
+    Some(Expr::Alt(alts))
+}
+
 /// `decoded` restricted to strings of `lo..=hi` characters (`minLength` /
 /// `maxLength` together with a `pattern` or `format`), as an expression of
 /// the same kind, or `None` where this takes more than splitting the bounds
@@ -755,6 +873,26 @@ pub(crate) fn matches(expr: &Expr, text: &str) -> Result<bool> {
     Ok(p.can_accept(&a))
 }
 
+/// A recogniser for `expr` (as [`matches`]), built once for many texts.
+#[cfg(test)]
+pub(crate) fn recogniser(expr: &Expr) -> impl Fn(&str) -> bool {
+    let g = Grammar {
+        rules: vec![Rule {
+            name: "root".to_owned(),
+            body: expr.clone(),
+            span: None,
+        }],
+        root: 0,
+    };
+    let vocab = Vocabulary::byte_level();
+    let a = Automaton::build(&g, &vocab, &Limits::default(), None).ok();
+    move |text: &str| {
+        let Some(a) = &a else { return false };
+        let mut p = Parser::new(a);
+        text.bytes().all(|b| p.push_byte(a, b)) && p.can_accept(a)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -911,25 +1049,6 @@ mod tests {
         assert!(pattern_expr("(?=a)").is_err());
     }
 
-    /// A recogniser for `expr`, built once for many texts.
-    fn recogniser(expr: &Expr) -> impl Fn(&str) -> bool {
-        let g = Grammar {
-            rules: vec![Rule {
-                name: "root".to_owned(),
-                body: expr.clone(),
-                span: None,
-            }],
-            root: 0,
-        };
-        let vocab = Vocabulary::byte_level();
-        let a = Automaton::build(&g, &vocab, &Limits::default(), None).ok();
-        move |text: &str| {
-            let Some(a) = &a else { return false };
-            let mut p = Parser::new(a);
-            text.bytes().all(|b| p.push_byte(a, b)) && p.can_accept(a)
-        }
-    }
-
     #[test]
     fn lengths_split_over_patterns_exactly() {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -998,5 +1117,48 @@ mod tests {
             answered > 200 && refused > 10,
             "{answered} answered, {refused} refused"
         );
+    }
+
+    #[test]
+    fn class_runs_complemented_and_without_words() {
+        let mut texts = vec![String::new()];
+        let mut layer = vec![String::new()];
+        for _ in 0..5 {
+            layer = layer
+                .iter()
+                .flat_map(|t| ["a", "b", "c", "é"].map(|c| format!("{t}{c}")))
+                .collect();
+            texts.extend(layer.iter().cloned());
+        }
+        let words = ["ab", "a", "", "bbb", "abcab", "ca", "é"];
+        let mut shaped = 0;
+        for p in [
+            "^[ab]{1,3}$",
+            "^[^a]$",
+            "^c*$",
+            "^[ab]+$",
+            "^[abé]{2,}$",
+            "^[a-c]{0,4}$",
+            "^(ab)+$",
+            "^a|b$",
+        ] {
+            let e = pattern_expr(p).ok().expect("pattern");
+            let want = recogniser(&e);
+            let (Some(not), Some(without)) = (complement_expr(&e), run_without(&e, &words)) else {
+                assert!(p.contains('(') || p.contains('|'), "{p} is a class run");
+                continue;
+            };
+            shaped += 1;
+            let (not, without) = (recogniser(&not), recogniser(&without));
+            for t in &texts {
+                assert_eq!(not(t), !want(t), "not {p} on {t:?}");
+                assert_eq!(
+                    without(t),
+                    want(t) && !words.contains(&t.as_str()),
+                    "{p} without words on {t:?}"
+                );
+            }
+        }
+        assert_eq!(shaped, 6);
     }
 }

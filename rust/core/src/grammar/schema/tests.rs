@@ -425,6 +425,72 @@ fn unevaluated_properties_scope() {
 }
 
 #[test]
+fn pattern_properties_split_the_other_keys() {
+    let opts = SchemaOptions {
+        strict_mode: false,
+        ..SchemaOptions::default()
+    };
+    let cases: &[(Value, &[&str], &[&str])] = &[
+        // Keys outside the pattern meet additionalProperties (a complement).
+        (
+            json!({"patternProperties": {"^x-": {"type": "integer"}}, "additionalProperties": {"type": "string"}}),
+            &[
+                "{\"x-a\": 1, \"b\": \"s\"}",
+                "{}",
+                "{\"b\": \"s\", \"x-\": 2}",
+            ],
+            &["{\"x-a\": \"s\"}", "{\"b\": 1}", "{\"x-a\": 1.5}"],
+        ),
+        // A named key the pattern matches meets both; it is not repeated.
+        (
+            json!({"properties": {"x-id": {"minimum": 5}}, "patternProperties": {"^x-": {"type": "integer"}}}),
+            &[
+                "{\"x-id\": 7, \"x-b\": 1, \"c\": null}",
+                "{\"x-id\": 5, \"c\": 1}",
+            ],
+            &[
+                "{\"x-id\": 3}",
+                "{\"x-id\": 7.5}",
+                "{\"x-b\": \"s\"}",
+                "{\"x-id\": 7, \"x-id\": 8}",
+            ],
+        ),
+        // Overlapping patterns: a key matching both meets both.
+        (
+            json!({"patternProperties": {"^a": {"type": "integer"}, "b$": {"minimum": 10}}, "additionalProperties": false}),
+            &["{\"ab\": 12, \"a\": 1, \"b\": 50, \"xb\": 10.5}"],
+            &["{\"ab\": 5}", "{\"ab\": 12.5}", "{\"c\": 1}", "{\"b\": 5}"],
+        ),
+        // A class run without the named keys keeps its counter.
+        (
+            json!({"properties": {"id": {"type": "string"}}, "patternProperties": {"^[a-z]{1,3}$": {"type": "integer"}}, "additionalProperties": false}),
+            &["{\"abc\": 1}", "{\"ab\": 1, \"i\": 2}"],
+            &[
+                "{\"id\": \"s\"}",
+                "{\"abcd\": 1}",
+                "{\"ab\": \"s\"}",
+                "{\"ab\": 1, \"ab\": 1, \"id\": 1}",
+            ],
+        ),
+        // The complement of a class run, written with counters.
+        (
+            json!({"patternProperties": {"^[a-z]+$": {"type": "integer"}}, "additionalProperties": {"type": "string"}}),
+            &["{\"ab\": 1, \"A1\": \"s\", \"\": \"e\"}"],
+            &["{\"ab\": \"s\"}", "{\"A1\": 1}", "{\"\": 1}"],
+        ),
+    ];
+    for (schema, good, bad) in cases {
+        let g = compile(schema, &opts).expect("compiles");
+        for t in *good {
+            assert!(accepts(&g, t), "{schema} should accept {t}");
+        }
+        for t in *bad {
+            assert!(!accepts(&g, t), "{schema} should reject {t}");
+        }
+    }
+}
+
+#[test]
 fn lengths_with_a_pattern_or_format() {
     check(
         json!({"type": "string", "pattern": "^[0-9a-z-]*$", "minLength": 4, "maxLength": 6}),
