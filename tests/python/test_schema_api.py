@@ -437,15 +437,19 @@ def test_conditional_keywords_are_exact(
 
 
 def test_inexpressible_negation_is_refused(byte_compiler: GrammarCompiler) -> None:
-    # not of a pattern needs a regex complement.
-    schema = {"type": "string", "not": {"pattern": "^a"}}
+    # not of `items` has no expressible complement.
+    schema = {"type": "array", "not": {"items": {"type": "string"}}}
     with pytest.raises(UnsupportedSchemaError) as info:
         byte_compiler.compile_json_schema(schema)
-    assert (info.value.pointer, info.value.keyword) == ("/not", "pattern")
+    assert (info.value.pointer, info.value.keyword) == ("/not", "items")
     # Lenient drops the whole negation and says so.
-    with pytest.warns(SchemaCoverageWarning, match="pattern at /not"):
+    with pytest.warns(SchemaCoverageWarning, match="items at /not"):
         g = byte_compiler.compile_json_schema(schema, lenient=True)
-    assert accepts(g, '"abc"')
+    assert accepts(g, '["a"]')
+    # not of a pattern is its complement.
+    g = byte_compiler.compile_json_schema({"type": "string", "not": {"pattern": "^a"}})
+    assert accepts(g, '"ba"')
+    assert not accepts(g, '"abc"')
 
 
 # hypothesis-jsonschema 0.23.1 cannot draw objects with the current hypothesis

@@ -132,12 +132,32 @@ const MAX_BRANCHES: usize = 256;
 const MAX_KEY_CLASSES: usize = 8;
 
 /// Most nodes of a key language written as one expression (else rules).
-const KEY_EXPR_BUDGET: usize = 2_000;
+const KEY_EXPR_BUDGET: usize = 10_000;
 
 /// Most character ranges (over all states) of a key language's DFA: a
 /// Unicode class such as Python's `\w` is ~700 ranges, spelled in UTF-8
 /// byte sequences per state.
 const MAX_KEY_RANGES: usize = 20_000;
+
+/// The strings outside a language over decoded characters, as an expression:
+/// a class run's complement keeps its counter; else a small DFA's, where it
+/// has an expression within the size limits.
+fn outside_of(decoded: &Expr) -> Option<Expr> {
+    strings::complement_expr(decoded).or_else(|| {
+        let d = CharDfa::from_expr(decoded)?.complement();
+        (d.ranges() <= MAX_KEY_RANGES)
+            .then(|| d.to_expr(KEY_EXPR_BUDGET))
+            .flatten()
+    })
+}
+
+/// The strings in both languages, as an expression, within the size limits.
+fn both_of(a: &Expr, b: &Expr) -> Option<Expr> {
+    let d = CharDfa::from_expr(a)?.intersect(&CharDfa::from_expr(b)?)?;
+    (d.ranges() <= MAX_KEY_RANGES)
+        .then(|| d.to_expr(KEY_EXPR_BUDGET))
+        .flatten()
+}
 
 /// The language of keys in one class of other keys.
 enum KeyLang {
@@ -1198,6 +1218,15 @@ impl<'a> Ctx<'a> {
                     }) => {}
                 "dependentRequired" | "dependentSchemas" | "dependencies"
                     if kv.as_object().is_some_and(Map::is_empty) => {}
+                // A string outside the language (complemented where it is built).
+                "pattern" => out.push(vec![lit(kw)]),
+                "format"
+                    if kv
+                        .as_str()
+                        .is_some_and(|f| format_grammar_for_schema(f).is_some()) =>
+                {
+                    out.push(vec![lit(kw)])
+                }
                 _ => {
                     let known_schema = kw != "$schema"
                         || kv.as_str().is_some_and(|u| {
@@ -1791,6 +1820,37 @@ impl<'a> Ctx<'a> {
                 };
                 n.types &= NUM;
                 n.numeric.push((format!("{LIT}{ptr}"), flipped, v));
+            }
+            "pattern" | "format" => {
+                n.types &= T_STR;
+                let text = v
+                    .as_str()
+                    .ok_or_else(|| invalid(ptr, &format!("{kw} must be a string")))?;
+                let (kw, decoded) = if kw == "pattern" {
+                    match strings::pattern_expr(text) {
+                        Ok(e) => ("pattern", Some(e)),
+                        Err(PatternError::Invalid(why)) => {
+                            return Err(invalid(ptr, &format!("pattern: {why}")))
+                        }
+                        Err(PatternError::Unsupported(_)) => ("pattern", None),
+                    }
+                } else {
+                    ("format", format_grammar_for_schema(text))
+                };
+                match decoded.as_ref().and_then(outside_of) {
+                    Some(e) => {
+                        n.str_exprs
+                            .push((ptr.to_owned(), kw, format!("not-{kw}:{text}"), e))
+                    }
+                    None => {
+                        self.refuse(
+                            ptr,
+                            kw,
+                            "its negation (under not, if/else, oneOf or contains) needs a larger automaton",
+                        )?;
+                        return Ok(());
+                    }
+                }
             }
             _ => return Err(invalid(ptr, &format!("no literal for {kw}"))),
         }
@@ -2561,19 +2621,6 @@ impl<'a> Ctx<'a> {
             n.max_len.map_or(String::new(), |m| m.to_string())
         );
         for (p, kw, key, e) in &n.str_exprs {
-            if decoded.is_some() {
-                let (p, kw) = (p.clone(), *kw);
-                self.refuse(
-                    &p,
-                    kw,
-                    "two constraints on one string (their intersection is not expressible)",
-                )?;
-                // Lenient: the first constraint stays.
-                if kw == "pattern" || kw == "format" {
-                    self.enforced.remove(&(p, kw.to_owned()));
-                }
-                continue;
-            }
             let e = if has_len {
                 let Some(e) = strings::with_length(e, n.min_len, n.max_len) else {
                     let (p, kw) = (p.clone(), *kw);
@@ -2595,7 +2642,28 @@ impl<'a> Ctx<'a> {
                 name.clone_from(key);
                 e.clone()
             };
-            decoded = Some(e);
+            decoded = match decoded.take() {
+                None => Some(e),
+                Some(first) => match both_of(&first, &e) {
+                    Some(x) => {
+                        name = format!("{name}&{key}");
+                        Some(x)
+                    }
+                    None => {
+                        let (p, kw) = (p.clone(), *kw);
+                        self.refuse(
+                            &p,
+                            kw,
+                            "two constraints on one string (their intersection is not expressible)",
+                        )?;
+                        // Lenient: the first constraint stays.
+                        if kw == "pattern" || kw == "format" {
+                            self.enforced.remove(&(p, kw.to_owned()));
+                        }
+                        Some(first)
+                    }
+                },
+            };
         }
         if has_len && decoded.is_none() {
             name = format!("string{lengths}");

@@ -491,6 +491,25 @@ fn pattern_properties_split_the_other_keys() {
 }
 
 #[test]
+fn two_string_languages_intersect() {
+    check(
+        json!({"type": "string", "pattern": "^[a-z]+$", "allOf": [{"pattern": "x"}]}),
+        &["\"axb\"", "\"x\""],
+        &["\"ab\"", "\"aXb\"", "\"\""],
+    );
+    check(
+        json!({"type": "string", "format": "date", "pattern": "^2024-"}),
+        &["\"2024-02-29\""],
+        &["\"2023-02-01\"", "\"2024-02-30\"", "\"2024-\""],
+    );
+    check(
+        json!({"type": "string", "not": {"pattern": "^a"}, "maxLength": 2}),
+        &["\"\"", "\"ba\""],
+        &["\"a\"", "\"bab\""],
+    );
+}
+
+#[test]
 fn lengths_with_a_pattern_or_format() {
     check(
         json!({"type": "string", "pattern": "^[0-9a-z-]*$", "minLength": 4, "maxLength": 6}),
@@ -591,11 +610,17 @@ fn contains_counts_matching_items() {
         e.message(),
         "unsupported keyword \"contains\" at /: together with minItems/maxItems"
     );
+    // A pattern's complement counts the items that do not match.
+    check(
+        json!({"type": "array", "contains": {"type": "string", "pattern": "^a"}}),
+        &["[\"ab\", 1]", "[\"b\", \"a\"]"],
+        &["[\"b\"]", "[]", "[1, \"ba\"]"],
+    );
     // A contains schema without an expressible complement.
-    let e = err(json!({"type": "array", "contains": {"type": "string", "pattern": "^a"}}));
+    let e = err(json!({"type": "array", "contains": {"items": {"type": "string"}}}));
     assert!(
         e.message()
-            .starts_with("unsupported keyword \"pattern\" at /contains: its negation"),
+            .starts_with("unsupported keyword \"items\" at /contains: its negation"),
         "{e}"
     );
 }
@@ -720,8 +745,18 @@ fn overlapping_one_of_negates_the_other_branches() {
         &["\"a\"", "\"\"", "5", "null"],
         &["\"ab\"", "\"abc\""],
     );
-    let e = err(json!({"oneOf": [{"type": "string"}, {"pattern": "^a"}]}));
-    assert_eq!(e.schema_keyword(), Some(("/oneOf/1", "pattern")));
+    check(
+        json!({"oneOf": [{"type": "string"}, {"pattern": "^a"}]}),
+        &["\"b\"", "\"\"", "5", "null"],
+        &["\"ab\"", "\"a\""],
+    );
+    check(
+        json!({"type": "string", "not": {"format": "uuid"}, "pattern": "^[0-9a-f-]{36}$"}),
+        &["\"0123456789abcdef0123456789abcdef0123\""],
+        &["\"01234567-89ab-cdef-0123-456789abcdef\"", "\"x\""],
+    );
+    let e = err(json!({"oneOf": [{"type": "array"}, {"items": {"type": "string"}}]}));
+    assert_eq!(e.schema_keyword(), Some(("/oneOf/1", "items")));
 }
 
 #[test]
