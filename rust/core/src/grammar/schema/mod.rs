@@ -2100,9 +2100,11 @@ impl<'a> Ctx<'a> {
         Ok((types, vals))
     }
 
-    /// Are the branches pairwise disjoint under `base`? (different types, or distinct finite values)
+    /// Are the branches pairwise disjoint under `base`? (different types,
+    /// distinct finite values, or objects told apart by a key both require)
     fn disjoint(&self, base: &[Item], branches: &[Vec<String>]) -> Result<bool> {
         let mut doms = Vec::new();
+        let mut sides = Vec::new();
         for b in branches {
             let mut items = base.to_vec();
             items.extend(b.iter().map(|ptr| Item {
@@ -2110,6 +2112,7 @@ impl<'a> Ctx<'a> {
                 done: false,
             }));
             doms.push(self.domain(&items, 0)?);
+            sides.push(items);
         }
         for i in 0..doms.len() {
             for j in i + 1..doms.len() {
@@ -2121,11 +2124,53 @@ impl<'a> Ctx<'a> {
                 match (vi, vj) {
                     (Some(a), Some(b)) if !a.iter().any(|x| b.iter().any(|y| json_eq(x, y))) => {}
                     (Some(a), None) | (None, Some(a)) if a.is_empty() => {}
+                    _ if ti & tj == T_OBJ && self.discriminated(&sides[i], &sides[j])? => {}
                     _ => return Ok(false),
                 }
             }
         }
         Ok(true)
+    }
+
+    /// Do both sides require a key whose values they keep apart (a
+    /// discriminator: `{"kind": {"const": "a"}}` against `"b"`)? Only the
+    /// merged schemas' own `required` and `properties` count (what `anyOf`
+    /// branches add is left out: fewer disjoint pairs, never a wrong one).
+    fn discriminated(&self, a: &[Item], b: &[Item]) -> Result<bool> {
+        let (ea, eb) = (self.expand(a)?, self.expand(b)?);
+        let required = |ex: &Expanded<'a>| -> BTreeSet<&'a str> {
+            ex.sources
+                .iter()
+                .filter_map(|(_, m)| m.get("required")?.as_array())
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect()
+        };
+        let value_schemas = |ex: &Expanded<'a>, k: &str| -> Vec<Item> {
+            ex.sources
+                .iter()
+                .filter(|(_, m)| m.get("properties").and_then(|p| p.get(k)).is_some())
+                .map(|(ptr, _)| Item {
+                    ptr: format!("{ptr}/properties/{}", escape_token(k)),
+                    done: false,
+                })
+                .collect()
+        };
+        let rb = required(&eb);
+        for k in required(&ea).intersection(&rb) {
+            let (ta, va) = self.domain(&value_schemas(&ea, k), 0)?;
+            let (tb, vb) = self.domain(&value_schemas(&eb, k), 0)?;
+            let apart = ta & tb == 0
+                || match (&va, &vb) {
+                    (Some(x), Some(y)) => !x.iter().any(|p| y.iter().any(|q| json_eq(p, q))),
+                    (Some(x), None) | (None, Some(x)) => x.is_empty(),
+                    (None, None) => false,
+                };
+            if apart {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn emit_norm(&mut self, n: &Norm<'a>, depth: u32) -> Result<Expr> {

@@ -491,6 +491,42 @@ fn pattern_properties_split_the_other_keys() {
 }
 
 #[test]
+fn one_of_branches_told_apart_by_a_required_key() {
+    // Disjoint by `kind`: no branch is negated (`items` has no expressible negation).
+    let s = json!({
+        "type": "object",
+        "required": ["kind"],
+        "oneOf": [
+            {"properties": {"kind": {"const": "a"}, "l": {"items": {"type": "string"}}}},
+            {"properties": {"kind": {"enum": ["b", "c"]}, "l": {"items": {"type": "integer"}}}}
+        ]
+    });
+    let opts = SchemaOptions {
+        strict_mode: false,
+        ..SchemaOptions::default()
+    };
+    let g = compile(&s, &opts).expect("compiles");
+    for t in [
+        "{\"kind\": \"a\", \"l\": [\"x\"]}",
+        "{\"kind\": \"c\", \"l\": [1]}",
+    ] {
+        assert!(accepts(&g, t), "{t}");
+    }
+    for t in [
+        "{\"kind\": \"a\", \"l\": [1]}",
+        "{\"kind\": \"d\"}",
+        "{\"l\": []}",
+    ] {
+        assert!(!accepts(&g, t), "{t}");
+    }
+    // Without `required` both branches hold for an object without `kind`.
+    let mut s = s;
+    s["required"] = json!([]);
+    let e = err(s);
+    assert_eq!(e.schema_keyword().map(|k| k.1), Some("items"), "{e}");
+}
+
+#[test]
 fn two_string_languages_intersect() {
     check(
         json!({"type": "string", "pattern": "^[a-z]+$", "allOf": [{"pattern": "x"}]}),
