@@ -2133,9 +2133,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// Do both sides require a key whose values they keep apart (a
-    /// discriminator: `{"kind": {"const": "a"}}` against `"b"`)? Only the
-    /// merged schemas' own `required` and `properties` count (what `anyOf`
-    /// branches add is left out: fewer disjoint pairs, never a wrong one).
+    /// discriminator: `{"kind": {"const": "a"}}` against `"b"`), or does one
+    /// require a key the other forbids (`additionalProperties: false` without
+    /// it, or its schema `false`)? Only the merged schemas' own `required`,
+    /// `properties` and `additionalProperties` count (what `anyOf` branches
+    /// add is left out: fewer disjoint pairs, never a wrong one).
     fn discriminated(&self, a: &[Item], b: &[Item]) -> Result<bool> {
         let (ea, eb) = (self.expand(a)?, self.expand(b)?);
         let required = |ex: &Expanded<'a>| -> BTreeSet<&'a str> {
@@ -2156,8 +2158,20 @@ impl<'a> Ctx<'a> {
                 })
                 .collect()
         };
-        let rb = required(&eb);
-        for k in required(&ea).intersection(&rb) {
+        let forbids = |ex: &Expanded<'a>, k: &str| {
+            ex.sources.iter().any(|(_, m)| {
+                let named = m.get("properties").and_then(|p| p.get(k));
+                named == Some(&Value::Bool(false))
+                    || named.is_none()
+                        && m.get("additionalProperties") == Some(&Value::Bool(false))
+                        && m.get("patternProperties").is_none()
+            })
+        };
+        let (ra, rb) = (required(&ea), required(&eb));
+        if ra.iter().any(|k| forbids(&eb, k)) || rb.iter().any(|k| forbids(&ea, k)) {
+            return Ok(true);
+        }
+        for k in ra.intersection(&rb) {
             let (ta, va) = self.domain(&value_schemas(&ea, k), 0)?;
             let (tb, vb) = self.domain(&value_schemas(&eb, k), 0)?;
             let apart = ta & tb == 0

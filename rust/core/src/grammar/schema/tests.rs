@@ -519,6 +519,19 @@ fn one_of_branches_told_apart_by_a_required_key() {
     ] {
         assert!(!accepts(&g, t), "{t}");
     }
+    // One branch requires a key the other forbids.
+    check(
+        json!({"oneOf": [
+            {"type": "object", "required": ["$ref"], "properties": {"$ref": {"type": "string"}}, "additionalProperties": false},
+            {"type": "object", "properties": {"l": {"items": {"type": "string"}}}, "additionalProperties": false}
+        ]}),
+        &["{\"$ref\": \"x\"}", "{\"l\": [\"s\"]}", "{}"],
+        &[
+            "{\"$ref\": 1}",
+            "{\"l\": [1]}",
+            "{\"$ref\": \"x\", \"l\": []}",
+        ],
+    );
     // Without `required` both branches hold for an object without `kind`.
     let mut s = s;
     s["required"] = json!([]);
