@@ -117,7 +117,11 @@ class CorralAdapter(Adapter):
 
     def matcher(self, compiled: Any) -> tuple[Fill, Accept]:
         m = self.corral.GrammarMatcher(compiled)
-        return functools.partial(m.fill_next_token_bitmask, self.mask), m.accept_token
+        # The pointer entry point, as llguidance and outlines-core are driven.
+        fill = functools.partial(
+            m.unsafe_fill_next_token_bitmask_ptr, self.mask.ctypes.data, self.mask.shape[1]
+        )
+        return fill, m.accept_token
 
 
 class XGrammarAdapter(Adapter):

@@ -487,6 +487,23 @@ class GrammarMatcher:
                 narrow, or has no row `index`.
         """
 
+    def unsafe_fill_next_token_bitmask_ptr(self, address: int, num_words: int) -> bool:
+        """`fill_next_token_bitmask` into `num_words` int32 words at `address`.
+
+        For inference loops that keep one mask buffer and pass its address
+        (`tensor.data_ptr()` of a contiguous CPU int32 row, `array.ctypes.data`),
+        skipping the buffer-protocol checks (~50 ns a call). The memory is not
+        checked: it must be writable CPU memory of at least `num_words` int32
+        words, alive for the call; anything else is undefined behaviour.
+
+        Returns:
+            True if some token is disallowed (the mask needs applying).
+
+        Raises:
+            ValueError: If `address` is null or not 4-byte aligned, or
+                `num_words < ceil(vocab_size / 32)`.
+        """
+
     def rollback(self, num_tokens: int) -> None:
         """Undo the last `num_tokens` accepted tokens (or `accept_string` calls).
 

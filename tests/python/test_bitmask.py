@@ -256,3 +256,36 @@ def test_matcher_mask_roundtrip() -> None:
     apply_token_bitmask_inplace(logits, torch.from_numpy(bm))
     assert torch.nonzero(logits[0] == 0).flatten().tolist() == [ord("a"), ord("c")]
     assert list(np.flatnonzero(bitmask_to_bool(bm, info.vocab_size)[0])) == [97, 99]
+
+
+def test_pointer_fill_matches_buffer_fill() -> None:
+    """The pointer entry point writes what the buffer one does, row by row, warm or not."""
+    tokens = [bytes([b]) for b in range(256)] + [b"<eos>", b"ab", b"abc"]
+    info = corral.TokenizerInfo.from_vocab(tokens, eos_token_ids=[256], vocab_size=300)
+    g = corral.GrammarCompiler(info).compile_regex("(ab|c)+d?")
+    by_buffer, by_ptr = corral.GrammarMatcher(g), corral.GrammarMatcher(g)
+    words = get_bitmask_shape(1, info.vocab_size)[1]
+    for text in [b"", b"ab", b"abc", b"abcab", b"abcabd"]:
+        for m in (by_buffer, by_ptr):
+            m.reset()
+            assert m.accept_string(text)
+        for _ in range(2):  # a first visit, then from the cache
+            want = np.full((2, words), -1, dtype=np.int32)
+            got = np.full((2, words), -1, dtype=np.int32)
+            r1 = by_buffer.fill_next_token_bitmask(want, 1)
+            r2 = by_ptr.unsafe_fill_next_token_bitmask_ptr(got[1].ctypes.data, words)
+            assert r1 == r2
+            np.testing.assert_array_equal(got, want)
+
+
+def test_pointer_fill_rejects_what_it_can_check() -> None:
+    tokens = [bytes([b]) for b in range(256)] + [b"<eos>"]
+    info = corral.TokenizerInfo.from_vocab(tokens, eos_token_ids=[256])
+    m = corral.GrammarMatcher(corral.GrammarCompiler(info).compile_regex("a"))
+    buf = np.zeros(16, dtype=np.int32)
+    with pytest.raises(ValueError, match="null or not aligned"):
+        m.unsafe_fill_next_token_bitmask_ptr(0, 9)
+    with pytest.raises(ValueError, match="null or not aligned"):
+        m.unsafe_fill_next_token_bitmask_ptr(buf.ctypes.data + 2, 9)
+    with pytest.raises(ValueError, match="need at least 9"):
+        m.unsafe_fill_next_token_bitmask_ptr(buf.ctypes.data, 8)

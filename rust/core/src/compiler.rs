@@ -281,6 +281,20 @@ impl CompiledGrammar {
         self.insert_aux(state, class, e)
     }
 
+    /// Is the entry of `state` (with register `aux`, where the state keeps
+    /// one) computed, leaving no token uncertain? A mask from it is then copy
+    /// work only.
+    pub fn entry_settled(&self, state: u32, aux: Option<u32>) -> bool {
+        match aux {
+            Some(aux) => self
+                .cached_aux(state, self.aux_class(state, aux))
+                .is_some_and(|e| e.uncertain.is_empty()),
+            None => self.cache[state as usize]
+                .get()
+                .is_some_and(|e| e.uncertain.is_empty()),
+        }
+    }
+
     fn cached_aux(&self, state: u32, class: u64) -> Option<Arc<CacheEntry>> {
         let r = self.aux_cache.read().unwrap_or_else(|p| p.into_inner());
         r.get(&(state, class)).cloned()

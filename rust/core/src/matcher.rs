@@ -229,6 +229,23 @@ impl Matcher {
         Ok(())
     }
 
+    /// Would [`Matcher::fill_mask`] only copy sets already computed (no trie
+    /// walk, no uncertain token to hand over)? Bindings then keep their lock
+    /// (the GIL) instead of paying to release it around a sub-microsecond copy.
+    pub fn mask_is_cached(&self) -> bool {
+        if self.terminated || self.error.is_some() {
+            return true;
+        }
+        let a = self.grammar.automaton();
+        self.parser.current().iter().all(|it| {
+            let s = it.state as usize;
+            !(it.kernel && (a.has_bytes[s] || !a.rule_edges(it.state).is_empty()))
+                || self
+                    .grammar
+                    .entry_settled(it.state, a.aux_state[s].then_some(it.aux))
+        })
+    }
+
     /// Write the allowed-token mask into `mask` (at least
     /// `ceil(vocab_size / 32)` words; extra words are zeroed). Returns true
     /// when some token of the vocabulary is disallowed.

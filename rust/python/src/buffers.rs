@@ -1,5 +1,6 @@
 //! The only `unsafe` in the bindings: writing a mask row into a caller's
-//! int32 buffer (numpy array, CPU torch tensor, array.array, memoryview).
+//! int32 buffer (numpy array, CPU torch tensor, array.array, memoryview), or
+//! at a raw address the caller passes (the pointer entry point).
 #![allow(unsafe_code)]
 
 use pyo3::buffer::PyBuffer;
@@ -8,8 +9,9 @@ use pyo3::prelude::*;
 
 /// A checked, writable view of one row of an int32 bitmask buffer.
 pub(crate) struct MaskRow {
-    // Keeps the exporter alive and its memory pinned while we write.
-    _buf: PyBuffer<i32>,
+    // Keeps the exporter alive and its memory pinned while we write (`None`:
+    // a raw address, kept alive by the caller).
+    _buf: Option<PyBuffer<i32>>,
     ptr: *mut u32,
     len: usize,
 }
@@ -67,9 +69,34 @@ impl MaskRow {
         // `index` lies inside it; i32 and u32 have the same size and alignment.
         let ptr = unsafe { (buf.buf_ptr() as *mut u32).add(index * width) };
         Ok(MaskRow {
-            _buf: buf,
+            _buf: Some(buf),
             ptr,
             len: width,
+        })
+    }
+
+    /// A row at a raw address the caller vouches for (`tensor.data_ptr()`,
+    /// `array.ctypes.data`): `words` writable int32 words in CPU memory, kept
+    /// alive during the call. Only null and misaligned addresses are caught.
+    pub(crate) fn from_address(
+        address: usize,
+        words: usize,
+        min_words: usize,
+    ) -> PyResult<MaskRow> {
+        if address == 0 || address & (std::mem::align_of::<u32>() - 1) != 0 {
+            return Err(PyValueError::new_err(format!(
+                "bitmask address {address:#x} is null or not aligned to 4 bytes"
+            )));
+        }
+        if words < min_words {
+            return Err(PyValueError::new_err(format!(
+                "bitmask rows have {words} words, need at least {min_words} for the vocabulary"
+            )));
+        }
+        Ok(MaskRow {
+            _buf: None,
+            ptr: address as *mut u32,
+            len: words,
         })
     }
 
