@@ -44,7 +44,16 @@ fn cached_fills_are_settled_entries_only() {
     // After `ac` or `aac` the token `bb` is right at one depth only: the
     // parser's context decides it (a hand-over), on every fill.
     assert!(kept_uncached > 0);
-    // Nothing is computed before the first fill of a fresh grammar.
-    let fresh = compiler.compile_regex("[ab]{2}c").expect("regex");
+    // Nothing is computed before the first fill of a fresh grammar; a regex
+    // builds its states' masks at compile.
+    let fresh = compiler
+        .compile_gbnf(b"root ::= [ab] [ab] \"c\"\n", "root")
+        .expect("gbnf");
     assert!(!Matcher::new(fresh).mask_is_cached());
+    let regex = compiler.compile_regex("[ab]{2}c").expect("regex");
+    let mut m = Matcher::new(regex);
+    for b in [b'a', b'b', b'c'] {
+        assert!(m.mask_is_cached());
+        assert!(m.accept_bytes(&[b]));
+    }
 }
