@@ -12,6 +12,12 @@ mod vocab;
 
 use pyo3::prelude::*;
 
+// Compiles allocate per NFA state, subset and rule (a quarter of a big
+// schema's compile in `perf`); mimalloc serves those small blocks faster
+// than glibc's malloc. Only this extension's Rust allocations use it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
