@@ -1059,10 +1059,16 @@ fn follow_sets(a: &Automaton) -> Vec<ByteSet> {
     // Bytes each state can consume next, and whether it can end its rule with no bytes.
     let mut first = vec![[0u64; 4]; n];
     let mut ends: Vec<bool> = a.accepting.clone();
+    // The bytes of each byte class: a state's row is read per class, not per byte.
+    let mut class_bytes = vec![[0u64; 4]; a.num_classes];
+    for b in 0..=255u8 {
+        class_bytes[a.class_of[b as usize] as usize][(b >> 6) as usize] |= 1 << (b & 63);
+    }
     for (s, f) in first.iter_mut().enumerate() {
-        for b in 0..=255u8 {
-            if a.next_byte(s as u32, b) != DEAD {
-                f[(b >> 6) as usize] |= 1 << (b & 63);
+        let row = &a.byte_next[s * a.num_classes..(s + 1) * a.num_classes];
+        for (c, &t) in row.iter().enumerate() {
+            if t != DEAD {
+                union_into(f, &class_bytes[c]);
             }
         }
     }
