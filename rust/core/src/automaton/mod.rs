@@ -406,10 +406,18 @@ impl Lowering {
     fn merge_identical(&mut self, root: RuleId) -> RuleId {
         let n = self.bodies.len();
         let mut rep: Vec<RuleId> = (0..n as RuleId).collect();
+        // A body's hash changes only when a rule it refers to gets a new
+        // representative: rounds rehash just those (a merge climbs one level
+        // of references per round, and big schemas have thousands of rules).
+        let mut children: Vec<Vec<RuleId>> = vec![Vec::new(); n];
+        let mut hashes = vec![0u64; n];
+        let mut stale = vec![true; n];
+        let mut first_round = true;
         loop {
             // Bodies hashed and compared through `rep`, without rewriting them.
             let mut first: FxHashMap<u64, Vec<RuleId>> = FxHashMap::default();
             let mut changed = false;
+            let before = rep.clone();
             // The root first, so that it stays its own representative (its name is reported).
             let order =
                 std::iter::once(root as usize).chain((0..n).filter(|&r| r != root as usize));
@@ -417,9 +425,14 @@ impl Lowering {
                 if rep[r] != r as RuleId {
                     continue;
                 }
-                let mut h = rustc_hash::FxHasher::default();
-                hash_lowered(&self.bodies[r], &rep, &mut h);
-                let bucket = first.entry(std::hash::Hasher::finish(&h)).or_default();
+                if stale[r] {
+                    let mut h = rustc_hash::FxHasher::default();
+                    // The first round also lists each body's references.
+                    let kids = first_round.then(|| &mut children[r]);
+                    hash_lowered(&self.bodies[r], &rep, &mut h, kids);
+                    hashes[r] = std::hash::Hasher::finish(&h);
+                }
+                let bucket = first.entry(hashes[r]).or_default();
                 let same = bucket
                     .iter()
                     .copied()
@@ -444,6 +457,12 @@ impl Lowering {
             if !changed {
                 break;
             }
+            for r in 0..n {
+                stale[r] = children[r]
+                    .iter()
+                    .any(|&c| rep[c as usize] != before[c as usize]);
+            }
+            first_round = false;
         }
         for r in 0..n {
             self.bodies[r] = if rep[r] == r as RuleId {
@@ -577,26 +596,54 @@ fn peel(mut e: &Expr) -> &Expr {
 
 /// Upper bound on NFA states an expression needs (saturating).
 /// Hash of `body` with every rule reference `r` read as `rep[r]`.
-fn hash_lowered(body: &Lowered, rep: &[RuleId], h: &mut rustc_hash::FxHasher) {
+/// Hash a body through `rep`; with `kids`, also list the rules it refers to.
+fn hash_lowered(
+    body: &Lowered,
+    rep: &[RuleId],
+    h: &mut rustc_hash::FxHasher,
+    mut kids: Option<&mut Vec<RuleId>>,
+) {
     use std::hash::Hash;
-    fn expr(e: &Expr, rep: &[RuleId], h: &mut rustc_hash::FxHasher) {
+    fn expr(
+        e: &Expr,
+        rep: &[RuleId],
+        h: &mut rustc_hash::FxHasher,
+        kids: &mut Option<&mut Vec<RuleId>>,
+    ) {
         std::mem::discriminant(e).hash(h);
         match e {
-            Expr::Rule(r) => rep[*r as usize].hash(h),
+            Expr::Rule(r) => {
+                rep[*r as usize].hash(h);
+                if let Some(k) = kids {
+                    k.push(*r);
+                }
+            }
             Expr::Seq(v) | Expr::Alt(v) => {
                 v.len().hash(h);
-                v.iter().for_each(|x| expr(x, rep, h));
+                v.iter().for_each(|x| expr(x, rep, h, kids));
             }
             Expr::Repeat { expr: x, min, max } => {
                 (min, max).hash(h);
-                expr(x, rep, h);
+                expr(x, rep, h, kids);
             }
             other => other.hash(h),
         }
     }
     match body {
-        Lowered::Body(e) => expr(e, rep, h),
-        Lowered::Special(k) => relabel(&Lowered::Special(k.clone()), rep).hash(h),
+        Lowered::Body(e) => expr(e, rep, h, &mut kids),
+        Lowered::Special(k) => {
+            if let Some(out) = kids {
+                match k {
+                    RuleKind::Plain => {}
+                    RuleKind::Counter { item, .. } => out.push(*item),
+                    RuleKind::Permutation { members, sep, .. } => {
+                        out.extend(members);
+                        out.push(*sep);
+                    }
+                }
+            }
+            relabel(&Lowered::Special(k.clone()), rep).hash(h)
+        }
     }
 }
 
