@@ -100,8 +100,12 @@ def _resolve(schema: Any, root: Any, depth: int = 0) -> Any:
     return schema
 
 
-def _property_schemas(schema: Any, root: Any, depth: int = 0) -> dict[str, Any]:
-    """Named properties in schema order, looking through allOf/anyOf/oneOf too."""
+def _property_schemas(schema: Any, root: Any, keys: Any = None, depth: int = 0) -> dict[str, Any]:
+    """Named properties in schema order, looking through allOf/anyOf/oneOf too.
+
+    With `keys` (the object's keys), an anyOf/oneOf contributes the first
+    branch that names every key not named so far (the branch the object
+    takes, in that branch's own order), else all its branches in turn."""
     schema = _resolve(schema, root)
     out: dict[str, Any] = {}
     if not isinstance(schema, dict) or depth > 10:
@@ -111,10 +115,17 @@ def _property_schemas(schema: Any, root: Any, depth: int = 0) -> dict[str, Any]:
         out.update(props)
     for key in ("allOf", "anyOf", "oneOf"):
         branches = schema.get(key)
-        if isinstance(branches, list):
-            for b in branches:
-                for k, v in _property_schemas(b, root, depth + 1).items():
-                    out.setdefault(k, v)
+        if not isinstance(branches, list):
+            continue
+        named = [_property_schemas(b, root, keys, depth + 1) for b in branches]
+        if key != "allOf" and keys is not None:
+            rest = [k for k in keys if k not in out]
+            covering = [n for n in named if rest and all(k in n for k in rest)]
+            if covering:
+                named = covering[:1]
+        for n in named:
+            for k, v in n.items():
+                out.setdefault(k, v)
     return out
 
 
@@ -125,7 +136,7 @@ def order_like_schema(value: Any, schema: Any, root: Any, depth: int = 0) -> Any
         return value
     schema = _resolve(schema, root)
     if isinstance(value, dict):
-        named = _property_schemas(schema, root)
+        named = _property_schemas(schema, root, list(value))
         keys = [k for k in named if k in value] + [k for k in value if k not in named]
         extra = schema.get("additionalProperties") if isinstance(schema, dict) else None
         return {
