@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,12 +140,21 @@ def order_like_schema(value: Any, schema: Any, root: Any, depth: int = 0) -> Any
         named = _property_schemas(schema, root, list(value))
         keys = [k for k in named if k in value] + [k for k in value if k not in named]
         extra = schema.get("additionalProperties") if isinstance(schema, dict) else None
-        return {
-            k: order_like_schema(
-                value[k], named.get(k, extra if isinstance(extra, dict) else {}), root, depth + 1
-            )
-            for k in keys
-        }
+        patterns = schema.get("patternProperties") if isinstance(schema, dict) else None
+
+        def value_schema(k: str) -> Any:
+            if k in named:
+                return named[k]
+            # A key a pattern matches takes that pattern's schema (the first one).
+            for p, sub in (patterns or {}).items():
+                try:
+                    if re.search(p, k):
+                        return sub
+                except re.error:
+                    continue
+            return extra if isinstance(extra, dict) else {}
+
+        return {k: order_like_schema(value[k], value_schema(k), root, depth + 1) for k in keys}
     if isinstance(value, list):
         items = schema.get("items") if isinstance(schema, dict) else None
         prefix = schema.get("prefixItems") if isinstance(schema, dict) else None
