@@ -1828,16 +1828,29 @@ impl<'a> Ctx<'a> {
                     .ok_or_else(|| invalid(ptr, &format!("{kw} must be a string")))?;
                 let (kw, decoded) = if kw == "pattern" {
                     match strings::pattern_expr(text) {
-                        Ok(e) => ("pattern", Some(e)),
+                        Ok(e) => ("pattern", e),
                         Err(PatternError::Invalid(why)) => {
                             return Err(invalid(ptr, &format!("pattern: {why}")))
                         }
-                        Err(PatternError::Unsupported(_)) => ("pattern", None),
+                        Err(PatternError::Unsupported(why)) => {
+                            self.refuse(ptr, "pattern", &why)?;
+                            return Ok(());
+                        }
                     }
                 } else {
-                    ("format", format_grammar_for_schema(text))
+                    match format_grammar_for_schema(text) {
+                        Some(e) => ("format", e),
+                        None => {
+                            self.refuse(
+                                ptr,
+                                "format",
+                                &format!("format {text:?} has no exact grammar"),
+                            )?;
+                            return Ok(());
+                        }
+                    }
                 };
-                match decoded.as_ref().and_then(outside_of) {
+                match outside_of(&decoded) {
                     Some(e) => {
                         n.str_exprs
                             .push((ptr.to_owned(), kw, format!("not-{kw}:{text}"), e))
@@ -2672,8 +2685,10 @@ impl<'a> Ctx<'a> {
             })));
         }
         let mut decoded: Option<Expr> = None;
-        // Identical string languages share one rule (a `date-time` DFA is large).
+        // Identical string languages share one rule (a `date-time` DFA is large),
+        // named by every constraint the language keeps.
         let mut name = String::new();
+        let mut kept: Vec<&str> = Vec::new();
         let lengths = format!(
             "{{{},{}}}",
             n.min_len,
@@ -2695,17 +2710,18 @@ impl<'a> Ctx<'a> {
                     }
                     continue;
                 };
-                name = format!("{key}{lengths}");
                 e
             } else {
-                name.clone_from(key);
                 e.clone()
             };
             decoded = match decoded.take() {
-                None => Some(e),
+                None => {
+                    kept.push(key);
+                    Some(e)
+                }
                 Some(first) => match both_of(&first, &e) {
                     Some(x) => {
-                        name = format!("{name}&{key}");
+                        kept.push(key);
                         Some(x)
                     }
                     None => {
@@ -2723,6 +2739,12 @@ impl<'a> Ctx<'a> {
                     }
                 },
             };
+        }
+        if !kept.is_empty() {
+            name = kept.join("&");
+            if has_len {
+                name.push_str(&lengths);
+            }
         }
         if has_len && decoded.is_none() {
             name = format!("string{lengths}");

@@ -541,6 +541,15 @@ fn one_of_branches_told_apart_by_a_required_key() {
 
 #[test]
 fn two_string_languages_intersect() {
+    // Two intersections sharing a constraint are two languages (one rule each).
+    check(
+        json!({"properties": {
+            "a": {"type": "string", "allOf": [{"pattern": "^a"}, {"pattern": "^[a-z]+$"}]},
+            "b": {"type": "string", "allOf": [{"pattern": "^c"}, {"pattern": "^[a-z]+$"}]}
+        }}),
+        &["{\"a\": \"ax\", \"b\": \"cx\"}"],
+        &["{\"b\": \"ax\"}", "{\"a\": \"cx\"}", "{\"a\": \"aX\"}"],
+    );
     check(
         json!({"type": "string", "pattern": "^[a-z]+$", "allOf": [{"pattern": "x"}]}),
         &["\"axb\"", "\"x\""],
