@@ -846,19 +846,23 @@ fn has_anchor(s: &str) -> bool {
     false
 }
 
-/// Does `expr` (over decoded characters or bytes) match all of `text`?
-pub(crate) fn matches(expr: &Expr, text: &str) -> Result<bool> {
-    static VOCAB: OnceLock<Vocabulary> = OnceLock::new();
-    let vocab = VOCAB.get_or_init(Vocabulary::byte_level);
-    let g = Grammar {
+/// A grammar of one rule, `expr`.
+fn one_rule(expr: &Expr) -> Grammar {
+    Grammar {
         rules: vec![Rule {
             name: "root".to_owned(),
             body: expr.clone(),
             span: None,
         }],
         root: 0,
-    };
-    let a = match Automaton::build(&g, vocab, &Limits::default(), None) {
+    }
+}
+
+/// Does `expr` (over decoded characters or bytes) match all of `text`?
+pub(crate) fn matches(expr: &Expr, text: &str) -> Result<bool> {
+    static VOCAB: OnceLock<Vocabulary> = OnceLock::new();
+    let vocab = VOCAB.get_or_init(Vocabulary::byte_level);
+    let a = match Automaton::build(&one_rule(expr), vocab, &Limits::default(), None) {
         Ok(a) => a,
         // A language with no string at all matches nothing.
         Err(e) if e.kind() == ErrorKind::Grammar => return Ok(false),
@@ -876,16 +880,8 @@ pub(crate) fn matches(expr: &Expr, text: &str) -> Result<bool> {
 /// A recogniser for `expr` (as [`matches`]), built once for many texts.
 #[cfg(test)]
 pub(crate) fn recogniser(expr: &Expr) -> impl Fn(&str) -> bool {
-    let g = Grammar {
-        rules: vec![Rule {
-            name: "root".to_owned(),
-            body: expr.clone(),
-            span: None,
-        }],
-        root: 0,
-    };
     let vocab = Vocabulary::byte_level();
-    let a = Automaton::build(&g, &vocab, &Limits::default(), None).ok();
+    let a = Automaton::build(&one_rule(expr), &vocab, &Limits::default(), None).ok();
     move |text: &str| {
         let Some(a) = &a else { return false };
         let mut p = Parser::new(a);
