@@ -592,16 +592,7 @@ mod tests {
 
     /// Every string over `a b c` and a newline up to length 5.
     fn texts() -> Vec<String> {
-        let mut all = vec![String::new()];
-        let mut layer = vec![String::new()];
-        for _ in 0..5 {
-            layer = layer
-                .iter()
-                .flat_map(|t| ["a", "b", "c", "\n"].map(|c| format!("{t}{c}")))
-                .collect();
-            all.extend(layer.iter().cloned());
-        }
-        all
+        strings::all_strings(&["a", "b", "c", "\n"], 5)
     }
 
     const PATTERNS: &[&str] = &[

@@ -877,6 +877,21 @@ pub(crate) fn matches(expr: &Expr, text: &str) -> Result<bool> {
     Ok(p.can_accept(&a))
 }
 
+/// Every string over `alphabet` of at most `max_len` letters, shortest first.
+#[cfg(test)]
+pub(crate) fn all_strings(alphabet: &[&str], max_len: usize) -> Vec<String> {
+    let mut all = vec![String::new()];
+    let mut layer = vec![String::new()];
+    for _ in 0..max_len {
+        layer = layer
+            .iter()
+            .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+            .collect();
+        all.extend(layer.iter().cloned());
+    }
+    all
+}
+
 /// A recogniser for `expr` (as [`matches`]), built once for many texts.
 #[cfg(test)]
 pub(crate) fn recogniser(expr: &Expr) -> impl Fn(&str) -> bool {
@@ -1076,15 +1091,7 @@ mod tests {
             }
             out
         }
-        let mut texts = vec![String::new()];
-        let mut layer = vec![String::new()];
-        for _ in 0..6 {
-            layer = layer
-                .iter()
-                .flat_map(|t| ["a", "b", "c"].map(|c| format!("{t}{c}")))
-                .collect();
-            texts.extend(layer.iter().cloned());
-        }
+        let texts = all_strings(&["a", "b", "c"], 6);
         let (mut answered, mut refused) = (0, 0);
         for _ in 0..400 {
             let mut p = pattern(&mut below, 2);
@@ -1117,15 +1124,7 @@ mod tests {
 
     #[test]
     fn class_runs_complemented_and_without_words() {
-        let mut texts = vec![String::new()];
-        let mut layer = vec![String::new()];
-        for _ in 0..5 {
-            layer = layer
-                .iter()
-                .flat_map(|t| ["a", "b", "c", "é"].map(|c| format!("{t}{c}")))
-                .collect();
-            texts.extend(layer.iter().cloned());
-        }
+        let texts = all_strings(&["a", "b", "c", "é"], 5);
         let words = ["ab", "a", "", "bbb", "abcab", "ca", "é"];
         let mut shaped = 0;
         for p in [
