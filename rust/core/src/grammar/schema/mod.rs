@@ -121,7 +121,7 @@ pub struct SchemaGrammar {
 /// context-free).
 pub const MAX_INDENT_DEPTH: u32 = 24;
 /// Most rules one schema may generate.
-pub const MAX_SCHEMA_RULES: usize = 5_000;
+pub const MAX_SCHEMA_RULES: usize = 20_000;
 /// Most type/value-domain computations per schema (oneOf disjointness, pruning).
 const MAX_DOMAIN_CALLS: usize = 20_000;
 /// Most alternatives an `anyOf`/`oneOf` expansion (product over groups) may have.

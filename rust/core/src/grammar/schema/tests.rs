@@ -1003,3 +1003,21 @@ fn many_required_keys_without_properties_keep_their_order() {
     let (missing, out_of_order) = (obj(&all[1..]), obj(&swapped));
     check(s, &[&text], &[&missing, &out_of_order, "{}"]);
 }
+
+#[test]
+fn rule_count_limit_names_itself() {
+    // Every property has its own string language, so a rule each.
+    let mut props = serde_json::Map::new();
+    for i in 0..=MAX_SCHEMA_RULES {
+        props.insert(
+            format!("p{i}"),
+            json!({"type": "string", "maxLength": i + 1}),
+        );
+    }
+    let opts = SchemaOptions::default();
+    let e = schema_to_grammar(&json!({"type": "object", "properties": props}), &opts)
+        .expect_err("over the rule limit");
+    assert_eq!(e.kind(), ErrorKind::Limit);
+    assert!(e.to_string().contains("MAX_SCHEMA_RULES"), "{e}");
+    assert!(e.to_string().contains("20000"), "{e}");
+}
