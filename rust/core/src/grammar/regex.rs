@@ -598,7 +598,7 @@ impl Parser<'_> {
             return Ok(code_point(cp));
         }
         Ok(match c {
-            'd' | 'D' | 'w' | 'W' | 's' | 'S' => Node::Class(perl_class(c)),
+            'd' | 'D' | 'w' | 'W' | 's' | 'S' => Node::Class(perl_class(c, false)),
             'p' | 'P' => Node::Class(self.property(start, c == 'P')?),
             'A' => Node::Start(start),
             'Z' | 'z' => Node::End(start),
@@ -639,7 +639,7 @@ impl Parser<'_> {
     }
 
     /// An escape inside a class; the backslash is at `start`.
-    fn class_escape(&mut self, start: usize) -> Result<ClassItem> {
+    fn class_escape(&mut self, start: usize, in_negated_set: bool) -> Result<ClassItem> {
         let Some(c) = self.peek() else {
             return Err(self.syntax("unterminated character set", start, 1));
         };
@@ -651,7 +651,7 @@ impl Parser<'_> {
             });
         }
         Ok(match c {
-            'd' | 'D' | 'w' | 'W' | 's' | 'S' => ClassItem::Set(perl_class(c)),
+            'd' | 'D' | 'w' | 'W' | 's' | 'S' => ClassItem::Set(perl_class(c, in_negated_set)),
             'p' | 'P' => ClassItem::Set(self.property(start, c == 'P')?),
             'b' => ClassItem::Char('\u{8}'),
             '0'..='7' => {
@@ -681,7 +681,7 @@ impl Parser<'_> {
                 break;
             }
             let lo = if c == '\\' {
-                self.class_escape(item_start)?
+                self.class_escape(item_start, negated)?
             } else {
                 ClassItem::Char(c)
             };
@@ -700,7 +700,7 @@ impl Parser<'_> {
                 break;
             }
             let hi = if c2 == '\\' {
-                self.class_escape(self.pos - 1)?
+                self.class_escape(self.pos - 1, negated)?
             } else {
                 ClassItem::Char(c2)
             };
@@ -870,12 +870,25 @@ fn unicode_class(expr: &str) -> Option<ClassUnicode> {
     }
 }
 
-/// `\d \w \s` and their negations, with Python's `str`-pattern meaning.
-fn perl_class(c: char) -> ClassUnicode {
-    static TABLES: OnceLock<[ClassUnicode; 3]> = OnceLock::new();
-    let [d, w, s] = TABLES.get_or_init(|| {
-        let d = unicode_class(r"\p{Nd}").unwrap_or_else(ClassUnicode::empty);
-        let w = unicode_class(r"[\p{L}\p{N}_]").unwrap_or_else(ClassUnicode::empty);
+/// The Unicode version of the `\d \w` tables that every supported Python
+/// agrees on: Python 3.11's `unicodedata` is 14.0, later ones are newer.
+const PYTHON_UNICODE_AGE: &str = "14.0";
+
+/// `\d \w \s` and their negations, with Python's `str`-pattern meaning, in
+/// the reading every Python from 3.11 up shares: a class matches a character
+/// only where all of them do (`\d` is a decimal digit of Unicode 14.0, not one
+/// added since; `\D` is no digit of the newer tables either). Inside a negated
+/// set (`[^\d]`) the readings swap, so the set stays on the safe side too.
+fn perl_class(c: char, in_negated_set: bool) -> ClassUnicode {
+    // [d, w] as of PYTHON_UNICODE_AGE, [d, w] as of the crate's tables, s.
+    static TABLES: OnceLock<[ClassUnicode; 5]> = OnceLock::new();
+    let [d_old, w_old, d_new, w_new, s] = TABLES.get_or_init(|| {
+        let class = |e: &str| unicode_class(e).unwrap_or_else(ClassUnicode::empty);
+        let age = PYTHON_UNICODE_AGE;
+        let d_old = class(&format!(r"[\p{{Nd}}&&\p{{Age={age}}}]"));
+        let w_old = class(&format!(r"[[\p{{L}}\p{{N}}_]&&\p{{Age={age}}}]"));
+        let d_new = class(r"\p{Nd}");
+        let w_new = class(r"[\p{L}\p{N}_]");
         // Python's str.isspace(): bidirectional class WS, B or S, or category Zs.
         let s = ClassUnicode::new(
             [
@@ -892,14 +905,20 @@ fn perl_class(c: char) -> ClassUnicode {
             ]
             .map(|(a, b)| ClassUnicodeRange::new(a, b)),
         );
-        [d, w, s]
+        [d_old, w_old, d_new, w_new, s]
     });
-    let mut class = match c.to_ascii_lowercase() {
-        'd' => d.clone(),
-        'w' => w.clone(),
+    // Where the class's characters are accepted, the narrow table; where
+    // they are excluded (`\D`, or `\d` in `[^...]`), the wide one.
+    let negate = c.is_ascii_uppercase();
+    let narrow = negate == in_negated_set;
+    let mut class = match (c.to_ascii_lowercase(), narrow) {
+        ('d', true) => d_old.clone(),
+        ('d', false) => d_new.clone(),
+        ('w', true) => w_old.clone(),
+        ('w', false) => w_new.clone(),
         _ => s.clone(),
     };
-    if c.is_ascii_uppercase() {
+    if negate {
         class.negate();
     }
     class
@@ -1092,6 +1111,19 @@ mod tests {
         assert!(!full(r"^\d{4}-\d{2}-\d{2}$", "2024-01-3"));
         assert!(full(r"\d+", "١٢٣"));
         assert!(full(r"\w+", "héllo_中文"));
+        // Characters a newer Unicode made digits or letters (U+1CCF4 in 16.0,
+        // U+11F04 in 15.0) are matched by neither the class nor its negation:
+        // Python 3.11's `re` says no to the one, a newer Python to the other.
+        for p in [r"\d", r"\D", r"[^\d]", r"[^\D]", r"[\d]", r"[\D]"] {
+            assert!(!full(p, "\u{1CCF4}"), "{p}");
+            assert!(
+                full(p, "\u{665}") == matches!(p, r"\d" | r"[^\D]" | r"[\d]"),
+                "{p}"
+            );
+        }
+        for p in [r"\w", r"\W", r"[^\w]", r"[^\W]"] {
+            assert!(!full(p, "\u{11F04}"), "{p}");
+        }
         assert!(!full(r"\w+", "a-b"));
         assert!(full(r"[^a]", "é"));
         assert!(!full(".", "\n"));
