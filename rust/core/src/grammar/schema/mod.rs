@@ -2290,8 +2290,15 @@ impl<'a> Ctx<'a> {
             if value_type(v) & n.types == 0 || n.excluded.iter().any(|(_, x)| json_eq(x, v)) {
                 continue;
             }
-            if self.value_ok(n, v)? {
-                alts.push(self.const_expr(v, depth)?);
+            if !self.value_ok(n, v)? {
+                continue;
+            }
+            match v {
+                // Draft-04 counts `1` but not `1.0` as an integer.
+                Value::Number(x) if self.draft4 && n.types & T_FRAC == 0 => {
+                    alts.push(number_literal(x, false));
+                }
+                _ => alts.push(self.const_expr(v, depth)?),
             }
         }
         Ok(Expr::Alt(alts))
@@ -2358,7 +2365,7 @@ impl<'a> Ctx<'a> {
             } else {
                 b"false".to_vec()
             }),
-            Value::Number(x) => number_literal(x),
+            Value::Number(x) => number_literal(x, true),
             Value::String(s) => quoted(strings::spell_literal(s)),
             Value::Array(a) => {
                 if a.is_empty() {
@@ -3959,8 +3966,9 @@ fn fraction_syntax() -> Expr {
 }
 
 /// The spellings of a number constant: its own text, and for integral values
-/// the integer with an optional zero fraction (and `-0` for zero).
-fn number_literal(x: &serde_json::Number) -> Expr {
+/// the integer, with an optional zero fraction if `zero_fraction` (and `-0`
+/// for zero).
+fn number_literal(x: &serde_json::Number, zero_fraction: bool) -> Expr {
     let int_text = if let Some(i) = x.as_i64() {
         Some(i.to_string())
     } else if let Some(u) = x.as_u64() {
@@ -3972,17 +3980,21 @@ fn number_literal(x: &serde_json::Number) -> Expr {
     };
     match int_text {
         Some(t) => {
-            let zero_frac = Expr::Alt(vec![
-                Expr::Empty,
-                Expr::Seq(vec![
-                    Expr::Literal(b".".to_vec()),
-                    Expr::Repeat {
-                        expr: Box::new(Expr::Literal(b"0".to_vec())),
-                        min: 1,
-                        max: None,
-                    },
-                ]),
-            ]);
+            let zero_frac = if !zero_fraction {
+                Expr::Empty
+            } else {
+                Expr::Alt(vec![
+                    Expr::Empty,
+                    Expr::Seq(vec![
+                        Expr::Literal(b".".to_vec()),
+                        Expr::Repeat {
+                            expr: Box::new(Expr::Literal(b"0".to_vec())),
+                            min: 1,
+                            max: None,
+                        },
+                    ]),
+                ])
+            };
             let t = t.trim_start_matches('-').to_owned();
             let negative = x.as_f64().is_some_and(|f| f < 0.0) || x.as_i64().is_some_and(|i| i < 0);
             let sign = if t == "0" {

@@ -632,6 +632,15 @@ fn draft04_integers_and_plain_name_ids() {
         &["1", "2", "4"],
         &["3", "2.0", "0"],
     );
+    // An integer enum member under an integer type: `1`, not `1.0` (a walk
+    // on a MaskBench schema wrote `1.0`); without the type, both.
+    check(
+        json!({"$schema": d4, "type": "integer", "enum": [1, 2.0, "a"]}),
+        &["1", "2"],
+        &["1.0", "2.0", "1.00", "\"a\""],
+    );
+    check(json!({"$schema": d4, "enum": [1]}), &["1", "1.0"], &["2"]);
+    check(json!({"type": "integer", "enum": [1]}), &["1", "1.0"], &["2"]);
     check(
         json!({"$schema": d4, "type": "number", "minimum": 0, "maximum": 10}),
         &["10.0", "7", "7.5"],
