@@ -294,6 +294,15 @@ def maskbench_sample(n: int) -> list[dict[str, Any]]:
     return [json.loads(r)["schema"] for r in rows[:n]]
 
 
+def maskbench_mixed_sample(n: int, seed: int) -> list[Any]:
+    """A fixed-seed sample of MaskBench schemas from every split (below 100 KB)."""
+    rows = []
+    for path in sorted((CORPORA / "maskbench-dev").glob("*.jsonl")):
+        rows += [r for r in path.read_text(encoding="utf-8").split("\n") if r.strip()]
+    picked = random.Random(seed).sample(rows, n)
+    return [s for s in (json.loads(r)["schema"] for r in picked) if len(json.dumps(s)) < 100_000]
+
+
 def check_walks(
     compiler: GrammarCompiler,
     schemas: list[Any],
@@ -301,13 +310,18 @@ def check_walks(
     token_bytes: Any,
     eos: list[int],
     walks: int,
+    strict_mode: bool = True,
 ) -> int:
     rng = random.Random(1234)
     done = 0
     for schema in schemas:
         try:
-            g = compiler.compile_json_schema(schema)
+            g = compiler.compile_json_schema(schema, strict_mode=strict_mode)
         except UnsupportedSchemaError:
+            continue
+        except GrammarError as e:  # a schema no value satisfies; anything else fails
+            if "accepts no value" not in str(e):
+                raise
             continue
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         validator = cls(schema, format_checker=FORMATS)
@@ -327,6 +341,24 @@ def test_random_walks_byte_vocab(byte_compiler: GrammarCompiler) -> None:
     schemas = WALK_SCHEMAS + maskbench_sample(30)
     done = check_walks(byte_compiler, schemas, info.vocab_size, info.token_bytes, [BYTE_EOS], 4)
     assert done >= 100
+
+
+@pytest.mark.parametrize("strict_mode", [False, True])
+def test_random_walks_maskbench_mixed(byte_vocab: Any, strict_mode: bool) -> None:
+    """Walks over schemas of every split: the sample found `\\d` matching a
+    digit newer than Python's Unicode, and a draft-04 enum spelled `1.0`."""
+    compiler = GrammarCompiler(byte_vocab)
+    schemas = maskbench_mixed_sample(160, 7 if strict_mode else 8)
+    done = check_walks(
+        compiler,
+        schemas,
+        byte_vocab.vocab_size,
+        byte_vocab.token_bytes,
+        [BYTE_EOS],
+        2,
+        strict_mode,
+    )
+    assert done >= 200
 
 
 def test_random_walks_qwen(qwen: Any, qwen_compiler: GrammarCompiler) -> None:
