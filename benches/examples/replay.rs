@@ -11,7 +11,9 @@
 //! (`PASSES=2` runs every text twice and reports the second, warm pass only;
 //! `GROUP=substring` replays only the matching groups; `REPEAT=n` replays
 //! the workload n times, each on a fresh compiler with cold caches, for
-//! profiling first visits).
+//! profiling first visits; `FLUSH=1` writes 256 MB before each compile, so
+//! compiles start with cold caches, as after the benchmark worker's
+//! `gc.collect()`).
 
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
@@ -46,6 +48,8 @@ fn main() {
     let mut compile_ms = Vec::new();
     // `GROUP=id` replays only the groups whose id contains `id`.
     let only = std::env::var("GROUP").unwrap_or_default();
+    let flush = std::env::var("FLUSH").is_ok();
+    let mut flush_buf = vec![0u8; if flush { 256 << 20 } else { 0 }];
     for g in (0..repeat).flat_map(|_| {
         let compiler = Arc::new(Compiler::new(vocab.clone()));
         groups.iter().map(move |g| (g, compiler.clone()))
@@ -55,6 +59,12 @@ fn main() {
             continue;
         }
         let spec = &g["spec"];
+        if flush {
+            // Evict the caches, as a Python caller's gc.collect() does.
+            for (i, x) in flush_buf.iter_mut().enumerate().step_by(64) {
+                *x = x.wrapping_add(i as u8);
+            }
+        }
         let t0 = Instant::now();
         let compiled = match spec["kind"].as_str().unwrap_or_default() {
             "json" => compiler.compile_builtin_json(&SchemaOptions::default()),

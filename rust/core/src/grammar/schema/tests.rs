@@ -640,7 +640,11 @@ fn draft04_integers_and_plain_name_ids() {
         &["1.0", "2.0", "1.00", "\"a\""],
     );
     check(json!({"$schema": d4, "enum": [1]}), &["1", "1.0"], &["2"]);
-    check(json!({"type": "integer", "enum": [1]}), &["1", "1.0"], &["2"]);
+    check(
+        json!({"type": "integer", "enum": [1]}),
+        &["1", "1.0"],
+        &["2"],
+    );
     check(
         json!({"$schema": d4, "type": "number", "minimum": 0, "maximum": 10}),
         &["10.0", "7", "7.5"],
