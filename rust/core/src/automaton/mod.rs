@@ -19,6 +19,7 @@ use crate::limits::Limits;
 use crate::vocab::{TokenId, Vocabulary};
 use regex_syntax::utf8::Utf8Sequences;
 use rustc_hash::FxHashMap;
+use std::rc::Rc;
 
 /// "No transition".
 pub const DEAD: u32 = u32::MAX;
@@ -1297,10 +1298,12 @@ fn determinise(
     let base = out.accepting.len() as u32;
     let nc = out.num_classes;
     let mut closure = Closure::new(nfa, end);
-    let mut ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
-    let mut sets: Vec<Vec<u32>> = Vec::new();
+    // One shared copy of each state's NFA set for the map and the list.
+    let mut ids: FxHashMap<Rc<[u32]>, u32> = FxHashMap::default();
+    let mut sets: Vec<Rc<[u32]>> = Vec::new();
     let mut first = vec![start];
     closure.close(&mut first);
+    let first: Rc<[u32]> = Rc::from(first);
     ids.insert(first.clone(), 0);
     sets.push(first);
     // Scratch reused for every DFA state.
@@ -1334,17 +1337,18 @@ fn determinise(
                 }
             }
         }
-        let mut intern_closed = |targets: &mut Vec<u32>, sets: &mut Vec<Vec<u32>>| -> u32 {
+        let mut intern_closed = |targets: &mut Vec<u32>, sets: &mut Vec<Rc<[u32]>>| -> u32 {
             closure.close(targets);
             if let Some(&id) = ids.get(targets.as_slice()) {
                 return base + id;
             }
             let id = sets.len() as u32;
-            ids.insert(targets.clone(), id);
-            sets.push(targets.clone());
+            let key: Rc<[u32]> = Rc::from(targets.as_slice());
+            ids.insert(key.clone(), id);
+            sets.push(key);
             base + id
         };
-        let mut intern = |targets: &mut Vec<u32>, sets: &mut Vec<Vec<u32>>| -> u32 {
+        let mut intern = |targets: &mut Vec<u32>, sets: &mut Vec<Rc<[u32]>>| -> u32 {
             // Many byte classes (split apart by other rules' bytes) reach the
             // same NFA states here: close each distinct target list once.
             targets.sort_unstable();
@@ -1416,23 +1420,38 @@ fn trim(
     for (r, &s) in a.rule_start.iter().enumerate() {
         start_of_rule.insert(s, r as RuleId);
     }
-    let mut rev: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n]; // (source, rule or DEAD)
+    // Reversed edges (target, source, rule or DEAD), grouped by target below:
+    // flat, as a vector per state cost an allocation per DFA state.
+    let mut rev_raw: Vec<(u32, u32, u32)> = Vec::new();
+    let mut targets: Vec<u32> = Vec::new();
     for s in 0..n {
-        let mut targets: Vec<u32> = a.byte_next[s * nc..(s + 1) * nc]
-            .iter()
-            .copied()
-            .filter(|&t| t != DEAD)
-            .collect();
+        targets.clear();
+        targets.extend(
+            a.byte_next[s * nc..(s + 1) * nc]
+                .iter()
+                .copied()
+                .filter(|&t| t != DEAD),
+        );
         targets.extend(token_edges[s].iter().map(|&(_, t)| t));
         targets.sort_unstable();
         targets.dedup();
-        for t in targets {
-            rev[t as usize].push((s as u32, DEAD));
-        }
-        for &(r, t) in &rule_edges[s] {
-            rev[t as usize].push((s as u32, r));
-        }
+        rev_raw.extend(targets.iter().map(|&t| (t, s as u32, DEAD)));
+        rev_raw.extend(rule_edges[s].iter().map(|&(r, t)| (t, s as u32, r)));
     }
+    let mut rev_at = vec![0u32; n + 1];
+    for &(t, _, _) in &rev_raw {
+        rev_at[t as usize + 1] += 1;
+    }
+    for i in 0..n {
+        rev_at[i + 1] += rev_at[i];
+    }
+    let mut rev = vec![(0u32, 0u32); rev_raw.len()];
+    let mut fill = rev_at.clone();
+    for &(t, s, r) in &rev_raw {
+        rev[fill[t as usize] as usize] = (s, r);
+        fill[t as usize] += 1;
+    }
+    drop(rev_raw);
     let mut live = vec![false; n];
     let mut productive = vec![false; nr];
     let mut pending: Vec<Vec<u32>> = vec![Vec::new(); nr];
@@ -1476,7 +1495,7 @@ fn trim(
     }
     loop {
         while let Some(t) = work.pop() {
-            for &(s, r) in &rev[t as usize] {
+            for &(s, r) in &rev[rev_at[t as usize] as usize..rev_at[t as usize + 1] as usize] {
                 if live[s as usize] {
                     continue;
                 }
