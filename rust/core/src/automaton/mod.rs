@@ -504,11 +504,11 @@ impl Lowering {
             first_round = false;
         }
         for r in 0..n {
-            self.bodies[r] = if rep[r] == r as RuleId {
-                relabel(&self.bodies[r], &rep)
+            if rep[r] == r as RuleId {
+                relabel(&mut self.bodies[r], &rep);
             } else {
-                Lowered::Body(Expr::Empty)
-            };
+                self.bodies[r] = Lowered::Body(Expr::Empty);
+            }
         }
         rep[root as usize]
     }
@@ -633,9 +633,8 @@ fn peel(mut e: &Expr) -> &Expr {
     e
 }
 
-/// Upper bound on NFA states an expression needs (saturating).
-/// Hash of `body` with every rule reference `r` read as `rep[r]`.
-/// Hash a body through `rep`; with `kids`, also list the rules it refers to.
+/// Hash a body with every rule reference `r` read as `rep[r]`; with `kids`,
+/// also list the rules it refers to.
 fn hash_lowered(
     body: &Lowered,
     rep: &[RuleId],
@@ -681,7 +680,9 @@ fn hash_lowered(
                     }
                 }
             }
-            relabel(&Lowered::Special(k.clone()), rep).hash(h)
+            let mut k = Lowered::Special(k.clone());
+            relabel(&mut k, rep);
+            k.hash(h)
         }
     }
 }
@@ -712,50 +713,35 @@ fn eq_lowered(a: &Lowered, b: &Lowered, rep: &[RuleId]) -> bool {
     }
     match (a, b) {
         (Lowered::Body(x), Lowered::Body(y)) => expr(x, y, rep),
-        (Lowered::Special(_), Lowered::Special(_)) => relabel(a, rep) == relabel(b, rep),
+        (Lowered::Special(_), Lowered::Special(_)) => {
+            let (mut a, mut b) = (a.clone(), b.clone());
+            relabel(&mut a, rep);
+            relabel(&mut b, rep);
+            a == b
+        }
         _ => false,
     }
 }
 
-/// `body` with every rule reference `r` replaced by `rep[r]`.
-fn relabel(body: &Lowered, rep: &[RuleId]) -> Lowered {
-    fn expr(e: &Expr, rep: &[RuleId]) -> Expr {
+/// Replace every rule reference `r` in `body` by `rep[r]`, in place.
+fn relabel(body: &mut Lowered, rep: &[RuleId]) {
+    fn expr(e: &mut Expr, rep: &[RuleId]) {
         match e {
-            Expr::Rule(r) => Expr::Rule(rep[*r as usize]),
-            Expr::Seq(v) => Expr::Seq(v.iter().map(|x| expr(x, rep)).collect()),
-            Expr::Alt(v) => Expr::Alt(v.iter().map(|x| expr(x, rep)).collect()),
-            Expr::Repeat { expr: x, min, max } => Expr::Repeat {
-                expr: Box::new(expr(x, rep)),
-                min: *min,
-                max: *max,
-            },
+            Expr::Rule(r) => *r = rep[*r as usize],
+            Expr::Seq(v) | Expr::Alt(v) => v.iter_mut().for_each(|x| expr(x, rep)),
+            Expr::Repeat { expr: x, .. } => expr(x, rep),
             Expr::Permutation { .. } => unreachable!("permutations are lowered to rules"),
-            other => other.clone(),
+            _ => {}
         }
     }
     match body {
-        Lowered::Body(e) => Lowered::Body(expr(e, rep)),
-        Lowered::Special(RuleKind::Plain) => Lowered::Special(RuleKind::Plain),
-        Lowered::Special(RuleKind::Counter { item, min, max }) => {
-            Lowered::Special(RuleKind::Counter {
-                item: rep[*item as usize],
-                min: *min,
-                max: *max,
-            })
+        Lowered::Body(e) => expr(e, rep),
+        Lowered::Special(RuleKind::Plain) => {}
+        Lowered::Special(RuleKind::Counter { item, .. }) => *item = rep[*item as usize],
+        Lowered::Special(RuleKind::Permutation { members, sep, .. }) => {
+            members.iter_mut().for_each(|m| *m = rep[*m as usize]);
+            *sep = rep[*sep as usize];
         }
-        Lowered::Special(RuleKind::Permutation {
-            members,
-            sep,
-            required,
-            min,
-            max,
-        }) => Lowered::Special(RuleKind::Permutation {
-            members: members.iter().map(|m| rep[*m as usize]).collect(),
-            sep: rep[*sep as usize],
-            required: *required,
-            min: *min,
-            max: *max,
-        }),
     }
 }
 
@@ -1456,12 +1442,14 @@ fn trim(
     let mut productive = vec![false; nr];
     let mut pending: Vec<Vec<u32>> = vec![Vec::new(); nr];
     let mut work: Vec<u32> = Vec::new();
+    let mut stack: Vec<u32> = Vec::new();
     let mark = |s: u32,
                 live: &mut Vec<bool>,
                 work: &mut Vec<u32>,
                 productive: &mut Vec<bool>,
-                pending: &mut Vec<Vec<u32>>| {
-        let mut stack = vec![s];
+                pending: &mut Vec<Vec<u32>>,
+                stack: &mut Vec<u32>| {
+        stack.push(s);
         while let Some(s) = stack.pop() {
             if live[s as usize] {
                 continue;
@@ -1490,6 +1478,7 @@ fn trim(
                 &mut work,
                 &mut productive,
                 &mut pending,
+                &mut stack,
             );
         }
     }
@@ -1500,7 +1489,14 @@ fn trim(
                     continue;
                 }
                 if r == DEAD || productive[r as usize] {
-                    mark(s, &mut live, &mut work, &mut productive, &mut pending);
+                    mark(
+                        s,
+                        &mut live,
+                        &mut work,
+                        &mut productive,
+                        &mut pending,
+                        &mut stack,
+                    );
                 } else {
                     pending[r as usize].push(s);
                 }
@@ -1529,7 +1525,14 @@ fn trim(
                 let (lo, hi) = rule_states[r];
                 for s in lo..hi {
                     if a.accepting[s as usize] {
-                        mark(s, &mut live, &mut work, &mut productive, &mut pending);
+                        mark(
+                            s,
+                            &mut live,
+                            &mut work,
+                            &mut productive,
+                            &mut pending,
+                            &mut stack,
+                        );
                     }
                 }
                 more = true;
