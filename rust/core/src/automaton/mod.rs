@@ -1383,6 +1383,39 @@ fn determinise(
     Ok(())
 }
 
+/// The worklist of [`trim`]'s liveness pass.
+struct Marking {
+    /// States that reach acceptance.
+    live: Vec<bool>,
+    /// Rules that can complete.
+    productive: Vec<bool>,
+    /// Per rule, states waiting for it to become productive.
+    pending: Vec<Vec<u32>>,
+    /// Live states whose predecessors are still to visit.
+    work: Vec<u32>,
+    stack: Vec<u32>,
+}
+
+impl Marking {
+    /// Mark `s` live, and what becomes live with it: a rule's start state
+    /// makes the rule productive, which frees the states waiting for it.
+    fn mark(&mut self, s: u32, start_of_rule: &FxHashMap<u32, RuleId>) {
+        self.stack.push(s);
+        while let Some(s) = self.stack.pop() {
+            if self.live[s as usize] {
+                continue;
+            }
+            self.live[s as usize] = true;
+            self.work.push(s);
+            if let Some(&r) = start_of_rule.get(&s) {
+                self.productive[r as usize] = true;
+                let waiting = std::mem::take(&mut self.pending[r as usize]);
+                self.stack.extend(waiting);
+            }
+        }
+    }
+}
+
 /// Remove edges on rules that can never complete and edges into states that
 /// cannot reach an accepting state; compute nullability; flatten edge lists.
 fn trim(
@@ -1438,29 +1471,12 @@ fn trim(
         fill[t as usize] += 1;
     }
     drop(rev_raw);
-    let mut live = vec![false; n];
-    let mut productive = vec![false; nr];
-    let mut pending: Vec<Vec<u32>> = vec![Vec::new(); nr];
-    let mut work: Vec<u32> = Vec::new();
-    let mut stack: Vec<u32> = Vec::new();
-    let mark = |s: u32,
-                live: &mut Vec<bool>,
-                work: &mut Vec<u32>,
-                productive: &mut Vec<bool>,
-                pending: &mut Vec<Vec<u32>>,
-                stack: &mut Vec<u32>| {
-        stack.push(s);
-        while let Some(s) = stack.pop() {
-            if live[s as usize] {
-                continue;
-            }
-            live[s as usize] = true;
-            work.push(s);
-            if let Some(&r) = start_of_rule.get(&s) {
-                productive[r as usize] = true;
-                stack.extend(std::mem::take(&mut pending[r as usize]));
-            }
-        }
+    let mut m = Marking {
+        live: vec![false; n],
+        productive: vec![false; nr],
+        pending: vec![Vec::new(); nr],
+        work: Vec::new(),
+        stack: Vec::new(),
     };
     // A register rule whose zero state may not end (a counter with `min > 0`,
     // a permutation with required members) becomes productive only once the
@@ -1472,41 +1488,28 @@ fn trim(
     };
     for s in 0..n {
         if a.accepting[s] && !guarded(a.state_rule[s] as usize) {
-            mark(
-                s as u32,
-                &mut live,
-                &mut work,
-                &mut productive,
-                &mut pending,
-                &mut stack,
-            );
+            m.mark(s as u32, &start_of_rule);
         }
     }
     loop {
-        while let Some(t) = work.pop() {
+        while let Some(t) = m.work.pop() {
             for &(s, r) in &rev[rev_at[t as usize] as usize..rev_at[t as usize + 1] as usize] {
-                if live[s as usize] {
+                if m.live[s as usize] {
                     continue;
                 }
-                if r == DEAD || productive[r as usize] {
-                    mark(
-                        s,
-                        &mut live,
-                        &mut work,
-                        &mut productive,
-                        &mut pending,
-                        &mut stack,
-                    );
+                if r == DEAD || m.productive[r as usize] {
+                    m.mark(s, &start_of_rule);
                 } else {
-                    pending[r as usize].push(s);
+                    m.pending[r as usize].push(s);
                 }
             }
         }
         let mut more = false;
-        for r in 0..nr {
-            if productive[r] || !guarded(r) {
+        for (r, &(lo, hi)) in rule_states.iter().enumerate() {
+            if m.productive[r] || !guarded(r) {
                 continue;
             }
+            let productive = &m.productive;
             let ready = match &a.rule_kind[r] {
                 RuleKind::Plain => false,
                 RuleKind::Counter { item, .. } => productive[*item as usize],
@@ -1522,17 +1525,9 @@ fn trim(
                 }
             };
             if ready {
-                let (lo, hi) = rule_states[r];
                 for s in lo..hi {
                     if a.accepting[s as usize] {
-                        mark(
-                            s,
-                            &mut live,
-                            &mut work,
-                            &mut productive,
-                            &mut pending,
-                            &mut stack,
-                        );
+                        m.mark(s, &start_of_rule);
                     }
                 }
                 more = true;
@@ -1542,6 +1537,9 @@ fn trim(
             break;
         }
     }
+    let Marking {
+        live, productive, ..
+    } = m;
     if !productive[a.root as usize] {
         return Err(Error::new(
             ErrorKind::Grammar,

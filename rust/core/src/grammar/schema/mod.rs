@@ -2296,7 +2296,7 @@ impl<'a> Ctx<'a> {
             match v {
                 // Draft-04 counts `1` but not `1.0` as an integer.
                 Value::Number(x) if self.draft4 && n.types & T_FRAC == 0 => {
-                    alts.push(number_literal(x, false));
+                    alts.push(number_literal(x, IntForm::Plain));
                 }
                 _ => alts.push(self.const_expr(v, depth)?),
             }
@@ -2365,7 +2365,7 @@ impl<'a> Ctx<'a> {
             } else {
                 b"false".to_vec()
             }),
-            Value::Number(x) => number_literal(x, true),
+            Value::Number(x) => number_literal(x, IntForm::ZeroFraction),
             Value::String(s) => quoted(strings::spell_literal(s)),
             Value::Array(a) => {
                 if a.is_empty() {
@@ -3916,20 +3916,7 @@ fn int_part() -> Expr {
 
 /// Integers, also written with a zero fraction (`1.0` is an integer in JSON Schema).
 fn integer_syntax() -> Expr {
-    Expr::Seq(vec![
-        int_part(),
-        Expr::Alt(vec![
-            Expr::Empty,
-            Expr::Seq(vec![
-                Expr::Literal(b".".to_vec()),
-                Expr::Repeat {
-                    expr: Box::new(Expr::Literal(b"0".to_vec())),
-                    min: 1,
-                    max: None,
-                },
-            ]),
-        ]),
-    ])
+    Expr::Seq(vec![int_part(), IntForm::ZeroFraction.tail()])
 }
 
 /// Any JSON number.
@@ -3966,9 +3953,9 @@ fn fraction_syntax() -> Expr {
 }
 
 /// The spellings of a number constant: its own text, and for integral values
-/// the integer, with an optional zero fraction if `zero_fraction` (and `-0`
-/// for zero).
-fn number_literal(x: &serde_json::Number, zero_fraction: bool) -> Expr {
+/// the integer in `form` (with an optional zero fraction or without; and
+/// `-0` for zero).
+fn number_literal(x: &serde_json::Number, form: IntForm) -> Expr {
     let int_text = if let Some(i) = x.as_i64() {
         Some(i.to_string())
     } else if let Some(u) = x.as_u64() {
@@ -3980,21 +3967,7 @@ fn number_literal(x: &serde_json::Number, zero_fraction: bool) -> Expr {
     };
     match int_text {
         Some(t) => {
-            let zero_frac = if !zero_fraction {
-                Expr::Empty
-            } else {
-                Expr::Alt(vec![
-                    Expr::Empty,
-                    Expr::Seq(vec![
-                        Expr::Literal(b".".to_vec()),
-                        Expr::Repeat {
-                            expr: Box::new(Expr::Literal(b"0".to_vec())),
-                            min: 1,
-                            max: None,
-                        },
-                    ]),
-                ])
-            };
+            let zero_frac = form.tail();
             let t = t.trim_start_matches('-').to_owned();
             let negative = x.as_f64().is_some_and(|f| f < 0.0) || x.as_i64().is_some_and(|i| i < 0);
             let sign = if t == "0" {

@@ -495,7 +495,7 @@ pub enum IntForm {
 
 impl IntForm {
     /// What may follow an integer's digits: `(\.0+)?` or nothing.
-    fn tail(self) -> Expr {
+    pub(crate) fn tail(self) -> Expr {
         match self {
             IntForm::ZeroFraction => zero_fraction(),
             IntForm::Plain => Expr::Empty,
