@@ -1298,6 +1298,7 @@ fn determinise(
     let mut set: Vec<u32> = Vec::new();
     let mut group: Vec<u32> = Vec::new();
     let mut raw_ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
+    let mut touched: Vec<u8> = Vec::new();
     let mut i = 0;
     while i < sets.len() {
         if base as usize + sets.len() > limits.max_dfa_states {
@@ -1316,7 +1317,11 @@ fn determinise(
                     Edge::Eps => {}
                     Edge::Bytes(a, b) => {
                         for c in class_of[a as usize]..=class_of[b as usize] {
-                            by_class[c as usize].push(t);
+                            let targets = &mut by_class[c as usize];
+                            if targets.is_empty() {
+                                touched.push(c);
+                            }
+                            targets.push(t);
                         }
                     }
                     Edge::Rule(_) | Edge::Token(_) => other.push((e, t)),
@@ -1349,12 +1354,14 @@ fn determinise(
         };
         let row_at = out.byte_next.len();
         out.byte_next.resize(row_at + nc, DEAD);
-        for (c, targets) in by_class.iter_mut().enumerate() {
-            if !targets.is_empty() {
-                out.byte_next[row_at + c] = intern(targets, &mut sets);
-                targets.clear();
-            }
+        // Only the classes some edge covers (rules see few of a big grammar's classes).
+        touched.sort_unstable();
+        for &c in &touched {
+            let targets = &mut by_class[c as usize];
+            out.byte_next[row_at + c as usize] = intern(targets, &mut sets);
+            targets.clear();
         }
+        touched.clear();
         // Rule and token edges, grouped by label in label order.
         other.sort_unstable();
         let mut rules: Vec<(RuleId, u32)> = Vec::new();
