@@ -145,10 +145,14 @@ impl CompiledGrammar {
         source: Option<&str>,
     ) -> Result<CompiledGrammar> {
         let automaton = Automaton::build(grammar, &vocab, limits, source)?;
+        Ok(Self::from_automaton(automaton, vocab))
+    }
+
+    fn from_automaton(automaton: Automaton, vocab: Arc<Vocabulary>) -> CompiledGrammar {
         let cache = (0..automaton.num_states())
             .map(|_| OnceLock::new())
             .collect();
-        Ok(CompiledGrammar {
+        CompiledGrammar {
             automaton,
             vocab,
             cache,
@@ -158,19 +162,21 @@ impl CompiledGrammar {
             contexts: Mutex::default(),
             handed: RwLock::default(),
             counter_reach: OnceLock::new(),
-        })
+        }
     }
 
-    /// Like [`Self::from_grammar`], sharing the entries of purely lexical
-    /// states (see [`LexicalCache`]) with other grammars of the same vocabulary.
+    /// Like [`Self::from_grammar`], taking the grammar (lowered in place, not
+    /// copied) and sharing the entries of purely lexical states (see
+    /// [`LexicalCache`]) with other grammars of the same vocabulary.
     pub fn from_grammar_shared(
-        grammar: &Grammar,
+        grammar: Grammar,
         vocab: Arc<Vocabulary>,
         limits: &Limits,
         source: Option<&str>,
         lexical: Arc<LexicalCache>,
     ) -> Result<CompiledGrammar> {
-        let mut g = Self::from_grammar(grammar, vocab, limits, source)?;
+        let automaton = Automaton::build_owned(grammar, &vocab, limits, source)?;
+        let mut g = Self::from_automaton(automaton, vocab);
         g.lexical = Some(lexical);
         Ok(g)
     }
@@ -1841,7 +1847,7 @@ impl Compiler {
         }
         let grammar = parse()?;
         let compiled = Arc::new(CompiledGrammar::from_grammar_shared(
-            &grammar,
+            grammar,
             self.vocab.clone(),
             &self.limits,
             source,

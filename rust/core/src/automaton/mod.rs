@@ -326,7 +326,18 @@ impl Automaton {
         limits: &Limits,
         source: Option<&str>,
     ) -> Result<Automaton> {
-        Builder::new(grammar, vocab, limits, source).build()
+        Self::build_owned(grammar.clone(), vocab, limits, source)
+    }
+
+    /// [`Self::build`], taking the grammar: its rule bodies are lowered in
+    /// place instead of copied.
+    pub fn build_owned(
+        grammar: Grammar,
+        vocab: &Vocabulary,
+        limits: &Limits,
+        source: Option<&str>,
+    ) -> Result<Automaton> {
+        Builder::new(vocab, limits, source).build(grammar)
     }
 }
 
@@ -390,7 +401,6 @@ impl Nfa {
 }
 
 struct Builder<'a> {
-    grammar: &'a Grammar,
     vocab: &'a Vocabulary,
     limits: &'a Limits,
     source: Option<&'a str>,
@@ -423,15 +433,15 @@ struct Lowering {
 }
 
 impl Lowering {
-    fn run(g: &Grammar) -> Result<Lowering> {
+    fn run(g: Grammar) -> Result<Lowering> {
         let mut l = Lowering {
             names: g.rules.iter().map(|r| r.name.clone()).collect(),
             bodies: (0..g.rules.len())
                 .map(|_| Lowered::Body(Expr::Empty))
                 .collect(),
         };
-        for (i, r) in g.rules.iter().enumerate() {
-            let body = l.expr(&r.body, &r.name)?;
+        for (i, r) in g.rules.into_iter().enumerate() {
+            let body = l.expr(r.body, &r.name)?;
             l.bodies[i] = Lowered::Body(body);
         }
         Ok(l)
@@ -520,27 +530,30 @@ impl Lowering {
     }
 
     /// A fresh rule for `e` (lowered), named after its owner.
-    fn sub_rule(&mut self, e: &Expr, owner: &str, what: &str) -> Result<RuleId> {
+    fn sub_rule(&mut self, e: Expr, owner: &str, what: &str) -> Result<RuleId> {
         let name = format!("{owner}/{what}");
         let body = self.expr(e, &name)?;
         Ok(self.rule(name, Lowered::Body(body)))
     }
 
-    fn expr(&mut self, e: &Expr, owner: &str) -> Result<Expr> {
+    fn expr(&mut self, e: Expr, owner: &str) -> Result<Expr> {
         Ok(match e {
             Expr::Seq(v) => Expr::Seq(
-                v.iter()
+                v.into_iter()
                     .map(|x| self.expr(x, owner))
                     .collect::<Result<_>>()?,
             ),
             Expr::Alt(v) => Expr::Alt(
-                v.iter()
+                v.into_iter()
                     .map(|x| self.expr(x, owner))
                     .collect::<Result<_>>()?,
             ),
-            Expr::Repeat { expr, min, max } => {
-                let mut inner = self.expr(expr, owner)?;
-                let (mut min, mut max) = (*min, *max);
+            Expr::Repeat {
+                expr,
+                mut min,
+                mut max,
+            } => {
+                let mut inner = self.expr(*expr, owner)?;
                 // Repeating a star or plus is a star or plus again: `(y*){m,n}` is
                 // `y*` and `(y+){m,n}` is `y{m,}` (n ≥ 1). Folding it avoids counting
                 // iterations of a hugely ambiguous item.
@@ -599,10 +612,10 @@ impl Lowering {
                     ));
                 }
                 let mut ids = Vec::with_capacity(members.len());
-                for (i, m) in members.iter().enumerate() {
+                for (i, m) in members.into_iter().enumerate() {
                     ids.push(self.sub_rule(m, owner, &format!("member{i}"))?);
                 }
-                let sep = self.sub_rule(sep, owner, "sep")?;
+                let sep = self.sub_rule(*sep, owner, "sep")?;
                 let req = required
                     .iter()
                     .enumerate()
@@ -612,12 +625,12 @@ impl Lowering {
                     members: ids,
                     sep,
                     required: req,
-                    min: *min,
+                    min,
                     max: max.unwrap_or(u32::MAX),
                 };
                 Expr::Rule(self.rule(format!("{owner}/any-order"), Lowered::Special(kind)))
             }
-            other => other.clone(),
+            other => other,
         })
     }
 }
@@ -788,14 +801,8 @@ fn to_chars(a: u32, b: u32) -> Vec<(char, char)> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(
-        grammar: &'a Grammar,
-        vocab: &'a Vocabulary,
-        limits: &'a Limits,
-        source: Option<&'a str>,
-    ) -> Self {
+    fn new(vocab: &'a Vocabulary, limits: &'a Limits, source: Option<&'a str>) -> Self {
         Builder {
-            grammar,
             vocab,
             limits,
             source,
@@ -994,8 +1001,7 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn build(mut self) -> Result<Automaton> {
-        let g = self.grammar;
+    fn build(mut self, g: Grammar) -> Result<Automaton> {
         if g.rules.is_empty() {
             return Err(Error::new(
                 ErrorKind::Grammar,
@@ -1008,8 +1014,9 @@ impl<'a> Builder<'a> {
                 "root rule id is out of range",
             ));
         }
+        let (num_rules, g_root) = (g.rules.len(), g.root);
         let mut low = Lowering::run(g)?;
-        let root = low.merge_identical(g.root);
+        let root = low.merge_identical(g_root);
         let mut nfas = Vec::with_capacity(low.bodies.len());
         let mut rule_kind = Vec::with_capacity(low.bodies.len());
         for body in &low.bodies {
@@ -1053,7 +1060,7 @@ impl<'a> Builder<'a> {
             num_classes,
             ..Tables::default()
         };
-        let mut rule_start = Vec::with_capacity(g.rules.len());
+        let mut rule_start = Vec::with_capacity(num_rules);
         for (rid, (nfa, s, t)) in nfas.iter().enumerate() {
             rule_start.push(out.accepting.len() as u32);
             determinise(nfa, *s, *t, rid as RuleId, &class_of, &mut out, self.limits)?;
@@ -1698,7 +1705,7 @@ mod tests {
         };
         let vocab = Vocabulary::byte_level();
         let unlimited = Limits::default();
-        let mut b = Builder::new(&g, &vocab, &unlimited, None);
+        let mut b = Builder::new(&vocab, &unlimited, None);
         let mut nfa = Nfa::default();
         b.frag(&mut nfa, &g.rules[0].body).expect("frag");
         let n = nfa.num_states();

@@ -862,7 +862,7 @@ fn one_rule(expr: &Expr) -> Grammar {
 pub(crate) fn matches(expr: &Expr, text: &str) -> Result<bool> {
     static VOCAB: OnceLock<Vocabulary> = OnceLock::new();
     let vocab = VOCAB.get_or_init(Vocabulary::byte_level);
-    let a = match Automaton::build(&one_rule(expr), vocab, &Limits::default(), None) {
+    let a = match Automaton::build_owned(one_rule(expr), vocab, &Limits::default(), None) {
         Ok(a) => a,
         // A language with no string at all matches nothing.
         Err(e) if e.kind() == ErrorKind::Grammar => return Ok(false),
@@ -896,7 +896,7 @@ pub(crate) fn all_strings(alphabet: &[&str], max_len: usize) -> Vec<String> {
 #[cfg(test)]
 pub(crate) fn recogniser(expr: &Expr) -> impl Fn(&str) -> bool {
     let vocab = Vocabulary::byte_level();
-    let a = Automaton::build(&one_rule(expr), &vocab, &Limits::default(), None).ok();
+    let a = Automaton::build_owned(one_rule(expr), &vocab, &Limits::default(), None).ok();
     move |text: &str| {
         let Some(a) = &a else { return false };
         let mut p = Parser::new(a);
