@@ -355,8 +355,8 @@ enum Edge {
 #[derive(Default)]
 struct Nfa {
     states: u32,
-    /// `(from, edge, to)` in the order added.
-    raw: Vec<(u32, Edge, u32)>,
+    /// `(from, (edge, to))` in the order added.
+    raw: Vec<(u32, (Edge, u32))>,
     /// After `finish`: the edges of state `s` are `out[start[s]..start[s + 1]]`,
     /// in the order added.
     start: Vec<u32>,
@@ -369,35 +369,40 @@ impl Nfa {
         self.states - 1
     }
     fn edge(&mut self, from: u32, e: Edge, to: u32) {
-        self.raw.push((from, e, to));
+        self.raw.push((from, (e, to)));
     }
     fn num_states(&self) -> usize {
         self.states as usize
     }
-    /// Group the edges by source state (a stable counting sort).
+    /// Group the edges by source state.
     fn finish(&mut self) {
-        let n = self.states as usize;
-        let mut start = vec![0u32; n + 1];
-        for &(f, _, _) in &self.raw {
-            start[f as usize + 1] += 1;
-        }
-        for i in 0..n {
-            start[i + 1] += start[i];
-        }
-        let mut at = start.clone();
-        let mut out = vec![(Edge::Eps, 0u32); self.raw.len()];
-        for &(f, e, t) in &self.raw {
-            out[at[f as usize] as usize] = (e, t);
-            at[f as usize] += 1;
-        }
-        self.start = start;
-        self.out = out;
+        (self.start, self.out) = group_by_key(self.states as usize, &self.raw, (Edge::Eps, 0));
         self.raw = Vec::new();
     }
     /// The edges out of `s` (after `finish`).
     fn edges(&self, s: u32) -> &[(Edge, u32)] {
         &self.out[self.start[s as usize] as usize..self.start[s as usize + 1] as usize]
     }
+}
+
+/// `(key, value)` pairs grouped by key below `n`, each group in the order
+/// given (a stable counting sort): the values of key `k` are
+/// `values[starts[k]..starts[k + 1]]`. One flat vector instead of one per key.
+fn group_by_key<T: Copy>(n: usize, pairs: &[(u32, T)], fill: T) -> (Vec<u32>, Vec<T>) {
+    let mut starts = vec![0u32; n + 1];
+    for &(k, _) in pairs {
+        starts[k as usize + 1] += 1;
+    }
+    for i in 0..n {
+        starts[i + 1] += starts[i];
+    }
+    let mut at = starts.clone();
+    let mut values = vec![fill; pairs.len()];
+    for &(k, v) in pairs {
+        values[at[k as usize] as usize] = v;
+        at[k as usize] += 1;
+    }
+    (starts, values)
 }
 
 struct Builder<'a> {
@@ -1453,9 +1458,9 @@ fn trim(
     for (r, &s) in a.rule_start.iter().enumerate() {
         start_of_rule.insert(s, r as RuleId);
     }
-    // Reversed edges (target, source, rule or DEAD), grouped by target below:
-    // flat, as a vector per state cost an allocation per DFA state.
-    let mut rev_raw: Vec<(u32, u32, u32)> = Vec::new();
+    // Reversed edges (target, (source, rule or DEAD)), grouped by target
+    // below: flat, as a vector per state cost an allocation per DFA state.
+    let mut rev_raw: Vec<(u32, (u32, u32))> = Vec::new();
     let mut targets: Vec<u32> = Vec::new();
     for s in 0..n {
         targets.clear();
@@ -1468,22 +1473,10 @@ fn trim(
         targets.extend(token_edges[s].iter().map(|&(_, t)| t));
         targets.sort_unstable();
         targets.dedup();
-        rev_raw.extend(targets.iter().map(|&t| (t, s as u32, DEAD)));
-        rev_raw.extend(rule_edges[s].iter().map(|&(r, t)| (t, s as u32, r)));
+        rev_raw.extend(targets.iter().map(|&t| (t, (s as u32, DEAD))));
+        rev_raw.extend(rule_edges[s].iter().map(|&(r, t)| (t, (s as u32, r))));
     }
-    let mut rev_at = vec![0u32; n + 1];
-    for &(t, _, _) in &rev_raw {
-        rev_at[t as usize + 1] += 1;
-    }
-    for i in 0..n {
-        rev_at[i + 1] += rev_at[i];
-    }
-    let mut rev = vec![(0u32, 0u32); rev_raw.len()];
-    let mut fill = rev_at.clone();
-    for &(t, s, r) in &rev_raw {
-        rev[fill[t as usize] as usize] = (s, r);
-        fill[t as usize] += 1;
-    }
+    let (rev_at, rev) = group_by_key(n, &rev_raw, (0, 0));
     drop(rev_raw);
     let mut m = Marking {
         live: vec![false; n],
