@@ -1016,22 +1016,8 @@ mod tests {
         let one = complement(&words);
         let count = |e: &Expr| format!("{e:?}").matches("max: None").count();
         assert_eq!(count(&one), 1, "{one:?}");
-        let alphabet = ['a', 'b', 'c', 'd', 'x', 'y', '"'];
-        let mut texts: Vec<String> = ["abdd", "abda", "xyz", "b\"cd", "aaaaa"]
-            .iter()
-            .map(|t| (*t).to_owned())
-            .collect();
-        texts.push(String::new());
-        for len in 1..=3 {
-            let mut t = vec![String::new()];
-            for _ in 0..len {
-                t = t
-                    .iter()
-                    .flat_map(|p| alphabet.iter().map(move |c| format!("{p}{c}")))
-                    .collect();
-            }
-            texts.extend(t);
-        }
+        let mut texts = all_strings(&["a", "b", "c", "d", "x", "y", "\""], 3);
+        texts.extend(["abdd", "abda", "xyz", "b\"cd", "aaaaa"].map(str::to_owned));
         for t in &texts {
             let want = !words.contains(&t.as_str());
             assert_eq!(matches(&one, t).expect("match"), want, "{t:?}");
