@@ -13,7 +13,8 @@
 //! the workload n times, each on a fresh compiler with cold caches, for
 //! profiling first visits; `FLUSH=1` writes 256 MB before each compile, so
 //! compiles start with cold caches, as after the benchmark worker's
-//! `gc.collect()`).
+//! `gc.collect()`; `TRACE=1` prints every step with the token that follows;
+//! `PRECOMPUTE=ms` runs `CompiledGrammar::precompute` after each compile).
 
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
@@ -49,6 +50,12 @@ fn main() {
     // `GROUP=id` replays only the groups whose id contains `id`.
     let only = std::env::var("GROUP").unwrap_or_default();
     let flush = std::env::var("FLUSH").is_ok();
+    // `TRACE=1` prints every step's time and the token that follows it.
+    let trace = std::env::var("TRACE").is_ok();
+    // `PRECOMPUTE=ms` builds the plain entries ahead, within that budget.
+    let precompute = std::env::var("PRECOMPUTE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
     let mut flush_buf = vec![0u8; if flush { 256 << 20 } else { 0 }];
     for g in (0..repeat).flat_map(|_| {
         let compiler = Arc::new(Compiler::new(vocab.clone()));
@@ -85,6 +92,16 @@ fn main() {
             k => panic!("unknown kind {k}"),
         };
         let Ok(compiled) = compiled else { continue };
+        if let Some(ms) = precompute {
+            let t = Instant::now();
+            compiled.precompute(std::time::Duration::from_millis(ms));
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            println!(
+                "{}: precompute {ms:.1} ms, {} states",
+                g["id"],
+                compiled.num_states()
+            );
+        }
         let mut first = Matcher::new(compiled.clone());
         first.fill_mask(&mut mask);
         compile_ms.push((t0.elapsed().as_secs_f64() * 1e3, g["id"].to_string()));
@@ -105,6 +122,11 @@ fn main() {
                     let us = t.elapsed().as_secs_f64() * 1e6;
                     if pass + 1 == passes {
                         times.push((us, format!("{id}#{n}"), step));
+                        if trace {
+                            let b = compiled.vocab().token_bytes(tok);
+                            let b = String::from_utf8_lossy(b);
+                            println!("{id}#{n} step {step} {us:9.1} µs, then {b:?}");
+                        }
                     }
                     if step + 1 < ids.len() && !m.accept_token(tok) {
                         println!("{id}#{n}: token {tok} rejected at step {step}");

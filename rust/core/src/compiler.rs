@@ -65,10 +65,13 @@ pub struct CompiledGrammar {
     handed: RwLock<HandedMemo>,
     /// See [`CompiledGrammar::counter_reach`].
     counter_reach: OnceLock<Vec<CounterReach>>,
+    /// Entries with more uncertain tokens hand them over by a walk
+    /// ([`WALKED_HANDOVER`]; tests set it to compare both ways).
+    walked_handover: usize,
 }
 
 /// (state, register class, origin context) to the uncertain tokens found valid.
-type HandedMemo = FxHashMap<(u32, u64, u32), Arc<[TokenId]>>;
+type HandedMemo = FxHashMap<(u32, u64, u32), Arc<TokenSet>>;
 
 /// The uncertain tokens of one entry with their completion points: a token
 /// is valid through the item iff, at one of them, the rest of the token (its
@@ -112,6 +115,10 @@ const DIRECT_HANDOVER: usize = 48;
 
 /// Hand-overs up to this many (token, completion) pairs are sorted by suffix.
 const SORTED_HANDOVER: usize = 4096;
+
+/// Entries with more uncertain tokens than this hand them over by a walk of
+/// the trie in context (see [`CompiledGrammar::handed_over_by_walk`]).
+const WALKED_HANDOVER: usize = 4096;
 
 /// Interned parse contexts of one grammar: a context is the live kernel
 /// items of an Earley set (see [`is_live`]) with each origin replaced by its
@@ -162,6 +169,7 @@ impl CompiledGrammar {
             contexts: Mutex::default(),
             handed: RwLock::default(),
             counter_reach: OnceLock::new(),
+            walked_handover: WALKED_HANDOVER,
         }
     }
 
@@ -850,7 +858,7 @@ impl CompiledGrammar {
         it: Item,
         uncertain: &[u32],
         ctx: Option<u32>,
-    ) -> Arc<[TokenId]> {
+    ) -> Arc<TokenSet> {
         let class = self.aux_class(it.state, it.aux);
         if let Some(c) = ctx {
             let memo = self.handed.read().unwrap_or_else(|p| p.into_inner());
@@ -858,6 +866,59 @@ impl CompiledGrammar {
                 return v.clone();
             }
         }
+        let valid = if uncertain.len() > self.walked_handover {
+            self.handed_over_by_walk(parser, it, uncertain)
+        } else {
+            self.handed_over_by_suffix(parser, it, class, uncertain)
+        };
+        let valid = Arc::new(valid);
+        if let Some(c) = ctx {
+            let size = valid.heap_bytes() + 48;
+            if let Ok(mut counted) = self.contexts.lock() {
+                if counted.bytes + size <= CONTEXT_MEMO_BYTES {
+                    counted.bytes += size;
+                    drop(counted);
+                    let mut memo = self.handed.write().unwrap_or_else(|p| p.into_inner());
+                    memo.insert((it.state, class, c), valid.clone());
+                }
+            }
+        }
+        valid
+    }
+
+    /// [`Self::handed_over`] for many uncertain tokens: one walk of the
+    /// trie from a set holding `it` alone, on top of the real parse, into
+    /// the subtrees that hold an uncertain token. Every token that walk
+    /// accepts is valid through `it` (it may add tokens the entry accepts
+    /// already); subtrees of words are absorbed whole, as in
+    /// classification walks, where the suffix-by-suffix check takes every
+    /// token.
+    fn handed_over_by_walk(&self, parser: &mut Parser, it: Item, uncertain: &[u32]) -> TokenSet {
+        let a = &self.automaton;
+        let trie = self.vocab.trie();
+        let base = parser.num_sets();
+        let seed = Item { kernel: true, ..it };
+        if !parser.push_items(a, &[seed]) {
+            return TokenSet::List(Vec::new());
+        }
+        let mut st = LocalStepper::in_context(a, std::mem::take(parser), self.count_cap());
+        let mut valid = crate::trie::RankBits::new(trie);
+        trie.walk_within(&mut st, uncertain, |_, _, toks, first| {
+            valid.set_range(first, first + toks.len() as u32)
+        });
+        *parser = st.parser;
+        parser.truncate(base);
+        self.token_set_of(&valid)
+    }
+
+    /// [`Self::handed_over`] suffix by suffix (see [`Handover`]).
+    fn handed_over_by_suffix(
+        &self,
+        parser: &mut Parser,
+        it: Item,
+        class: u64,
+        uncertain: &[u32],
+    ) -> TokenSet {
         let a = &self.automaton;
         let h = self.handover(it, class, uncertain);
         let mut valid: Vec<TokenId> = Vec::new();
@@ -950,19 +1011,7 @@ impl CompiledGrammar {
         }
         valid.sort_unstable();
         valid.dedup();
-        let valid: Arc<[TokenId]> = valid.into();
-        if let Some(c) = ctx {
-            let size = valid.len() * 4 + 48;
-            if let Ok(mut counted) = self.contexts.lock() {
-                if counted.bytes + size <= CONTEXT_MEMO_BYTES {
-                    counted.bytes += size;
-                    drop(counted);
-                    let mut memo = self.handed.write().unwrap_or_else(|p| p.into_inner());
-                    memo.insert((it.state, class, c), valid.clone());
-                }
-            }
-        }
-        valid
+        TokenSet::from_sorted_ids(valid, self.vocab.vocab_size())
     }
 
     /// The [`Handover`] of `it`'s entry (uncertain tokens `uncertain`),
@@ -1307,6 +1356,12 @@ struct LocalStepper<'a> {
     parser: Parser,
     a: &'a Automaton,
     rule: u32,
+    /// The parser's set the walk starts from: 1 in a walk from a state alone
+    /// (set 0 stands for the unknown context), the last set of a real parse
+    /// in a walk in context (see [`LocalStepper::in_context`]).
+    seed: usize,
+    /// Walking in a real context: no flag per context is needed.
+    in_context: bool,
     /// Context per byte consumed in Earley mode (the seed's set first).
     ctx: Vec<u32>,
     /// Bytes of the Earley part the real parser has consumed (<= the walk's).
@@ -1333,14 +1388,36 @@ struct LocalStepper<'a> {
 impl<'a> LocalStepper<'a> {
     fn new(a: &'a Automaton, parser: Parser, state: u32, cap: u32) -> Self {
         let dfa_mode = !a.aux_state[state as usize] && a.rule_edges(state).is_empty();
+        Self::seeded(a, parser, state, cap, dfa_mode, false)
+    }
+
+    /// A walk from the last set of `parser`, a real parse (whose earlier
+    /// sets are the context): tokens are taken as far as that parse takes
+    /// them, through the completion of any rule, so every token it accepts
+    /// is valid there.
+    fn in_context(a: &'a Automaton, parser: Parser, cap: u32) -> Self {
+        Self::seeded(a, parser, 0, cap, false, true)
+    }
+
+    fn seeded(
+        a: &'a Automaton,
+        parser: Parser,
+        state: u32,
+        cap: u32,
+        dfa_mode: bool,
+        in_context: bool,
+    ) -> Self {
         let unbounded = parser.unbounded();
+        let seed = if in_context { parser.num_sets() - 1 } else { 1 };
         let mut st = LocalStepper {
             parser,
             a,
             rule: a.state_rule[state as usize],
+            seed,
+            in_context,
             ctx: Vec::with_capacity(64),
             synced: 0,
-            memo: SetMemo::new(1, cap, unbounded),
+            memo: SetMemo::new(seed, cap, unbounded),
             memo_off: false,
             dfa_loops: LoopCache::default(),
             ctx_loops: Vec::new(),
@@ -1366,9 +1443,9 @@ impl<'a> LocalStepper<'a> {
 
     /// The context of the real parser's last set (`synced` bytes in).
     fn intern_current(&mut self) -> u32 {
-        let (a, rule) = (self.a, self.rule);
+        let (a, rule, local) = (self.a, self.rule, !self.in_context);
         self.memo.intern(a, &self.parser, &self.ctx, |p| {
-            p.completes_at_origin0(a, rule)
+            local && p.completes_at_origin0(a, rule)
         })
     }
 
@@ -1439,7 +1516,7 @@ impl LocalStepper<'_> {
                     NEXT_DEAD
                 };
                 self.ctx.truncate(r + 1);
-                self.parser.truncate(2 + r);
+                self.parser.truncate(self.seed + 1 + r);
                 self.synced = r;
                 self.memo.next[slot] = cur;
             }
@@ -1524,7 +1601,7 @@ impl ByteStepper for LocalStepper<'_> {
                 }
                 self.synced += 1;
                 self.ctx.push(NEXT_DEAD);
-                let c = self.parser.completes_at_origin0(a, self.rule);
+                let c = !self.in_context && self.parser.completes_at_origin0(a, self.rule);
                 self.completed.push(c);
                 self.num_completed += usize::from(c);
                 return true;
@@ -1539,7 +1616,7 @@ impl ByteStepper for LocalStepper<'_> {
                     if self.memo.is_full() {
                         self.memo_off = true;
                         self.ctx.push(NEXT_DEAD);
-                        let c = self.parser.completes_at_origin0(a, self.rule);
+                        let c = !self.in_context && self.parser.completes_at_origin0(a, self.rule);
                         self.completed.push(c);
                         self.num_completed += usize::from(c);
                         return true;
@@ -1584,7 +1661,7 @@ impl ByteStepper for LocalStepper<'_> {
                 self.ctx.pop();
                 let r = depth - 1 - d;
                 if self.synced > r {
-                    self.parser.truncate(2 + r);
+                    self.parser.truncate(self.seed + 1 + r);
                     self.synced = r;
                 }
             }
@@ -1886,6 +1963,62 @@ mod tests {
         let mut m = vec![0u32; crate::mask::words_for(n)];
         e.accepted.or_into(&mut m);
         m
+    }
+
+    /// Masks along random walks are the same whether hand-overs are
+    /// decided suffix by suffix or by a walk in context.
+    #[test]
+    fn handover_by_walk_equals_by_suffix() {
+        let vocab = vocab();
+        let words = crate::mask::words_for(vocab.vocab_size());
+        let grammars = [
+            "root ::= item (\",\" ws item)*\nitem ::= \"a\" | \"b\" ws | \"\\\"\" [ab ]* \"\\\"\"\nws ::= \" \"*",
+            "root ::= expr\nexpr ::= term (ws \":\" ws term)*\n\
+             term ::= \"a\"+ ws | \"1\" | \"b\" ws expr ws \"b\"\nws ::= [ ]*",
+            "root ::= \"a\" | root root [ab] | \"aa\"",
+            "root ::= (\"a\" ws)+ \"1\"\nws ::= ([ ,]+)",
+        ];
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut steps = 0;
+        for src in grammars {
+            let ir = parse_gbnf(src.as_bytes(), "root").expect("grammar");
+            let compiled = |walked| {
+                let mut g =
+                    CompiledGrammar::from_grammar(&ir, vocab.clone(), &Limits::default(), None)
+                        .expect("compiles");
+                g.walked_handover = walked;
+                Arc::new(g)
+            };
+            let (by_walk, by_suffix) = (compiled(0), compiled(usize::MAX));
+            for _ in 0..30 {
+                let mut w = crate::Matcher::new(by_walk.clone());
+                let mut s = crate::Matcher::new(by_suffix.clone());
+                let mut path = Vec::new();
+                for _ in 0..12 {
+                    let (mut mw, mut ms) = (vec![0u32; words], vec![0u32; words]);
+                    w.fill_mask(&mut mw);
+                    s.fill_mask(&mut ms);
+                    assert_eq!(mw, ms, "{src}: masks differ after {path:?}");
+                    steps += 1;
+                    let allowed: Vec<u32> = (0..vocab.vocab_size() as u32)
+                        .filter(|&t| ms[(t / 32) as usize] >> (t % 32) & 1 == 1)
+                        .filter(|t| !vocab.stop_ids().contains(t))
+                        .collect();
+                    let Some(&t) = allowed.get(next() as usize % allowed.len().max(1)) else {
+                        break;
+                    };
+                    assert!(w.accept_token(t) && s.accept_token(t));
+                    path.push(t);
+                }
+            }
+        }
+        assert!(steps > 400, "{steps} steps");
     }
 
     #[test]

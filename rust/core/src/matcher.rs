@@ -306,10 +306,11 @@ impl Matcher {
                 None => &g.entry(it.state).uncertain,
             };
             let valid = g.handed_over(&mut self.parser, it, uncertain, ctx);
-            listed += valid.len();
-            for &id in valid.iter() {
-                set_bit(mask, id);
+            match &*valid {
+                crate::mask::TokenSet::Bits(_) => dense = true,
+                crate::mask::TokenSet::List(ids) => listed += ids.len(),
             }
+            valid.or_into(mask);
         }
         self.scratch_handover = pending;
         if self.parser.can_accept(a) {

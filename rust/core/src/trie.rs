@@ -583,6 +583,43 @@ impl TokenTrie {
     pub fn walk<S: ByteStepper>(
         &self,
         stepper: &mut S,
+        on_node: impl FnMut(&mut S, usize, &[TokenId], u32),
+        on_dead: impl FnMut(&mut S, usize, &[TokenId], u32),
+    ) {
+        self.walk_pruned(stepper, |_, _| true, on_node, on_dead);
+    }
+
+    /// [`Self::walk`] over the subtrees that hold a rank of `within`
+    /// (sorted): the others are skipped without a call.
+    pub fn walk_within<S: ByteStepper>(
+        &self,
+        stepper: &mut S,
+        within: &[u32],
+        on_node: impl FnMut(&mut S, usize, &[TokenId], u32),
+    ) {
+        debug_assert!(within.windows(2).all(|w| w[0] < w[1]));
+        // Subtrees come in rank order, so the first rank not below a
+        // subtree's start only moves forward.
+        let mut k = 0usize;
+        self.walk_pruned(
+            stepper,
+            |lo, hi| {
+                while within.get(k).is_some_and(|&r| r < lo) {
+                    k += 1;
+                }
+                within.get(k).is_some_and(|&r| r < hi)
+            },
+            on_node,
+            |_, _, _, _| {},
+        );
+    }
+
+    /// The walk, entering only subtrees whose rank range `lo..hi` `keep` picks.
+    #[inline]
+    fn walk_pruned<S: ByteStepper>(
+        &self,
+        stepper: &mut S,
+        mut keep: impl FnMut(u32, u32) -> bool,
         mut on_node: impl FnMut(&mut S, usize, &[TokenId], u32),
         mut on_dead: impl FnMut(&mut S, usize, &[TokenId], u32),
     ) {
@@ -595,6 +632,10 @@ impl TokenTrie {
                 depth -= 1;
             }
             let end = node.subtree_end as usize;
+            if !keep(self.token_start[i], self.token_start[end]) {
+                i = end;
+                continue;
+            }
             if stepper.push(node.byte) {
                 depth += 1;
                 let below = self.below[i];
@@ -643,6 +684,51 @@ mod tests {
         }
         fn pop(&mut self) {
             self.path.pop();
+        }
+    }
+
+    #[test]
+    fn walk_within_visits_the_subtrees_of_the_ranks_given() {
+        let toks: Vec<&[u8]> = vec![b"a", b"ab", b"abc", b"b", b"ba", b"c", b"cab", b"ca"];
+        let ids: Vec<u32> = (0..toks.len() as u32).collect();
+        let trie = TokenTrie::build(&ids, |i| toks[i as usize]);
+        let allowed: Vec<&[u8]> = vec![b"abx", b"ba", b"cab"];
+        let all_ranks: Vec<u32> = (0..toks.len() as u32).collect();
+        for pick in 0u32..1 << toks.len() {
+            let within: Vec<u32> = all_ranks
+                .iter()
+                .copied()
+                .filter(|r| pick >> r & 1 == 1)
+                .collect();
+            let mut s = Prefixes {
+                allowed: &allowed,
+                path: vec![],
+            };
+            let mut seen: Vec<u32> = vec![];
+            trie.walk_within(&mut s, &within, |_, _, toks, first| {
+                seen.extend(first..first + toks.len() as u32)
+            });
+            assert!(s.path.is_empty(), "the walk pops what it pushed");
+            // Every live token the ranks name is visited, and only tokens
+            // of subtrees that hold one of the ranks.
+            let mut full: Vec<u32> = vec![];
+            let mut s = Prefixes {
+                allowed: &allowed,
+                path: vec![],
+            };
+            trie.walk(
+                &mut s,
+                |_, _, toks, first| full.extend(first..first + toks.len() as u32),
+                |_, _, _, _| {},
+            );
+            for r in &within {
+                assert_eq!(
+                    full.contains(r),
+                    seen.contains(r),
+                    "rank {r}, within {within:?}"
+                );
+            }
+            assert!(seen.iter().all(|r| full.contains(r)));
         }
     }
 
