@@ -28,7 +28,7 @@ use crate::grammar::schema::{builtin_json_grammar, schema_to_grammar, SchemaOpti
 use crate::grammar::Grammar;
 use crate::limits::Limits;
 use crate::mask::TokenSet;
-use crate::trie::ByteStepper;
+use crate::trie::{ByteStepper, Groups};
 use crate::vocab::{TokenId, Vocabulary};
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -724,24 +724,22 @@ impl CompiledGrammar {
     /// `state` could hand over to a parent whose next byte is in `follow`:
     /// the walk of [`Self::classify_lexical`] for these tokens alone.
     fn hand_over(&self, state: u32, follow: &ByteSet, uncertain: &[u32]) -> Vec<u32> {
-        let a = &self.automaton;
-        let order = self.vocab.trie().tokens_in_order();
+        let trie = self.vocab.trie();
+        let mut st = FollowFilter {
+            a: &self.automaton,
+            follow,
+            path: vec![(state, false)],
+        };
+        let mut kept = crate::trie::RankBits::new(trie);
+        trie.walk_within(&mut st, uncertain, |st, _, toks, first| {
+            if st.path[st.path.len() - 1].1 {
+                kept.set_range(first, first + toks.len() as u32);
+            }
+        });
         uncertain
             .iter()
             .copied()
-            .filter(|&r| {
-                let mut q = state;
-                for (i, &b) in self.vocab.token_bytes(order[r as usize]).iter().enumerate() {
-                    if i >= 1 && a.accepting[q as usize] && byte_in(follow, b) {
-                        return true;
-                    }
-                    q = a.next_byte(q, b);
-                    if q == crate::automaton::DEAD {
-                        return false;
-                    }
-                }
-                false
-            })
+            .filter(|&r| kept.contains(r))
             .collect()
     }
 
@@ -1290,7 +1288,7 @@ fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32, keep: (bool, bo
 /// The byte groups DFA states take back to themselves (see
 /// [`crate::trie::loop_groups`]), for the walks' subtree skipping: a small
 /// direct-mapped cache, since a walk asks at every node and meets few states.
-struct LoopCache([(u32, u16, u8); LOOP_SLOTS]);
+struct LoopCache([(u32, Groups, u8); LOOP_SLOTS]);
 
 /// Slots of a [`LoopCache`]: schema grammars have thousands of states, and
 /// a walk through a counter or a format meets hundreds of them.
@@ -1306,7 +1304,7 @@ impl LoopCache {
     /// The groups `q` loops over, and whether it loops over every valid
     /// non-ASCII character too (computed on first need).
     #[inline]
-    fn get(&mut self, a: &Automaton, q: u32) -> u16 {
+    fn get(&mut self, a: &Automaton, q: u32) -> Groups {
         let slot = &mut self.0[q as usize % LOOP_SLOTS];
         if slot.0 != q {
             *slot = (q, crate::trie::loop_groups(q, |b| a.next_byte(q, b)), 0);
@@ -1317,7 +1315,7 @@ impl LoopCache {
     /// Does `q` take every token of a subtree summarised by `below` back to
     /// itself or keep it alive inside a character?
     #[inline]
-    fn absorbs(&mut self, a: &Automaton, q: u32, below: u16) -> bool {
+    fn absorbs(&mut self, a: &Automaton, q: u32, below: Groups) -> bool {
         use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE};
         let loops = self.get(a, q);
         let groups = below & ALL_GROUPS;
@@ -1335,6 +1333,42 @@ impl LoopCache {
             slot.2 = if yes { 2 } else { 1 };
         }
         slot.2 == 2
+    }
+}
+
+/// The walk of [`CompiledGrammar::hand_over`]: the rule's DFA state per
+/// byte, and whether the rule could already have ended before a byte its
+/// FOLLOW set holds (then every token below is handed over).
+struct FollowFilter<'a> {
+    a: &'a Automaton,
+    follow: &'a ByteSet,
+    /// (DFA state, handed over) per byte taken, the start first.
+    path: Vec<(u32, bool)>,
+}
+
+impl ByteStepper for FollowFilter<'_> {
+    fn push(&mut self, byte: u8) -> bool {
+        let (q, handed) = self.path[self.path.len() - 1];
+        if handed
+            || (self.path.len() > 1 && self.a.accepting[q as usize] && byte_in(self.follow, byte))
+        {
+            self.path.push((q, true));
+            return true;
+        }
+        let t = self.a.next_byte(q, byte);
+        if t == crate::automaton::DEAD {
+            return false;
+        }
+        self.path.push((t, false));
+        true
+    }
+
+    fn pop(&mut self) {
+        self.path.pop();
+    }
+
+    fn absorbs(&mut self, _below: Groups) -> bool {
+        self.path[self.path.len() - 1].1
     }
 }
 
@@ -1373,7 +1407,7 @@ struct LocalStepper<'a> {
     /// Byte groups a DFA state takes back to itself; per context (by id), the
     /// groups known to loop and the groups already tried.
     dfa_loops: LoopCache,
-    ctx_loops: Vec<(u16, u16)>,
+    ctx_loops: Vec<(Groups, Groups)>,
     /// DFA states of the instance, one per byte consumed in DFA mode (the seed first).
     dfa: Vec<u32>,
     /// Byte depth at which the Earley parser took over, if it has.
@@ -1529,7 +1563,7 @@ impl LocalStepper<'_> {
 }
 
 impl ByteStepper for LocalStepper<'_> {
-    fn absorbs(&mut self, below: u16) -> bool {
+    fn absorbs(&mut self, below: Groups) -> bool {
         let a = self.a;
         match self.earley_from {
             None => {

@@ -33,26 +33,31 @@ pub struct TokenTrie {
     longer: Vec<u32>,
     /// Per node, the [`byte_group`]s of the bytes below it (its subtree's
     /// edges, not its own byte), plus [`UTF8_WHOLE`].
-    below: Vec<u16>,
+    below: Vec<Groups>,
     /// Bitset over token ids (mask layout) of the tokens in the trie.
     in_trie: Vec<u32>,
     /// Per byte value, how many tokens hold it.
     with_byte: Vec<u32>,
 }
 
+/// A set of byte groups (see [`byte_group`]), one bit each, plus
+/// [`UTF8_WHOLE`] in a node's summary.
+pub type Groups = u32;
+
 /// A byte's group, for [`TokenTrie`]'s per-node summaries (one bit each).
 /// A state that takes every byte of a group back to itself absorbs subtrees
-/// made of that group, so the groups follow the lines grammars draw: letters,
-/// digits, space, newline, other controls, `"` and `\` (string ends and
-/// escapes), the usual separators `,` `.` `-_` `:` `/` and brackets apart
-/// from the rest of printable ASCII, UTF-8 continuation bytes, other high bytes.
+/// made of that group, so the groups follow the lines grammars draw: lower
+/// and upper case letters (identifiers of `[a-z]` alone are common), digits,
+/// space, newline, other controls, `"` and `\` (string ends and escapes), the
+/// usual separators `,` `.` `-` `_` `:` `/`, brackets and `'` apart from the
+/// rest of printable ASCII, UTF-8 continuation bytes, other high bytes.
 #[inline]
-pub fn byte_group(b: u8) -> u16 {
+pub fn byte_group(b: u8) -> Groups {
     GROUP_OF[b as usize]
 }
 
-const GROUP_OF: [u16; 256] = {
-    let mut t = [0u16; 256];
+const GROUP_OF: [Groups; 256] = {
+    let mut t = [0; 256];
     let mut b = 0;
     while b < 256 {
         t[b] = group_of(b as u8);
@@ -61,15 +66,18 @@ const GROUP_OF: [u16; 256] = {
     t
 };
 
-const fn group_of(b: u8) -> u16 {
+const fn group_of(b: u8) -> Groups {
     match b {
-        b'a'..=b'z' | b'A'..=b'Z' => 1,
+        b'a'..=b'z' => 1,
+        b'A'..=b'Z' => 1 << 15,
         b'0'..=b'9' => 2,
         b' ' => 4,
         b'"' | b'\\' => 16,
         b',' => 1 << 9,
         b'.' => 1 << 10,
-        b'-' | b'_' => 1 << 11,
+        b'-' => 1 << 11,
+        b'_' => 1 << 16,
+        b'\'' => 1 << 17,
         b':' => 1 << 12,
         b'/' => 1 << 13,
         b'(' | b')' | b'[' | b']' | b'{' | b'}' | b'<' | b'>' => 1 << 14,
@@ -82,17 +90,17 @@ const fn group_of(b: u8) -> u16 {
 }
 
 /// Number of byte groups (see [`byte_group`]).
-pub const NUM_GROUPS: u32 = 15;
+pub const NUM_GROUPS: u32 = 18;
 
 /// Every group bit of a node's summary.
-pub const ALL_GROUPS: u16 = (1 << NUM_GROUPS) - 1;
+pub const ALL_GROUPS: Groups = (1 << NUM_GROUPS) - 1;
 
 /// In a node's summary: the node ends a whole UTF-8 character and every
 /// token of its subtree is valid UTF-8 (its last character may be cut short).
-pub const UTF8_WHOLE: u16 = 1 << 15;
+pub const UTF8_WHOLE: Groups = 1 << 31;
 
 /// The groups of UTF-8 continuation and lead bytes.
-pub const GROUPS_HIGH: u16 = 64 | 128;
+pub const GROUPS_HIGH: Groups = 64 | 128;
 
 /// UTF-8 decoding states: a character boundary, 1 to 3 continuation bytes
 /// due (with the second byte's narrower ranges after E0, ED, F0, F4), invalid.
@@ -170,13 +178,13 @@ pub fn loops_over_non_ascii(
 }
 
 /// The bytes of the groups in `groups` (see [`byte_group`]).
-pub fn group_bytes(groups: u16) -> impl Iterator<Item = u8> {
+pub fn group_bytes(groups: Groups) -> impl Iterator<Item = u8> {
     (0..=255u8).filter(move |&b| byte_group(b) & groups != 0)
 }
 
 /// The byte groups `next` takes from `state` back to `state`.
-pub fn loop_groups(state: u32, next: impl Fn(u8) -> u32) -> u16 {
-    let mut leave = 0u16;
+pub fn loop_groups(state: u32, next: impl Fn(u8) -> u32) -> Groups {
+    let mut leave: Groups = 0;
     for b in 0..=255u8 {
         if next(b) != state {
             leave |= byte_group(b);
@@ -197,7 +205,7 @@ pub trait ByteStepper {
     /// in `below` (see [`byte_group`]; with [`UTF8_WHOLE`], the subtree is
     /// valid UTF-8 from a character boundary) taken from here, so that every
     /// token of the node's subtree is accepted without walking it?
-    fn absorbs(&mut self, _below: u16) -> bool {
+    fn absorbs(&mut self, _below: Groups) -> bool {
         false
     }
 }
@@ -366,7 +374,7 @@ impl TokenTrie {
         // Children come after their parent, so a reverse pass sees them first.
         trie.below = vec![0; trie.nodes.len()];
         for i in (0..trie.nodes.len()).rev() {
-            let (end, mut groups) = (trie.nodes[i].subtree_end as usize, 0u16);
+            let (end, mut groups) = (trie.nodes[i].subtree_end as usize, 0 as Groups);
             let mut whole = utf8[i] == U_START;
             let mut c = i + 1;
             while c < end {
@@ -489,7 +497,7 @@ impl TokenTrie {
     pub fn mark_ranks_with_byte(&self, ranks: &mut RankBits, wanted: impl Fn(u8) -> bool) {
         let groups = (0..=255u8)
             .filter(|&b| wanted(b))
-            .fold(0u16, |g, b| g | byte_group(b));
+            .fold(0, |g, b| g | byte_group(b));
         let mut i = 0usize;
         while let Some(node) = self.nodes.get(i) {
             let end = node.subtree_end as usize;
@@ -533,7 +541,7 @@ impl TokenTrie {
     pub fn walk_states<T: Copy>(
         &self,
         root: T,
-        mut step: impl FnMut(&T, u8, usize, u16) -> Step<T>,
+        mut step: impl FnMut(&T, u8, usize, Groups) -> Step<T>,
         mut on_node: impl FnMut(&[TokenId], u32),
         mut on_dead: impl FnMut(&T, u8, usize, &[TokenId], u32),
         mut on_copy: impl FnMut(&[TokenId], u32),
