@@ -124,10 +124,12 @@ def test_fill_releases_the_gil(qwen, num_threads):
     interpreter never forces a thread switch: the helper thread can only run
     while the main thread is inside a call that releases the GIL. It must see
     the `in_call` flag, which is true only from just before the fill to just
-    after it. Cold grammars (fresh compilers, so no cached token classes)
-    keep the fill long enough for the helper thread to be scheduled."""
+    after it. Cold grammars (fresh compilers, so no cached token classes; the
+    built-in JSON grammar, whose masks are not built at compile as a GBNF
+    grammar's are) keep the fill long enough for the helper thread to be
+    scheduled."""
     compilers = [GrammarCompiler(qwen.info) for _ in range(4)]
-    matchers = [m for c in compilers for m in _matchers(c.compile_grammar(JSON_GBNF), 16)]
+    matchers = [m for c in compilers for m in _matchers(c.compile_builtin_json_grammar(), 16)]
     bitmask = allocate_token_bitmask(len(matchers), qwen.info.vocab_size)
     go, seen, done = threading.Event(), threading.Event(), threading.Event()
     in_call = False

@@ -133,8 +133,9 @@ struct Contexts {
 /// Stop interning contexts and memoising hand-overs past this many bytes per grammar.
 pub const CONTEXT_MEMO_BYTES: usize = 8 << 20;
 
-/// Time [`Compiler::compile_regex`] spends building state masks ahead.
-pub const REGEX_PRECOMPUTE_BUDGET: std::time::Duration = std::time::Duration::from_millis(10);
+/// Time [`Compiler::compile_regex`] and [`Compiler::compile_gbnf`] spend
+/// building state masks ahead (see [`CompiledGrammar::precompute`]).
+pub const PRECOMPUTE_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The context id of an origin that is its own set (the root item of set 0).
 const SELF_CONTEXT: u32 = u32::MAX;
@@ -307,7 +308,8 @@ impl CompiledGrammar {
             if start.elapsed() > budget {
                 break;
             }
-            if a.has_bytes[s] && !a.aux_state[s] {
+            // The states whose entries masks read (see `Matcher::fill_mask`).
+            if (a.has_bytes[s] || !a.rule_edges(s as u32).is_empty()) && !a.aux_state[s] {
                 let _ = self.entry(s as u32);
             }
         }
@@ -1862,10 +1864,18 @@ impl Compiler {
     }
 
     /// Compile GBNF text (llama.cpp dialect) with start rule `root`.
+    ///
+    /// The masks of the grammar's states are built here, within
+    /// [`PRECOMPUTE_BUDGET`] (3.5 ms for the comparative benchmark's
+    /// arithmetic grammar, 15 ms for its C-like one): a state's first
+    /// mask walks the whole trie with a parser (0.1-0.5 ms with a 150,000
+    /// token vocabulary), which would otherwise fall on a generation's steps.
     pub fn compile_gbnf(&self, src: &[u8], root: &str) -> Result<Arc<CompiledGrammar>> {
         let key = CacheKey::Gbnf(src.to_vec(), root.to_owned());
         let text = std::str::from_utf8(src).ok();
-        self.cached(key, "grammar", src.len(), text, || parse_gbnf(src, root))
+        let g = self.cached(key, "grammar", src.len(), text, || parse_gbnf(src, root))?;
+        g.precompute(PRECOMPUTE_BUDGET);
+        Ok(g)
     }
 
     /// Compile a regular expression (Python `re` / ECMAScript syntax, see
@@ -1873,7 +1883,7 @@ impl Compiler {
     /// strings the pattern fully matches.
     ///
     /// A regex is one DFA of a few dozen states: the masks of its states are
-    /// built here, within [`REGEX_PRECOMPUTE_BUDGET`] (0.3-3.5 ms for the
+    /// built here, within [`PRECOMPUTE_BUDGET`] (0.3-3.5 ms for the
     /// comparative benchmark's regexes), so that no step of a generation walks
     /// the trie; states left over (and counter states) stay lazy.
     pub fn compile_regex(&self, pattern: &str) -> Result<Arc<CompiledGrammar>> {
@@ -1881,7 +1891,7 @@ impl Compiler {
         let g = self.cached(key, "pattern", pattern.len(), Some(pattern), || {
             parse_regex(pattern)
         })?;
-        g.precompute(REGEX_PRECOMPUTE_BUDGET);
+        g.precompute(PRECOMPUTE_BUDGET);
         Ok(g)
     }
 

@@ -1,6 +1,7 @@
 //! `Matcher::mask_is_cached`: true only where a fill copies computed sets,
 //! and such fills write what a fresh computation writes.
 
+use corral_core::grammar::schema::SchemaOptions;
 use corral_core::mask::words_for;
 use corral_core::{Compiler, Matcher, Vocabulary};
 use std::sync::Arc;
@@ -44,16 +45,25 @@ fn cached_fills_are_settled_entries_only() {
     // After `ac` or `aac` the token `bb` is right at one depth only: the
     // parser's context decides it (a hand-over), on every fill.
     assert!(kept_uncached > 0);
-    // Nothing is computed before the first fill of a fresh grammar; a regex
-    // builds its states' masks at compile.
+    // Nothing is computed before the first fill of a fresh schema grammar;
+    // regexes and GBNF grammars build their states' masks at compile.
     let fresh = compiler
-        .compile_gbnf(b"root ::= [ab] [ab] \"c\"\n", "root")
-        .expect("gbnf");
+        .compile_json_schema(
+            r#"{"type": "array", "items": {"enum": ["ab", "c"]}}"#,
+            &SchemaOptions::default(),
+        )
+        .expect("schema")
+        .0;
     assert!(!Matcher::new(fresh).mask_is_cached());
     let regex = compiler.compile_regex("[ab]{2}c").expect("regex");
-    let mut m = Matcher::new(regex);
-    for b in [b'a', b'b', b'c'] {
-        assert!(m.mask_is_cached());
-        assert!(m.accept_bytes(&[b]));
+    let gbnf = compiler
+        .compile_gbnf(b"root ::= [ab] [ab] \"c\"\n", "root")
+        .expect("gbnf");
+    for g in [regex, gbnf] {
+        let mut m = Matcher::new(g);
+        for b in [b'a', b'b', b'c'] {
+            assert!(m.mask_is_cached());
+            assert!(m.accept_bytes(&[b]));
+        }
     }
 }
