@@ -2022,13 +2022,7 @@ mod tests {
             "root ::= \"a\" | root root [ab] | \"aa\"",
             "root ::= (\"a\" ws)+ \"1\"\nws ::= ([ ,]+)",
         ];
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15);
         let mut steps = 0;
         for src in grammars {
             let ir = parse_gbnf(src.as_bytes(), "root").expect("grammar");

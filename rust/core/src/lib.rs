@@ -31,6 +31,18 @@ pub mod trie;
 pub mod vocab;
 
 pub use compiler::{CompiledGrammar, Compiler, SchemaReport};
+
+/// A xorshift generator for the unit tests' random cases (fixed seeds, no
+/// dependency).
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
 pub use error::{Error, ErrorKind, Result, Span};
 pub use limits::Limits;
 pub use matcher::Matcher;

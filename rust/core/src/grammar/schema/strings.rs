@@ -1048,13 +1048,8 @@ mod tests {
 
     #[test]
     fn lengths_split_over_patterns_exactly() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut below = |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15);
+        let mut below = |n: u64| next() % n;
         // Random patterns over `a`, `b`, `c`.
         fn pattern(below: &mut dyn FnMut(u64) -> u64, depth: u32) -> String {
             let atom = |below: &mut dyn FnMut(u64) -> u64| -> String {
