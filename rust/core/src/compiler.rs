@@ -309,7 +309,7 @@ impl CompiledGrammar {
                 break;
             }
             // The states whose entries masks read (see `Matcher::fill_mask`).
-            if (a.has_bytes[s] || !a.rule_edges(s as u32).is_empty()) && !a.aux_state[s] {
+            if is_live(a, s as u32) && !a.aux_state[s] {
                 let _ = self.entry(s as u32);
             }
         }

@@ -521,7 +521,7 @@ impl TokenTrie {
                 + self.by_length.len()
                 + self.longer.len())
                 * 4
-            + self.below.len() * 2
+            + self.below.len() * std::mem::size_of::<Groups>()
             + self.in_trie.len() * 4
             + self.with_byte.len() * 4
     }
