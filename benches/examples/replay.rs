@@ -14,7 +14,8 @@
 //! profiling first visits; `FLUSH=1` writes 256 MB before each compile, so
 //! compiles start with cold caches, as after the benchmark worker's
 //! `gc.collect()`; `TRACE=1` prints every step with the token that follows;
-//! `PRECOMPUTE=ms` runs `CompiledGrammar::precompute` after each compile).
+//! `PRECOMPUTE=ms` runs `CompiledGrammar::precompute` after each compile;
+//! `DIGEST=1` prints a hash of all masks, to check two builds agree).
 
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
@@ -52,6 +53,10 @@ fn main() {
     let flush = std::env::var("FLUSH").is_ok();
     // `TRACE=1` prints every step's time and the token that follows it.
     let trace = std::env::var("TRACE").is_ok();
+    // `DIGEST=1` prints a hash of every mask (FNV-1a over the words), so
+    // two builds can be checked to give the same masks.
+    let digest = std::env::var("DIGEST").is_ok();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     // `PRECOMPUTE=ms` builds the plain entries ahead, within that budget.
     let precompute = std::env::var("PRECOMPUTE")
         .ok()
@@ -120,6 +125,11 @@ fn main() {
                     let t = Instant::now();
                     m.fill_mask(&mut mask);
                     let us = t.elapsed().as_secs_f64() * 1e6;
+                    if digest {
+                        for &w in &mask {
+                            hash = (hash ^ u64::from(w)).wrapping_mul(0x100_0000_01b3);
+                        }
+                    }
                     if pass + 1 == passes {
                         times.push((us, format!("{id}#{n}"), step));
                         if trace {
@@ -135,6 +145,9 @@ fn main() {
                 }
             }
         }
+    }
+    if digest {
+        println!("mask digest {hash:016x}");
     }
     times.sort_by(|a, b| a.0.total_cmp(&b.0));
     let q = |p: f64| times[((times.len() - 1) as f64 * p) as usize].0;

@@ -613,9 +613,52 @@ impl CompiledGrammar {
             flag || depth >= 2 && a.accepting[q as usize] && byte_in(follow, byte)
         };
         let mut copies: Vec<(u32, u32)> = Vec::new();
-        let mut loop_cache = LoopCache::default();
+        let mut loop_cache = LoopCache::new(a);
         // (DFA state, its hand-over flag, the reference's state and flag).
         let root = (state, false, reference.map_or(DEAD, |r| r.0), false);
+        // The bytes of each byte class.
+        let mut class_bytes: Vec<ByteSet> = vec![[0; 4]; a.num_classes];
+        for b in 0..=255u8 {
+            let c = a.class_of[b as usize] as usize;
+            class_bytes[c][(b >> 6) as usize] |= 1 << (b & 63);
+        }
+        // Below a node where the walk and the reference are apart, the
+        // children that can differ are those of bytes leading the two to
+        // different states or hand-over flags (a key's next letters); the
+        // others are copies, skipped unvisited.
+        let sparse = |p: &(u32, bool, u32, bool), depth: usize| {
+            if p.2 == DEAD {
+                return None;
+            }
+            let nc = a.num_classes;
+            let (rq, rr) = (
+                &a.byte_next[p.0 as usize * nc..][..nc],
+                &a.byte_next[p.2 as usize * nc..][..nc],
+            );
+            let mut d: ByteSet = [0; 4];
+            for (c, bytes) in class_bytes.iter().enumerate() {
+                if rq[c] != rr[c] {
+                    for w in 0..4 {
+                        d[w] |= bytes[w];
+                    }
+                }
+            }
+            // The children's hand-over flags (see `could_hand_over`).
+            let flags = |q: u32, flag: bool| {
+                if flag {
+                    ANY_BYTE
+                } else if depth >= 1 && a.accepting[q as usize] {
+                    *follow
+                } else {
+                    [0; 4]
+                }
+            };
+            let (fq, fr) = (flags(p.0, p.1), flags(p.2, p.3));
+            for w in 0..4 {
+                d[w] |= fq[w] ^ fr[w];
+            }
+            (d.iter().map(|w| w.count_ones()).sum::<u32>() < 128).then_some(d)
+        };
         trie.walk_states(
             root,
             |p, byte, depth, below| {
@@ -643,6 +686,7 @@ impl CompiledGrammar {
                     Step::Live((t, flag, rt, rflag))
                 }
             },
+            sparse,
             |toks, first| accepted.set_range(first, first + toks.len() as u32),
             |p, byte, depth, toks, first| {
                 if could_hand_over(p.0, p.1, byte, depth) {
@@ -1287,29 +1331,45 @@ fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32, keep: (bool, bo
     }
 }
 
-/// The byte groups DFA states take back to themselves (see
-/// [`crate::trie::loop_groups`]), for the walks' subtree skipping: a small
+/// The byte groups (see [`crate::trie::byte_group`]) that DFA states take
+/// back to themselves, for the walks' subtree skipping: a small
 /// direct-mapped cache, since a walk asks at every node and meets few states.
-struct LoopCache([(u32, Groups, u8); LOOP_SLOTS]);
+struct LoopCache {
+    slots: [(u32, Groups, u8); LOOP_SLOTS],
+    /// The byte groups of each byte class's bytes: a state's loop groups
+    /// come from its row of classes, not from 256 bytes.
+    class_groups: Vec<Groups>,
+}
 
 /// Slots of a [`LoopCache`]: schema grammars have thousands of states, and
 /// a walk through a counter or a format meets hundreds of them.
 const LOOP_SLOTS: usize = 1024;
 
-impl Default for LoopCache {
-    fn default() -> Self {
-        LoopCache([(u32::MAX, 0, 0); LOOP_SLOTS])
-    }
-}
-
 impl LoopCache {
+    fn new(a: &Automaton) -> Self {
+        let mut class_groups = vec![0; a.num_classes];
+        for b in 0..=255u8 {
+            class_groups[a.class_of[b as usize] as usize] |= crate::trie::byte_group(b);
+        }
+        LoopCache {
+            slots: [(u32::MAX, 0, 0); LOOP_SLOTS],
+            class_groups,
+        }
+    }
+
     /// The groups `q` loops over, and whether it loops over every valid
     /// non-ASCII character too (computed on first need).
     #[inline]
     fn get(&mut self, a: &Automaton, q: u32) -> Groups {
-        let slot = &mut self.0[q as usize % LOOP_SLOTS];
+        let slot = &mut self.slots[q as usize % LOOP_SLOTS];
         if slot.0 != q {
-            *slot = (q, crate::trie::loop_groups(q, |b| a.next_byte(q, b)), 0);
+            let row = &a.byte_next[q as usize * a.num_classes..][..a.num_classes];
+            let leave = row
+                .iter()
+                .zip(&self.class_groups)
+                .filter(|&(&t, _)| t != q)
+                .fold(0, |g, (_, &cg)| g | cg);
+            *slot = (q, crate::trie::ALL_GROUPS & !leave, 0);
         }
         slot.1
     }
@@ -1327,7 +1387,7 @@ impl LoopCache {
         if below & UTF8_WHOLE == 0 || groups & !(loops | GROUPS_HIGH) != 0 {
             return false;
         }
-        let slot = &mut self.0[q as usize % LOOP_SLOTS];
+        let slot = &mut self.slots[q as usize % LOOP_SLOTS];
         if slot.2 == 0 {
             let yes = crate::trie::loops_over_non_ascii(q, |s, _, b| {
                 Some(a.next_byte(s, b)).filter(|&t| t != crate::automaton::DEAD)
@@ -1455,7 +1515,7 @@ impl<'a> LocalStepper<'a> {
             synced: 0,
             memo: SetMemo::new(seed, cap, unbounded),
             memo_off: false,
-            dfa_loops: LoopCache::default(),
+            dfa_loops: LoopCache::new(a),
             ctx_loops: Vec::new(),
             dfa: vec![state],
             earley_from: if dfa_mode { None } else { Some(0) },
@@ -2122,6 +2182,84 @@ mod tests {
         assert!(checked > 20, "only {checked} lexical states");
         assert!(narrowed > 0, "FOLLOW never narrowed a shared entry");
         assert!(referenced > 0, "no key complement walked against its tail");
+    }
+
+    /// A walk against a reference steps only the children of bytes that
+    /// lead the two apart and copies the rest: on a vocabulary with wide
+    /// nodes (every printable byte, many words) and UTF-8 tokens, whole and
+    /// cut, the entries of key complements walked against their tails are
+    /// those walked alone.
+    #[test]
+    fn referenced_walks_step_only_children_apart() {
+        let pieces: [&[u8]; 16] = [
+            b"a",
+            b"b",
+            b"n",
+            b"e",
+            b"m",
+            b"x",
+            b"1",
+            b"\"",
+            b":",
+            b",",
+            b" ",
+            b"\\",
+            "\u{e9}".as_bytes(),
+            "\u{65e5}".as_bytes(),
+            "\u{1f600}".as_bytes(),
+            b"\xc3",
+        ];
+        let mut rng = crate::xorshift(0x0dd_ba11);
+        let mut tokens: Vec<Vec<u8>> = (0x20..0x7f).map(|b| vec![b]).collect();
+        for _ in 0..6000 {
+            let len = 1 + rng() % 4;
+            tokens.push(
+                (0..len)
+                    .flat_map(|_| pieces[(rng() % pieces.len() as u64) as usize].to_vec())
+                    .collect(),
+            );
+        }
+        let vocab = test_vocab(tokens);
+        let n = vocab.vocab_size();
+        let compiler = Compiler::new(vocab);
+        let opts = SchemaOptions {
+            strict_mode: false,
+            ..SchemaOptions::default()
+        };
+        let schemas = [
+            r#"{"type":"object","properties":{"name":{},"nab":{},"n\u00e9":{},"\u65e5\u672c":{},"a\"b":{},"e1":{}}}"#,
+            r#"{"type":"object","properties":{"a":{"type":"integer"},"ab":{},"\u00e9x":{}},"additionalProperties":{"type":"string"}}"#,
+        ];
+        let mut grammars: Vec<Arc<CompiledGrammar>> = schemas
+            .iter()
+            .map(|s| compiler.compile_json_schema(s, &opts).expect("schema").0)
+            .collect();
+        // After `a` the rule may end (a hand-over) where its tail may not.
+        grammars.push(compiler.compile_regex(r#"[^"]*"|a"#).expect("regex"));
+        let mut referenced = 0;
+        for g in &grammars {
+            let a = g.automaton();
+            for s in 0..g.num_states() as u32 {
+                let Some(r) = lexical_key(a, s).and_then(|_| g.lexical_reference(s)) else {
+                    continue;
+                };
+                let follow = &a.follow[a.state_rule[s as usize] as usize];
+                for f in [follow, &ANY_BYTE] {
+                    let e = g.classify_lexical(r, f, None, true);
+                    let (plain, copied) = (
+                        g.classify_lexical(s, f, None, false),
+                        g.classify_lexical(s, f, Some((r, &e)), false),
+                    );
+                    assert_eq!(bits(&plain, n), bits(&copied, n), "state {s}");
+                    assert_eq!(plain.uncertain, copied.uncertain, "state {s}");
+                }
+                referenced += 1;
+            }
+        }
+        assert!(
+            referenced >= 2,
+            "{referenced} states walked against a reference"
+        );
     }
 
     /// A vocabulary of `tokens` (first occurrences, in the order given: ids

@@ -38,6 +38,13 @@ pub struct TokenTrie {
     in_trie: Vec<u32>,
     /// Per byte value, how many tokens hold it.
     with_byte: Vec<u32>,
+    /// The children of the root (entry 0) and of node `i` (entry `i + 1`):
+    /// `child_nodes[child_start[k]..child_start[k + 1]]`, in byte order,
+    /// with their bytes alongside, so a walk finds the child of a byte
+    /// without scanning its siblings.
+    child_start: Vec<u32>,
+    child_nodes: Vec<u32>,
+    child_bytes: Vec<u8>,
 }
 
 /// A set of byte groups (see [`byte_group`]), one bit each, plus
@@ -180,17 +187,6 @@ pub fn loops_over_non_ascii(
 /// The bytes of the groups in `groups` (see [`byte_group`]).
 pub fn group_bytes(groups: Groups) -> impl Iterator<Item = u8> {
     (0..=255u8).filter(move |&b| byte_group(b) & groups != 0)
-}
-
-/// The byte groups `next` takes from `state` back to `state`.
-pub fn loop_groups(state: u32, next: impl Fn(u8) -> u32) -> Groups {
-    let mut leave: Groups = 0;
-    for b in 0..=255u8 {
-        if next(b) != state {
-            leave |= byte_group(b);
-        }
-    }
-    ALL_GROUPS & !leave
 }
 
 /// Callbacks for [`TokenTrie::walk`]: a byte-level recogniser that can push a
@@ -386,6 +382,7 @@ impl TokenTrie {
             }
             trie.below[i] = groups | if whole { UTF8_WHOLE } else { 0 };
         }
+        trie.index_children();
         trie.with_byte = vec![0; 256];
         for &id in &trie.token_ids {
             let mut seen = [false; 256];
@@ -418,6 +415,62 @@ impl TokenTrie {
             next[l] += 1;
         }
         trie
+    }
+
+    /// Fill the child index (`child_start`, `child_nodes`, `child_bytes`).
+    fn index_children(&mut self) {
+        let n = self.nodes.len();
+        self.child_start = Vec::with_capacity(n + 2);
+        self.child_nodes = Vec::with_capacity(n);
+        // Parent k's children: from its first child (the next node) along
+        // the subtree ends, up to the end of its own subtree.
+        for k in 0..=n {
+            self.child_start.push(self.child_nodes.len() as u32);
+            let (mut c, end) = match k {
+                0 => (0, n),
+                _ => (k, self.nodes[k - 1].subtree_end as usize),
+            };
+            while c < end {
+                self.child_nodes.push(c as u32);
+                c = self.nodes[c].subtree_end as usize;
+            }
+        }
+        self.child_start.push(self.child_nodes.len() as u32);
+        self.child_bytes = self
+            .child_nodes
+            .iter()
+            .map(|&c| self.nodes[c as usize].byte)
+            .collect();
+    }
+
+    /// The children of the root (`parent` 0) or of node `parent - 1` whose
+    /// bytes are in `bytes`, in byte order, appended to `out`.
+    fn children_in(&self, parent: usize, bytes: &[u64; 4], out: &mut Vec<u32>) {
+        let (lo, hi) = (
+            self.child_start[parent] as usize,
+            self.child_start[parent + 1] as usize,
+        );
+        let kids = &self.child_bytes[lo..hi];
+        // A scan of the children's bytes, or a search per byte of a few.
+        let few = bytes.iter().map(|w| w.count_ones() as usize).sum::<usize>() * 8;
+        if kids.len() <= few.max(16) {
+            for (k, &b) in kids.iter().enumerate() {
+                if bytes[(b >> 6) as usize] >> (b & 63) & 1 != 0 {
+                    out.push(self.child_nodes[lo + k]);
+                }
+            }
+            return;
+        }
+        for (w, &word) in bytes.iter().enumerate() {
+            let mut x = word;
+            while x != 0 {
+                let b = (w * 64) as u8 + x.trailing_zeros() as u8;
+                x &= x - 1;
+                if let Ok(k) = kids.binary_search(&b) {
+                    out.push(self.child_nodes[lo + k]);
+                }
+            }
+        }
     }
 
     /// Ranks of the tokens longer than `n` bytes (in no particular order).
@@ -524,6 +577,8 @@ impl TokenTrie {
             + self.below.len() * std::mem::size_of::<Groups>()
             + self.in_trie.len() * 4
             + self.with_byte.len() * 4
+            + (self.child_start.len() + self.child_nodes.len()) * 4
+            + self.child_bytes.len()
     }
 
     /// Walk the whole trie with a recogniser whose state after a byte is a
@@ -533,24 +588,111 @@ impl TokenTrie {
     /// each node: go on with a state (`on_node(tokens_ending_here, first_rank)`
     /// is called), accept the whole subtree (`on_node(tokens_in_subtree, first_rank)`),
     /// skip a dead subtree (`on_dead(parent, byte, depth, tokens_in_subtree,
-    /// first_rank)`),
-    /// or take the whole subtree as it is (`on_copy(tokens_in_subtree,
-    /// first_rank)`; the caller knows the outcome from elsewhere). The tight loop behind the
-    /// cold masks of lexical states (inside strings most of the vocabulary is
-    /// live).
+    /// first_rank)`), or take the whole subtree as it is
+    /// (`on_copy(tokens_in_subtree, first_rank)`; the caller knows the
+    /// outcome from elsewhere). `sparse(state, depth)`, asked at the root
+    /// and at every live node, may name the only bytes whose children need
+    /// `step`: every other child is taken as a copy without a visit (runs
+    /// of them as one call), where a scan would visit them all. The tight
+    /// loop behind the cold masks of lexical states (inside strings most of
+    /// the vocabulary is live).
     pub fn walk_states<T: Copy>(
         &self,
         root: T,
         mut step: impl FnMut(&T, u8, usize, Groups) -> Step<T>,
+        mut sparse: impl FnMut(&T, usize) -> Option<[u64; 4]>,
         mut on_node: impl FnMut(&[TokenId], u32),
         mut on_dead: impl FnMut(&T, u8, usize, &[TokenId], u32),
         mut on_copy: impl FnMut(&[TokenId], u32),
     ) {
+        /// The picked children of a sparse node still to walk.
+        struct Jump {
+            /// Where the child being walked ends (the next gap starts).
+            resume: usize,
+            /// `picked[start..until]`: its picked children;
+            /// `picked[next..until]`: those after the one being walked.
+            start: usize,
+            next: usize,
+            until: usize,
+            /// Where the sparse node's subtree ends.
+            end: usize,
+        }
         let mut stack: Vec<T> = vec![root; self.max_depth + 1];
-        let mut i = 0usize;
-        while let Some(node) = self.nodes.get(i) {
+        let mut picked: Vec<u32> = Vec::new();
+        let mut jumps: Vec<Jump> = Vec::new();
+        // Copy the subtrees of nodes `from..to` (siblings, or nothing).
+        let mut copy = |from: usize, to: usize| {
+            let (a, b) = (
+                self.token_start[from] as usize,
+                self.token_start[to] as usize,
+            );
+            if a < b {
+                on_copy(&self.token_ids[a..b], a as u32);
+            }
+        };
+        // Where the walk goes after entering parent `k` (0 the root, else
+        // node k - 1) whose children are nodes `first..end`: its first
+        // child, or a picked child (the gap before it copied), or past it.
+        let mut enter = |k: usize,
+                         first: usize,
+                         end: usize,
+                         state: &T,
+                         depth: usize,
+                         picked: &mut Vec<u32>,
+                         jumps: &mut Vec<Jump>,
+                         copy: &mut dyn FnMut(usize, usize)| {
+            let Some(bytes) = sparse(state, depth) else {
+                return first;
+            };
+            let start = picked.len();
+            self.children_in(k, &bytes, picked);
+            match picked.get(start) {
+                None => {
+                    copy(first, end);
+                    end
+                }
+                Some(&c) => {
+                    let c = c as usize;
+                    copy(first, c);
+                    jumps.push(Jump {
+                        resume: self.nodes[c].subtree_end as usize,
+                        start,
+                        next: start + 1,
+                        until: picked.len(),
+                        end,
+                    });
+                    c
+                }
+            }
+        };
+        let n = self.nodes.len();
+        let mut i = enter(0, 0, n, &root, 0, &mut picked, &mut jumps, &mut copy);
+        loop {
+            // A picked child's subtree is done: the gap, then the next one.
+            while let Some(j) = jumps.last_mut() {
+                if i != j.resume {
+                    break;
+                }
+                if j.next < j.until {
+                    let c = picked[j.next] as usize;
+                    j.next += 1;
+                    copy(j.resume, c);
+                    j.resume = self.nodes[c].subtree_end as usize;
+                    i = c;
+                    break;
+                }
+                copy(j.resume, j.end);
+                i = j.end;
+                let start = j.start;
+                jumps.pop();
+                picked.truncate(start);
+            }
+            let Some(node) = self.nodes.get(i) else {
+                break;
+            };
             let d = node.depth as usize;
             let parent = stack[d - 1];
+            let end = node.subtree_end as usize;
             match step(&parent, node.byte, d, self.below[i]) {
                 Step::Live(t) => {
                     stack[d] = t;
@@ -559,24 +701,20 @@ impl TokenTrie {
                         self.token_start[i + 1] as usize,
                     );
                     on_node(&self.token_ids[a..b], a as u32);
-                    i += 1;
+                    i = enter(i + 1, i + 1, end, &t, d, &mut picked, &mut jumps, &mut copy);
                 }
                 Step::Accept => {
-                    let end = node.subtree_end as usize;
                     let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
                     on_node(&self.token_ids[a..b], a as u32);
                     i = end;
                 }
                 Step::Dead => {
-                    let end = node.subtree_end as usize;
                     let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
                     on_dead(&parent, node.byte, d, &self.token_ids[a..b], a as u32);
                     i = end;
                 }
                 Step::Copy => {
-                    let end = node.subtree_end as usize;
-                    let (a, b) = (self.token_start[i] as usize, self.token_start[end] as usize);
-                    on_copy(&self.token_ids[a..b], a as u32);
+                    copy(i, end);
                     i = end;
                 }
             }

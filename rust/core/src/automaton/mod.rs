@@ -1311,6 +1311,16 @@ fn determinise(
     let mut group: Vec<u32> = Vec::new();
     let mut raw_ids: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
     let mut touched: Vec<u8> = Vec::new();
+    // Classes of UTF-8 continuation bytes only (classes are byte ranges).
+    let mut cont = vec![true; nc];
+    for b in 0..256usize {
+        if !(0x80..=0xbf).contains(&b) {
+            cont[class_of[b] as usize] = false;
+        }
+    }
+    // States inside a character: no other edge, not accepting, and only
+    // continuation bytes taken (merged below where they agree).
+    let mut mids: Vec<u32> = Vec::new();
     let mut i = 0;
     while i < sets.len() {
         if base as usize + sets.len() > limits.max_dfa_states {
@@ -1366,6 +1376,12 @@ fn determinise(
         };
         let row_at = out.byte_next.len();
         out.byte_next.resize(row_at + nc, DEAD);
+        let mid = other.is_empty()
+            && set.binary_search(&end).is_err()
+            && touched.iter().all(|&c| cont[c as usize]);
+        if mid && i > 0 {
+            mids.push(i as u32);
+        }
         // Only the classes some edge covers (rules see few of a big grammar's classes).
         touched.sort_unstable();
         for &c in &touched {
@@ -1399,7 +1415,81 @@ fn determinise(
         out.state_rule.push(rule);
         i += 1;
     }
+    merge_mids(out, base, &mids, &cont);
     Ok(())
+}
+
+/// Merge the states inside a UTF-8 character (`mids`, local ids of the
+/// rule starting at state `base`) that take the same continuation bytes to
+/// the same states: each class of code points makes its own copies of them
+/// (a key complement leaves its known keys by any other character from
+/// every prefix, each through states of its own), so equal continuations
+/// stay apart, and walks must tell them apart byte by byte. Rounds merge
+/// the last byte's states, then those leading to them; a merged state's
+/// row is cleared, so [`trim`] drops it. The first (lowest) state of a
+/// group is kept, so a rule's start state is never dropped.
+fn merge_mids(out: &mut Tables, base: u32, mids: &[u32], cont: &[bool]) {
+    if mids.len() < 2 {
+        return;
+    }
+    let nc = out.num_classes;
+    let cont_classes: Vec<usize> = (0..nc).filter(|&c| cont[c]).collect();
+    let n = out.accepting.len() - base as usize;
+    // `rep[s]`: the state local state `s` is merged into (itself if none).
+    let mut rep: Vec<u32> = (base..base + n as u32).collect();
+    // Groups merge again in later rounds: follow the chain.
+    let find = |rep: &[u32], mut t: u32| -> u32 {
+        while t != DEAD && t >= base && rep[(t - base) as usize] != t {
+            t = rep[(t - base) as usize];
+        }
+        t
+    };
+    let mut merged_any = false;
+    let mut seen: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
+    loop {
+        seen.clear();
+        let mut merged = false;
+        for &m in mids {
+            let s = base + m;
+            if find(&rep, s) != s {
+                continue;
+            }
+            let row = &out.byte_next[s as usize * nc..][..nc];
+            let sig: Vec<u32> = cont_classes.iter().map(|&c| find(&rep, row[c])).collect();
+            match seen.get(&sig) {
+                Some(&r) => {
+                    rep[m as usize] = r;
+                    merged = true;
+                }
+                None => {
+                    seen.insert(sig, s);
+                }
+            }
+        }
+        if !merged {
+            break;
+        }
+        merged_any = true;
+    }
+    if !merged_any {
+        return;
+    }
+    for k in 0..n {
+        let s = base as usize + k;
+        if rep[k] != s as u32 {
+            out.byte_next[s * nc..(s + 1) * nc].fill(DEAD);
+            continue;
+        }
+        for t in &mut out.byte_next[s * nc..(s + 1) * nc] {
+            *t = find(&rep, *t);
+        }
+        for (_, t) in &mut out.rule_edges[s] {
+            *t = find(&rep, *t);
+        }
+        for (_, t) in &mut out.token_edges[s] {
+            *t = find(&rep, *t);
+        }
+    }
 }
 
 /// The worklist of [`trim`]'s liveness pass.
@@ -1713,5 +1803,129 @@ mod tests {
             e.to_string().contains(&format!("max_nfa_states={}", n - 1)),
             "{e}"
         );
+    }
+
+    /// Each class of code points makes its own states inside a character (a
+    /// key complement leaves every prefix by any other character): the
+    /// build merges those that take the same continuations to the same
+    /// states, and the language stays the same (checked against a direct
+    /// simulation of the NFA on strings with whole, cut and stray UTF-8).
+    #[test]
+    fn states_inside_a_character_are_merged_exactly() {
+        let other = |c: char| class(true, &[(c as u32, c as u32)]);
+        let lit = |s: &str| Expr::Literal(s.as_bytes().to_vec());
+        let body = Expr::Seq(vec![
+            Expr::Alt(vec![
+                Expr::Seq(vec![lit("a"), other('b')]),
+                Expr::Seq(vec![lit("b"), other('a')]),
+                Expr::Seq(vec![lit("ab"), other('\u{e9}')]),
+                Expr::Seq(vec![lit("\u{20ac}"), other('\u{1f600}'), other('x')]),
+                other('x'),
+            ]),
+            lit("c"),
+        ]);
+        let g = Grammar {
+            rules: vec![crate::grammar::Rule {
+                name: "root".to_owned(),
+                body: body.clone(),
+                span: None,
+            }],
+            root: 0,
+        };
+        let vocab = Vocabulary::byte_level();
+        let limits = Limits::default();
+        let a = Automaton::build(&g, &vocab, &limits, None).expect("build");
+        // No two states inside a character agree.
+        let nc = a.num_classes;
+        let row = |s: usize| &a.byte_next[s * nc..(s + 1) * nc];
+        let mut mids: Vec<&[u32]> = (0..a.num_states())
+            .filter(|&s| {
+                !a.accepting[s]
+                    && a.rule_edges(s as u32).is_empty()
+                    && (0..=255u8)
+                        .all(|b| (0x80..=0xbf).contains(&b) || a.next_byte(s as u32, b) == DEAD)
+                    && row(s).iter().any(|&t| t != DEAD)
+            })
+            .map(row)
+            .collect();
+        let n_mids = mids.len();
+        mids.sort_unstable();
+        mids.dedup();
+        assert!(n_mids > 3, "only {n_mids} states inside a character");
+        assert_eq!(mids.len(), n_mids, "states inside a character left apart");
+        // The language, against the NFA.
+        let mut b = Builder::new(&vocab, &limits, None);
+        let mut nfa = Nfa::default();
+        let (start, end) = b.frag(&mut nfa, &body).expect("frag");
+        nfa.finish();
+        let close = |set: &mut Vec<u32>| {
+            let mut k = 0;
+            while k < set.len() {
+                for &(e, t) in nfa.edges(set[k]) {
+                    if e == Edge::Eps && !set.contains(&t) {
+                        set.push(t);
+                    }
+                }
+                k += 1;
+            }
+        };
+        let nfa_accepts = |text: &[u8]| {
+            let mut set = vec![start];
+            close(&mut set);
+            for &byte in text {
+                let mut next: Vec<u32> = Vec::new();
+                for &s in &set {
+                    for &(e, t) in nfa.edges(s) {
+                        if matches!(e, Edge::Bytes(lo, hi) if (lo..=hi).contains(&byte))
+                            && !next.contains(&t)
+                        {
+                            next.push(t);
+                        }
+                    }
+                }
+                close(&mut next);
+                set = next;
+            }
+            set.contains(&end)
+        };
+        let dfa_accepts = |text: &[u8]| {
+            let mut q = a.rule_start[a.root as usize];
+            for &byte in text {
+                q = a.next_byte(q, byte);
+                if q == DEAD {
+                    return false;
+                }
+            }
+            a.accepting[q as usize]
+        };
+        let pieces: [&[u8]; 12] = [
+            b"a",
+            b"b",
+            b"c",
+            b"x",
+            "\u{e9}".as_bytes(),
+            "\u{20ac}".as_bytes(),
+            "\u{1f600}".as_bytes(),
+            "\u{7ff}".as_bytes(),
+            "\u{10ffff}".as_bytes(),
+            b"\xc3",
+            b"\xa9",
+            b"\xf0\x9f",
+        ];
+        let mut rng = crate::xorshift(0x5eed_0fc0de);
+        let mut accepted = 0;
+        for _ in 0..4000 {
+            let len = rng() % 5;
+            let mut text: Vec<u8> = (0..len)
+                .flat_map(|_| pieces[(rng() % pieces.len() as u64) as usize].to_vec())
+                .collect();
+            if rng() % 2 == 0 {
+                text.push(b'c'); // most accepted strings end so
+            }
+            let want = nfa_accepts(&text);
+            assert_eq!(dfa_accepts(&text), want, "{text:?}");
+            accepted += usize::from(want);
+        }
+        assert!(accepted > 100, "only {accepted} accepted strings");
     }
 }
