@@ -65,6 +65,8 @@ pub struct CompiledGrammar {
     handed: RwLock<HandedMemo>,
     /// See [`CompiledGrammar::counter_reach`].
     counter_reach: OnceLock<Vec<CounterReach>>,
+    /// See [`CompiledGrammar::item_runs`].
+    item_runs: OnceLock<Vec<Option<ItemRun>>>,
     /// Entries with more uncertain tokens hand them over by a walk
     /// ([`WALKED_HANDOVER`]; tests set it to compare both ways).
     walked_handover: usize,
@@ -102,6 +104,23 @@ struct CounterReach {
     /// The bytes that may follow a counter with a minimum.
     follow: ByteSet,
 }
+
+/// A counter whose item is one character-like piece (a DFA with no rule
+/// reference, token element or register, ending where it accepts): how
+/// many iterations one token can start from the start of an instance
+/// (see [`CompiledGrammar::item_runs`]).
+#[derive(Clone, Copy, Debug)]
+struct ItemRun {
+    /// The item rule's start state.
+    start: u32,
+    /// One more than the most iterations a token starts; counts further
+    /// than this from a bound behave alike.
+    cap: u32,
+}
+
+/// Trie nodes an [`ItemRun`] walk may visit before it gives up (a piece
+/// that most words are made of gains nothing, and would walk them all).
+const ITEM_RUN_BUDGET: usize = 20_000;
 
 impl CounterReach {
     /// Nothing for bounds to change: no counter reached.
@@ -170,6 +189,7 @@ impl CompiledGrammar {
             contexts: Mutex::default(),
             handed: RwLock::default(),
             counter_reach: OnceLock::new(),
+            item_runs: OnceLock::new(),
             walked_handover: WALKED_HANDOVER,
         }
     }
@@ -279,7 +299,7 @@ impl CompiledGrammar {
         let e = match &a.rule_kind[a.state_rule[state as usize] as usize] {
             RuleKind::Counter { min, item, .. } => {
                 let (left, need) = ((class >> 32) as u32, class as u32);
-                let cap = self.count_cap();
+                let cap = self.rule_cap(state);
                 // The unbounded entry with the same distance to the minimum.
                 let base_class = u64::from(cap) << 32 | u64::from(need);
                 let base = match self.cached_aux(state, base_class) {
@@ -348,7 +368,100 @@ impl CompiledGrammar {
 
     /// Registers in one class get the same classification (see the module doc).
     fn aux_class(&self, state: u32, aux: u32) -> u64 {
-        register_class(&self.automaton, state, aux, self.count_cap(), (true, true))
+        register_class(
+            &self.automaton,
+            state,
+            aux,
+            self.rule_cap(state),
+            (true, true),
+        )
+    }
+
+    /// Counts further than this from the bounds of `state`'s counter behave
+    /// alike in its entries: the longest token's length, or for a counter of
+    /// a character-like item the most iterations a token can start.
+    fn rule_cap(&self, state: u32) -> u32 {
+        let rule = self.automaton.state_rule[state as usize] as usize;
+        match self.item_runs().get(rule) {
+            Some(Some(run)) => run.cap,
+            _ => self.count_cap(),
+        }
+    }
+
+    /// Per rule, for counters of a character-like item (`[0-9a-f]{40}`,
+    /// `\d{5}` with its hundreds of UTF-8 states per copy), the
+    /// [`ItemRun`]: iterations run from the start of a token, so a token
+    /// starts at most as many as its longest leading run of items, and
+    /// hex digits or digits make short runs where the longest token is
+    /// hundreds of bytes. None where the item is not such a piece, or takes
+    /// every lower-case letter, or the walk outgrows [`ITEM_RUN_BUDGET`].
+    fn item_runs(&self) -> &[Option<ItemRun>] {
+        self.item_runs.get_or_init(|| {
+            let a = &self.automaton;
+            (0..a.rule_start.len())
+                .map(|r| match a.rule_kind[r] {
+                    RuleKind::Counter { item, .. } => {
+                        let start = a.rule_start[item as usize];
+                        if !single_piece(a, start)
+                            || (b'a'..=b'z')
+                                .all(|b| a.next_byte(start, b) != crate::automaton::DEAD)
+                        {
+                            return None;
+                        }
+                        let most = self.item_run_walk(start, None)?;
+                        Some(ItemRun {
+                            start,
+                            cap: (most + 1).min(self.count_cap()),
+                        })
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+    }
+
+    /// A trie walk repeating the piece that starts at `start`: the most
+    /// iterations a token starts (None past [`ITEM_RUN_BUDGET`] nodes);
+    /// with `mark = (n, ranks)`, it adds the ranks of the tokens that start
+    /// iteration `n + 1` instead.
+    fn item_run_walk(
+        &self,
+        start: u32,
+        mut mark: Option<(u32, &mut crate::trie::RankBits)>,
+    ) -> Option<u32> {
+        use crate::automaton::DEAD;
+        use crate::trie::Step;
+        let a = &self.automaton;
+        let n = mark.as_ref().map_or(u32::MAX, |m| m.0);
+        let (mut most, mut visited) = (0u32, 0usize);
+        self.vocab.trie().walk_states(
+            (start, 0u32),
+            |&(q, k), byte, _, _| {
+                visited += 1;
+                if visited > ITEM_RUN_BUDGET {
+                    return Step::Dead;
+                }
+                let k = k + u32::from(q == start);
+                let t = a.next_byte(q, byte);
+                if t == DEAD {
+                    return Step::Dead;
+                }
+                most = most.max(k);
+                if k > n {
+                    return Step::Copy;
+                }
+                Step::Live((if a.accepting[t as usize] { start } else { t }, k))
+            },
+            |_, _| None,
+            |_, _| {},
+            |_, _, _, _, _| {},
+            |toks, first| {
+                if let Some((_, ranks)) = mark.as_mut() {
+                    ranks.set_range(first, first + toks.len() as u32);
+                }
+            },
+        );
+        (visited <= ITEM_RUN_BUDGET).then_some(most)
     }
 
     /// The entry of a counter state with only `left` iterations left, from
@@ -356,17 +469,20 @@ impl CompiledGrammar {
     /// `left` iterations, so only longer tokens can change; they are
     /// classified again.
     fn narrow(&self, base: &CacheEntry, state: u32, aux: u32, left: u32) -> CacheEntry {
-        let longer = CounterReach {
-            floor: left,
-            follow: [0; 4],
+        let rule = self.automaton.state_rule[state as usize] as usize;
+        let again = match self.item_runs().get(rule) {
+            // Only tokens that start iteration `left + 1` can change.
+            Some(Some(run)) => {
+                let mut again = crate::trie::RankBits::new(self.vocab.trie());
+                let _ = self.item_run_walk(run.start, Some((left, &mut again)));
+                again
+            }
+            _ => self.recheck_set(&CounterReach {
+                floor: left,
+                follow: [0; 4],
+            }),
         };
-        self.reclassify(
-            base,
-            state,
-            aux,
-            &self.recheck_set(&longer),
-            Unbounded::None,
-        )
+        self.reclassify(base, state, aux, &again, Unbounded::None)
     }
 
     /// `base` with the tokens whose ranks are in `again` classified again by
@@ -1329,6 +1445,32 @@ fn register_class(a: &Automaton, state: u32, aux: u32, cap: u32, keep: (bool, bo
         }
         RuleKind::Permutation { .. } => u64::from(aux),
     }
+}
+
+/// Is the rule part from `start` one piece: no rule reference, token
+/// element or register, not empty, and over once it accepts (accepting
+/// states take no byte), so iterations of it split a string one way?
+fn single_piece(a: &Automaton, start: u32) -> bool {
+    let mut seen = vec![start];
+    let mut known: rustc_hash::FxHashSet<u32> = [start].into_iter().collect();
+    let mut k = 0;
+    while let Some(&q) = seen.get(k) {
+        k += 1;
+        if a.aux_state[q as usize] || !a.rule_edges(q).is_empty() || !a.token_edges(q).is_empty() {
+            return false;
+        }
+        let row = &a.byte_next[q as usize * a.num_classes..][..a.num_classes];
+        let live = row.iter().any(|&t| t != crate::automaton::DEAD);
+        if a.accepting[q as usize] == (live || q == start) {
+            return false;
+        }
+        for &t in row {
+            if t != crate::automaton::DEAD && known.insert(t) {
+                seen.push(t);
+            }
+        }
+    }
+    true
 }
 
 /// The byte groups (see [`crate::trie::byte_group`]) that DFA states take
@@ -2420,7 +2562,7 @@ ch ::= [a-zé-ÿ] | [日本]"#
         tokens.extend(["\"\":", "\"ab\":", "\"\",:", "a,]", ",]"].map(|t| t.as_bytes().to_vec()));
         let vocab = test_vocab(tokens);
         let compiler = Compiler::new(vocab.clone());
-        let (mut checked, mut relaxed_bases) = (0, 0);
+        let (mut checked, mut relaxed_bases, mut runs) = (0, 0, 0);
         for src in [
             r#"root ::= "\"" ch{0,20} "\"" ("," root)?
 ch ::= [^"\\] | "\\" ["\\n]"#,
@@ -2441,6 +2583,13 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
 "#,
             r#"root ::= ("\"" [a-z]{0,17} "\"" ","?){18,} ":"
 "#,
+            // Counters of one character each, digits and `é` (a UTF-8
+            // piece), whose runs in tokens are shorter or longer than the
+            // bounds: entries by item run (see `item_runs`).
+            r#"root ::= "\"" [0-9]{18,40} "\"" ("," root)?"#,
+            r#"root ::= ([0-9\u00e9]{17,25} ",")* "]""#,
+            r#"root ::= [01]{17,19} ":" | "[" [0-9]{20,} "]""#,
+            r#"root ::= "\"" [0-9]{35,40} "\"" ("," root)?"#,
         ] {
             let g = compiler.compile_gbnf(src.as_bytes(), "root").expect("gbnf");
             let a = g.automaton();
@@ -2465,6 +2614,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                     else {
                         continue;
                     };
+                    runs += usize::from(g.item_runs()[a.state_rule[s as usize] as usize].is_some());
                     for aux in 0..32 {
                         // The relaxed walk, whatever the share it reclassifies.
                         if let Some(reach) = g.counter_base_reach(s, item, aux < min) {
@@ -2505,6 +2655,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
             }
         }
         assert!(checked >= 5, "only {checked} states under counters");
+        assert!(runs >= 3, "only {runs} counters of one-character items");
         assert!(
             relaxed_bases >= 32,
             "only {relaxed_bases} relaxed counter bases"
