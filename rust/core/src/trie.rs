@@ -266,11 +266,6 @@ impl RankBits {
             .is_some_and(|w| w & (1 << (r % 64)) != 0)
     }
 
-    /// Number of ranks in the set.
-    pub fn count(&self) -> usize {
-        self.0.iter().map(|w| w.count_ones() as usize).sum()
-    }
-
     /// The ranks in the set, ascending.
     pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().enumerate().flat_map(|(w, &word)| {
@@ -508,7 +503,13 @@ impl TokenTrie {
     /// touches only the smaller side: the set ranks, or the clear ones
     /// taken out of every trie token.
     pub fn ids_of_ranks(&self, ranks: &RankBits, words: usize) -> Vec<u32> {
-        let dense = ranks.count() * 2 > self.token_ids.len();
+        // Which side is smaller, judged by whole words (a walk sets ranges,
+        // so most words are full or empty; an exact count would cost a
+        // software popcount of every word): the choice only sets the cost.
+        let (full, empty) = ranks.0.iter().fold((0usize, 0usize), |(f, e), &w| {
+            (f + usize::from(w == u64::MAX), e + usize::from(w == 0))
+        });
+        let dense = full > empty;
         let mut bits = if dense {
             let mut b = self.in_trie.clone();
             b.resize(words, 0);
