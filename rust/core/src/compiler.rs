@@ -272,10 +272,12 @@ impl CompiledGrammar {
                     if *follow == ANY_BYTE {
                         return e;
                     }
-                    Arc::new(CacheEntry::new(
-                        e.accepted.clone(),
-                        self.hand_over(state, follow, &e.uncertain),
-                    ))
+                    shared.filtered(&e, follow, || {
+                        CacheEntry::new(
+                            e.accepted.clone(),
+                            self.hand_over(state, follow, &e.uncertain),
+                        )
+                    })
                 }
                 (Some(_), None) => {
                     let r = self
@@ -1280,8 +1282,17 @@ impl CompiledGrammar {
 #[derive(Debug, Default)]
 pub struct LexicalCache {
     map: Mutex<FxHashMap<Vec<u32>, Arc<CacheEntry>>>,
+    /// Shared entries filtered by a FOLLOW set, per (entry, FOLLOW): the
+    /// grammars of one compiler mostly repeat their FOLLOW sets (a string
+    /// value before `,` or `}`), and the filter walks every uncertain
+    /// token's path. The value keeps the entry alive, so its address is
+    /// not reused while the key stands.
+    filtered: Mutex<FilteredMemo>,
     bytes: std::sync::atomic::AtomicUsize,
 }
+
+/// (shared entry's address, FOLLOW set) to (that entry, its filtered form).
+type FilteredMemo = FxHashMap<(usize, ByteSet), (Arc<CacheEntry>, Arc<CacheEntry>)>;
 
 /// Stop adding entries to a [`LexicalCache`] past this many bytes.
 pub const LEXICAL_CACHE_BYTES: usize = 64 << 20;
@@ -1303,6 +1314,42 @@ impl LexicalCache {
         };
         let kept = m.entry(key).or_insert_with(|| e.clone()).clone();
         if Arc::ptr_eq(&kept, &e) {
+            self.bytes.fetch_add(size, Ordering::Relaxed);
+        }
+        kept
+    }
+
+    /// Shared entry `e` filtered by `follow` (`make` builds it), memoised.
+    fn filtered(
+        &self,
+        e: &Arc<CacheEntry>,
+        follow: &ByteSet,
+        make: impl FnOnce() -> CacheEntry,
+    ) -> Arc<CacheEntry> {
+        use std::sync::atomic::Ordering;
+        let key = (Arc::as_ptr(e) as usize, *follow);
+        if let Some(f) = self
+            .filtered
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).map(|v| v.1.clone()))
+        {
+            return f;
+        }
+        let f = Arc::new(make());
+        let size = f.heap_bytes() + 96;
+        if self.bytes.load(Ordering::Relaxed) + size > LEXICAL_CACHE_BYTES {
+            return f;
+        }
+        let Ok(mut m) = self.filtered.lock() else {
+            return f;
+        };
+        let kept = m
+            .entry(key)
+            .or_insert_with(|| (e.clone(), f.clone()))
+            .1
+            .clone();
+        if Arc::ptr_eq(&kept, &f) {
             self.bytes.fetch_add(size, Ordering::Relaxed);
         }
         kept
@@ -2402,6 +2449,55 @@ mod tests {
             referenced >= 2,
             "{referenced} states walked against a reference"
         );
+    }
+
+    /// Shared entries filtered by a FOLLOW set are memoised per (entry,
+    /// FOLLOW) across the grammars of a compiler: the same string rule
+    /// before `:` in two grammars shares one filtered entry, before `,` it
+    /// gets its own, and each equals the direct classification.
+    #[test]
+    fn filtered_shared_entries_are_memoised_by_follow() {
+        let vocab = vocab();
+        let n = vocab.vocab_size();
+        let compiler = Compiler::new(vocab);
+        let str_rule = "\nstr ::= \"\\\"\" [ab]* \"\\\"\"";
+        let grammars: Vec<Arc<CompiledGrammar>> = [
+            format!("root ::= str \":\"{str_rule}"),
+            format!("root ::= str \",\"{str_rule}"),
+            format!("root ::= str \":\" \"1\"{str_rule}"),
+        ]
+        .iter()
+        .map(|src| compiler.compile_gbnf(src.as_bytes(), "root").expect("gbnf"))
+        .collect();
+        // Per grammar, the entries of the string rule's states by key.
+        let mut by_key: Vec<FxHashMap<Vec<u32>, *const CacheEntry>> = Vec::new();
+        for g in &grammars {
+            let a = g.automaton();
+            let mut m = FxHashMap::default();
+            for s in 0..g.num_states() as u32 {
+                let follow = &a.follow[a.state_rule[s as usize] as usize];
+                let Some(key) = lexical_key(a, s).filter(|_| *follow != ANY_BYTE) else {
+                    continue;
+                };
+                let (e, direct) = (g.entry(s), g.classify_lexical(s, follow, None, false));
+                assert_eq!(bits(e, n), bits(&direct, n), "state {s}");
+                assert_eq!(e.uncertain, direct.uncertain, "state {s}");
+                m.insert(key, e as *const CacheEntry);
+            }
+            by_key.push(m);
+        }
+        let shared = |i: usize, j: usize| {
+            by_key[i]
+                .iter()
+                .filter(|(k, e)| by_key[j].get(*k) == Some(*e))
+                .count()
+        };
+        assert!(
+            shared(0, 2) >= 2,
+            "same FOLLOW, {} entries shared",
+            shared(0, 2)
+        );
+        assert_eq!(shared(0, 1), 0, "different FOLLOW, entries shared");
     }
 
     /// A vocabulary of `tokens` (first occurrences, in the order given: ids
