@@ -3413,10 +3413,21 @@ impl<'a> Ctx<'a> {
                 }
             }
             let words: Vec<&str> = names.iter().map(String::as_str).collect();
+            // Every key language is a rule of its own: a rule that reaches
+            // no other is classified by its DFA alone, and its entries are
+            // shared by every grammar of the compiler (inlined into the
+            // object's rule, a free key cost a parser walk of the whole
+            // vocabulary in every schema).
             let key = match lang {
                 KeyLang::Dfa(d) => self.key_language(&d)?,
-                KeyLang::Pattern(e) => quoted(strings::spell_raw(&e)?),
-                KeyLang::Others if words.is_empty() => quoted(spell(&any_string())?),
+                KeyLang::Pattern(e) => {
+                    let body = quoted(strings::spell_raw(&e)?);
+                    let name = self.unique("pattern_key".to_owned());
+                    Expr::Rule(self.add_rule(name, body))
+                }
+                KeyLang::Others if words.is_empty() => self.helper("json_string", |_| {
+                    quoted(spell(&any_string()).unwrap_or_else(|_| nothing()))
+                }),
                 KeyLang::Others => self.key_complement(&words)?,
             };
             addl.push((key, v));

@@ -1034,3 +1034,54 @@ fn rule_count_limit_names_itself() {
     assert!(e.to_string().contains("MAX_SCHEMA_RULES"), "{e}");
     assert!(e.to_string().contains("20000"), "{e}");
 }
+
+/// Keys of no name (free keys, `patternProperties` keys) are rules of their
+/// own that reach no other rule, so the compiler classifies them by their
+/// DFA alone and shares the entries between grammars (inlined into an
+/// object's rule, a free key cost a parser walk of the whole vocabulary).
+#[test]
+fn unnamed_keys_are_rules_of_their_own() {
+    fn refs(e: &Expr, out: &mut Vec<RuleId>) {
+        match e {
+            Expr::Rule(r) => out.push(*r),
+            Expr::Seq(v) | Expr::Alt(v) => v.iter().for_each(|x| refs(x, out)),
+            Expr::Repeat { expr, .. } => refs(expr, out),
+            Expr::Permutation { members, .. } => members.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let opts = SchemaOptions {
+        strict_mode: false,
+        ..SchemaOptions::default()
+    };
+    for (schema, key_rule) in [
+        (
+            json!({"type": "object", "patternProperties": {"^[a-z]{1,40}$": {"type": "integer"}}}),
+            "pattern_key",
+        ),
+        (
+            json!({"type": "object", "additionalProperties": {"type": "integer"}}),
+            "json_string",
+        ),
+    ] {
+        let g = schema_to_grammar(&schema, &opts).expect("schema").grammar;
+        let keys: Vec<RuleId> = (0..g.rules.len() as RuleId)
+            .filter(|&r| g.rules[r as usize].name.starts_with(key_rule))
+            .collect();
+        assert!(!keys.is_empty(), "{schema}: no {key_rule} rule");
+        for &k in &keys {
+            let mut inner = Vec::new();
+            refs(&g.rules[k as usize].body, &mut inner);
+            assert!(inner.is_empty(), "{schema}: {key_rule} refers to {inner:?}");
+        }
+        let referenced = g.rules.iter().any(|r| {
+            let mut out = Vec::new();
+            refs(&r.body, &mut out);
+            out.iter().any(|x| keys.contains(x))
+        });
+        assert!(
+            referenced,
+            "{schema}: the object does not refer to {key_rule}"
+        );
+    }
+}
