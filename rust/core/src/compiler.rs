@@ -44,7 +44,15 @@ pub struct CacheEntry {
     /// walk's (see [`CompiledGrammar::classify_lexical`]): copied subtrees
     /// are rank ranges.
     ranks: OnceLock<crate::trie::RankBits>,
+    /// For a shared entry walked against a reference: the reference's entry
+    /// and the ranges copied from it where nothing was handed over (see
+    /// [`CompiledGrammar::classify_lexical_copies`]), so a FOLLOW filter
+    /// takes the reference's filtered tokens there.
+    via: Option<(Arc<CacheEntry>, Vec<RankRange>)>,
 }
+
+/// Trie ranks `first..first + len`, as `(first, len)`.
+type RankRange = (u32, u32);
 
 /// A grammar compiled against a vocabulary. Immutable apart from its
 /// internally synchronised cache; share it across threads with `Arc`.
@@ -266,8 +274,14 @@ impl CompiledGrammar {
                             });
                             Some((r, e))
                         });
-                        let r = r.as_ref().map(|(r, e)| (*r, &**e));
-                        self.classify_lexical(state, &ANY_BYTE, r, false)
+                        let (mut ce, clean) = self.classify_lexical_copies(
+                            state,
+                            &ANY_BYTE,
+                            r.as_ref().map(|(r, e)| (*r, &**e)),
+                            false,
+                        );
+                        ce.via = r.map(|(_, e)| (e, clean));
+                        ce
                     });
                     if *follow == ANY_BYTE {
                         return e;
@@ -275,7 +289,7 @@ impl CompiledGrammar {
                     shared.filtered(&e, follow, || {
                         CacheEntry::new(
                             e.accepted.clone(),
-                            self.hand_over(state, follow, &e.uncertain),
+                            self.filter_shared(state, follow, &e, shared),
                         )
                     })
                 }
@@ -457,7 +471,7 @@ impl CompiledGrammar {
             |_, _| None,
             |_, _| {},
             |_, _, _, _, _| {},
-            |toks, first| {
+            |_, toks, first| {
                 if let Some((_, ranks)) = mark.as_mut() {
                     ranks.set_range(first, first + toks.len() as u32);
                 }
@@ -720,6 +734,22 @@ impl CompiledGrammar {
         reference: Option<(u32, &CacheEntry)>,
         keep_ranks: bool,
     ) -> CacheEntry {
+        self.classify_lexical_copies(state, follow, reference, keep_ranks)
+            .0
+    }
+
+    /// [`Self::classify_lexical`], and the rank ranges copied from the
+    /// reference below a node the rule could not have ended before (no
+    /// hand-over flag there, nor at its parent): there a FOLLOW filter
+    /// keeps what it keeps of the reference's, since both walks are in one
+    /// DFA state with nothing handed over.
+    fn classify_lexical_copies(
+        &self,
+        state: u32,
+        follow: &ByteSet,
+        reference: Option<(u32, &CacheEntry)>,
+        keep_ranks: bool,
+    ) -> (CacheEntry, Vec<RankRange>) {
         use crate::automaton::DEAD;
         use crate::trie::Step;
         let a = &self.automaton;
@@ -730,7 +760,8 @@ impl CompiledGrammar {
         let could_hand_over = |q: u32, flag: bool, byte: u8, depth: usize| {
             flag || depth >= 2 && a.accepting[q as usize] && byte_in(follow, byte)
         };
-        let mut copies: Vec<(u32, u32)> = Vec::new();
+        let mut copies: Vec<RankRange> = Vec::new();
+        let mut clean: Vec<RankRange> = Vec::new();
         let mut loop_cache = LoopCache::new(a);
         // (DFA state, its hand-over flag, the reference's state and flag).
         let root = (state, false, reference.map_or(DEAD, |r| r.0), false);
@@ -811,13 +842,19 @@ impl CompiledGrammar {
                     uncertain.extend(first..first + toks.len() as u32);
                 }
             },
-            |toks, first| {
+            |p, toks, first| {
                 // Pre-order: sibling subtrees copied one after another are
                 // one range of ranks.
                 let len = toks.len() as u32;
                 match copies.last_mut() {
                     Some(last) if last.0 + last.1 == first => last.1 += len,
                     _ => copies.push((first, len)),
+                }
+                if !p.1 && !a.accepting[p.0 as usize] {
+                    match clean.last_mut() {
+                        Some(last) if last.0 + last.1 == first => last.1 += len,
+                        _ => clean.push((first, len)),
+                    }
                 }
             },
         );
@@ -835,7 +872,7 @@ impl CompiledGrammar {
         if keep_ranks {
             let _ = e.ranks.set(accepted);
         }
-        e
+        (e, clean)
     }
 
     /// The tokens of a walk's ranks as a set over this vocabulary's ids.
@@ -882,6 +919,59 @@ impl CompiledGrammar {
             (agreeing(q, r) >= 32).then_some(r)
         };
         best(state).filter(|&r| best(r).is_none())
+    }
+
+    /// The uncertain tokens of shared entry `e` of lexical `state` that
+    /// this grammar's FOLLOW set keeps ([`Self::hand_over`]). Where `e` was
+    /// walked against a reference (this grammar's reference of `state` has
+    /// that entry), the ranges copied with nothing handed over keep what
+    /// the reference's filtered entry keeps (memoised in `shared`): a key
+    /// complement's 1,151 tokens that go on past a closing quote are then
+    /// filtered once per compiler, not once per schema.
+    fn filter_shared(
+        &self,
+        state: u32,
+        follow: &ByteSet,
+        e: &CacheEntry,
+        shared: &LexicalCache,
+    ) -> Vec<u32> {
+        let a = &self.automaton;
+        let via = e.via.as_ref().and_then(|(re, clean)| {
+            let r = self.lexical_reference(state)?;
+            let same = shared
+                .get(&lexical_key(a, r)?)
+                .is_some_and(|x| Arc::ptr_eq(&x, re));
+            same.then_some((r, re, clean))
+        });
+        let Some((r, re, clean)) = via else {
+            return self.hand_over(state, follow, &e.uncertain);
+        };
+        let rf = shared.filtered(re, follow, || {
+            CacheEntry::new(
+                re.accepted.clone(),
+                self.hand_over(r, follow, &re.uncertain),
+            )
+        });
+        let inside = |x: u32| {
+            let k = clean.partition_point(|&(first, _)| first <= x);
+            k > 0 && x < clean[k - 1].0 + clean[k - 1].1
+        };
+        let outside: Vec<u32> = e
+            .uncertain
+            .iter()
+            .copied()
+            .filter(|&x| !inside(x))
+            .collect();
+        let walked = self.hand_over(state, follow, &outside);
+        let mut kept: Vec<u32> = rf
+            .uncertain
+            .iter()
+            .copied()
+            .filter(|&x| inside(x))
+            .collect();
+        kept.extend(walked);
+        kept.sort_unstable();
+        kept
     }
 
     /// The tokens (trie ranks) of `uncertain` that the rule of lexical
@@ -1319,6 +1409,11 @@ impl LexicalCache {
         kept
     }
 
+    /// The shared entry of sub-automaton `key`, if there is one.
+    fn get(&self, key: &[u32]) -> Option<Arc<CacheEntry>> {
+        self.map.lock().ok().and_then(|m| m.get(key).cloned())
+    }
+
     /// Shared entry `e` filtered by `follow` (`make` builds it), memoised.
     fn filtered(
         &self,
@@ -1434,6 +1529,7 @@ impl CacheEntry {
             accepted,
             uncertain,
             ranks: OnceLock::new(),
+            via: None,
         }
     }
 
@@ -1460,6 +1556,7 @@ impl CacheEntry {
                 .ranks
                 .get()
                 .map_or(0, crate::trie::RankBits::heap_bytes)
+            + self.via.as_ref().map_or(0, |v| v.1.capacity() * 8)
     }
 }
 
@@ -2425,7 +2522,7 @@ mod tests {
             .collect();
         // After `a` the rule may end (a hand-over) where its tail may not.
         grammars.push(compiler.compile_regex(r#"[^"]*"|a"#).expect("regex"));
-        let mut referenced = 0;
+        let (mut referenced, mut filtered_via) = (0, 0);
         for g in &grammars {
             let a = g.automaton();
             for s in 0..g.num_states() as u32 {
@@ -2442,12 +2539,23 @@ mod tests {
                     assert_eq!(bits(&plain, n), bits(&copied, n), "state {s}");
                     assert_eq!(plain.uncertain, copied.uncertain, "state {s}");
                 }
+                // The grammar's entry: the shared one (walked against the
+                // reference) filtered by FOLLOW, partly through the
+                // reference's filtered entry.
+                let (e, direct) = (g.entry(s), g.classify_lexical(s, follow, None, false));
+                assert_eq!(bits(e, n), bits(&direct, n), "entry, state {s}");
+                assert_eq!(e.uncertain, direct.uncertain, "entry, state {s}");
+                filtered_via += usize::from(*follow != ANY_BYTE && !e.uncertain.is_empty());
                 referenced += 1;
             }
         }
         assert!(
             referenced >= 2,
             "{referenced} states walked against a reference"
+        );
+        assert!(
+            filtered_via >= 2,
+            "{filtered_via} entries filtered through a reference"
         );
     }
 

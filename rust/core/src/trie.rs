@@ -604,7 +604,7 @@ impl TokenTrie {
         mut sparse: impl FnMut(&T, usize) -> Option<[u64; 4]>,
         mut on_node: impl FnMut(&[TokenId], u32),
         mut on_dead: impl FnMut(&T, u8, usize, &[TokenId], u32),
-        mut on_copy: impl FnMut(&[TokenId], u32),
+        mut on_copy: impl FnMut(&T, &[TokenId], u32),
     ) {
         /// The picked children of a sparse node still to walk.
         struct Jump {
@@ -617,18 +617,21 @@ impl TokenTrie {
             until: usize,
             /// Where the sparse node's subtree ends.
             end: usize,
+            /// The sparse node's depth (its state is `stack[depth]`).
+            depth: usize,
         }
         let mut stack: Vec<T> = vec![root; self.max_depth + 1];
         let mut picked: Vec<u32> = Vec::new();
         let mut jumps: Vec<Jump> = Vec::new();
-        // Copy the subtrees of nodes `from..to` (siblings, or nothing).
-        let mut copy = |from: usize, to: usize| {
+        // Copy the subtrees of nodes `from..to` (children of a node in
+        // state `parent`, or nothing).
+        let mut copy = |parent: &T, from: usize, to: usize| {
             let (a, b) = (
                 self.token_start[from] as usize,
                 self.token_start[to] as usize,
             );
             if a < b {
-                on_copy(&self.token_ids[a..b], a as u32);
+                on_copy(parent, &self.token_ids[a..b], a as u32);
             }
         };
         // Where the walk goes after entering parent `k` (0 the root, else
@@ -641,7 +644,7 @@ impl TokenTrie {
                          depth: usize,
                          picked: &mut Vec<u32>,
                          jumps: &mut Vec<Jump>,
-                         copy: &mut dyn FnMut(usize, usize)| {
+                         copy: &mut dyn FnMut(&T, usize, usize)| {
             let Some(bytes) = sparse(state, depth) else {
                 return first;
             };
@@ -649,18 +652,19 @@ impl TokenTrie {
             self.children_in(k, &bytes, picked);
             match picked.get(start) {
                 None => {
-                    copy(first, end);
+                    copy(state, first, end);
                     end
                 }
                 Some(&c) => {
                     let c = c as usize;
-                    copy(first, c);
+                    copy(state, first, c);
                     jumps.push(Jump {
                         resume: self.nodes[c].subtree_end as usize,
                         start,
                         next: start + 1,
                         until: picked.len(),
                         end,
+                        depth,
                     });
                     c
                 }
@@ -677,12 +681,12 @@ impl TokenTrie {
                 if j.next < j.until {
                     let c = picked[j.next] as usize;
                     j.next += 1;
-                    copy(j.resume, c);
+                    copy(&stack[j.depth], j.resume, c);
                     j.resume = self.nodes[c].subtree_end as usize;
                     i = c;
                     break;
                 }
-                copy(j.resume, j.end);
+                copy(&stack[j.depth], j.resume, j.end);
                 i = j.end;
                 let start = j.start;
                 jumps.pop();
@@ -715,7 +719,7 @@ impl TokenTrie {
                     i = end;
                 }
                 Step::Copy => {
-                    copy(i, end);
+                    copy(&parent, i, end);
                     i = end;
                 }
             }
