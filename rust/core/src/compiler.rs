@@ -2349,6 +2349,29 @@ mod tests {
         Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocabulary"))
     }
 
+    /// Lexical state `s` walked against reference `r` (whose entry keeps
+    /// its ranks or gathers them later, as `keep` says) classifies as `s`
+    /// walked alone, with FOLLOW set `f`.
+    fn assert_copies_exact(g: &CompiledGrammar, s: u32, r: u32, f: &ByteSet, keep: bool) {
+        let n = g.vocab().vocab_size();
+        let e = g.classify_lexical(r, f, None, keep);
+        let (plain, copied) = (
+            g.classify_lexical(s, f, None, false),
+            g.classify_lexical(s, f, Some((r, &e)), false),
+        );
+        assert_eq!(bits(&plain, n), bits(&copied, n), "referenced, state {s}");
+        assert_eq!(plain.uncertain, copied.uncertain, "referenced, state {s}");
+    }
+
+    /// Schema options that let additional properties through (validation
+    /// semantics), so objects get key complements.
+    fn lenient() -> SchemaOptions {
+        SchemaOptions {
+            strict_mode: false,
+            ..SchemaOptions::default()
+        }
+    }
+
     fn bits(e: &CacheEntry, n: usize) -> Vec<u32> {
         let mut m = vec![0u32; crate::mask::words_for(n)];
         e.accepted.or_into(&mut m);
@@ -2410,10 +2433,7 @@ mod tests {
         let vocab = vocab();
         let n = vocab.vocab_size();
         let compiler = Compiler::new(vocab);
-        let opts = SchemaOptions {
-            strict_mode: false,
-            ..SchemaOptions::default()
-        };
+        let opts = lenient();
         let grammars = [
             compiler
                 .compile_json_schema(
@@ -2452,13 +2472,7 @@ mod tests {
                 if let Some(r) = g.lexical_reference(s) {
                     // Ranks kept by the walk, and gathered from the ids later.
                     for (f, keep) in [(follow, true), (&ANY_BYTE, false)] {
-                        let e = g.classify_lexical(r, f, None, keep);
-                        let (plain, copied) = (
-                            g.classify_lexical(s, f, None, false),
-                            g.classify_lexical(s, f, Some((r, &e)), false),
-                        );
-                        assert_eq!(bits(&plain, n), bits(&copied, n), "referenced, state {s}");
-                        assert_eq!(plain.uncertain, copied.uncertain, "referenced, state {s}");
+                        assert_copies_exact(g, s, r, f, keep);
                     }
                     referenced += 1;
                 }
@@ -2508,10 +2522,7 @@ mod tests {
         let vocab = test_vocab(tokens);
         let n = vocab.vocab_size();
         let compiler = Compiler::new(vocab);
-        let opts = SchemaOptions {
-            strict_mode: false,
-            ..SchemaOptions::default()
-        };
+        let opts = lenient();
         let schemas = [
             r#"{"type":"object","properties":{"name":{},"nab":{},"n\u00e9":{},"\u65e5\u672c":{},"a\"b":{},"e1":{}}}"#,
             r#"{"type":"object","properties":{"a":{"type":"integer"},"ab":{},"\u00e9x":{}},"additionalProperties":{"type":"string"}}"#,
@@ -2531,13 +2542,7 @@ mod tests {
                 };
                 let follow = &a.follow[a.state_rule[s as usize] as usize];
                 for f in [follow, &ANY_BYTE] {
-                    let e = g.classify_lexical(r, f, None, true);
-                    let (plain, copied) = (
-                        g.classify_lexical(s, f, None, false),
-                        g.classify_lexical(s, f, Some((r, &e)), false),
-                    );
-                    assert_eq!(bits(&plain, n), bits(&copied, n), "state {s}");
-                    assert_eq!(plain.uncertain, copied.uncertain, "state {s}");
+                    assert_copies_exact(g, s, r, f, true);
                 }
                 // The grammar's entry: the shared one (walked against the
                 // reference) filtered by FOLLOW, partly through the
