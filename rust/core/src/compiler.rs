@@ -490,7 +490,10 @@ impl CompiledGrammar {
             // Only tokens that start iteration `left + 1` can change.
             Some(Some(run)) => {
                 let mut again = crate::trie::RankBits::new(self.vocab.trie());
-                let _ = self.item_run_walk(run.start, Some((left, &mut again)));
+                // It stops below iteration `left + 1`, so it visits fewer
+                // nodes than the walk that found the run (within budget).
+                let within = self.item_run_walk(run.start, Some((left, &mut again)));
+                debug_assert!(within.is_some(), "marking walk past its budget");
                 again
             }
             _ => self.recheck_set(&CounterReach {
