@@ -590,8 +590,9 @@ impl TokenTrie {
     /// is called), accept the whole subtree (`on_node(tokens_in_subtree, first_rank)`),
     /// skip a dead subtree (`on_dead(parent, byte, depth, tokens_in_subtree,
     /// first_rank)`), or take the whole subtree as it is
-    /// (`on_copy(tokens_in_subtree, first_rank)`; the caller knows the
-    /// outcome from elsewhere). `sparse(state, depth)`, asked at the root
+    /// (`on_copy(parent, tokens_in_subtree, first_rank)`, with the state of
+    /// the copied subtree's parent; the caller knows the outcome from
+    /// elsewhere). `sparse(state, depth)`, asked at the root
     /// and at every live node, may name the only bytes whose children need
     /// `step`: every other child is taken as a copy without a visit (runs
     /// of them as one call), where a scan would visit them all. The tight
