@@ -518,17 +518,33 @@ impl CompiledGrammar {
     ) -> CacheEntry {
         let trie = self.vocab.trie();
         let order = trie.tokens_in_order();
-        let n = self.vocab.vocab_size();
-        let mut bits = vec![0u32; crate::mask::words_for(n)];
-        base.accepted.or_into(&mut bits);
+        let words = crate::mask::words_for(self.vocab.vocab_size());
         let mut recheck: Vec<u32> = Vec::new();
-        for r in again.iter() {
-            let id = order[r as usize];
-            if crate::mask::get_bit(&bits, id) {
-                bits[(id / 32) as usize] &= !(1 << (id % 32));
-                recheck.push(r);
+        // The accepted tokens kept, as the base holds them: a short list
+        // is filtered token by token, bits by the ranks of `again`.
+        let mut accepted = match &base.accepted {
+            TokenSet::List(ids) => {
+                let mut kept = Vec::with_capacity(ids.len());
+                for &id in ids {
+                    match trie.rank(id) {
+                        Some(r) if again.contains(r) => recheck.push(r),
+                        _ => kept.push(id),
+                    }
+                }
+                TokenSet::List(kept)
             }
-        }
+            TokenSet::Bits(b) => {
+                let mut bits = b.clone();
+                for r in again.iter() {
+                    let id = order[r as usize];
+                    if crate::mask::get_bit(&bits, id) {
+                        bits[(id / 32) as usize] &= !(1 << (id % 32));
+                        recheck.push(r);
+                    }
+                }
+                TokenSet::Bits(bits)
+            }
+        };
         let mut uncertain: Vec<u32> = Vec::with_capacity(base.uncertain.len());
         for &r in &base.uncertain {
             if again.contains(r) {
@@ -550,14 +566,30 @@ impl CompiledGrammar {
             let t = self.vocab.token_bytes(order[r as usize]);
             let depth = st.retarget(pushed, t);
             if depth == t.len() {
-                crate::mask::set_bit(&mut bits, order[r as usize]);
+                match &mut accepted {
+                    TokenSet::List(ids) => ids.push(order[r as usize]),
+                    TokenSet::Bits(bits) => crate::mask::set_bit(bits, order[r as usize]),
+                }
             } else if st.num_completed > 0 && st.may_continue_in_parent(depth + 1) {
                 uncertain.push(r);
             }
             pushed = &t[..depth];
         }
         uncertain.sort_unstable();
-        CacheEntry::new(TokenSet::from_bits(bits), uncertain)
+        let accepted = match accepted {
+            TokenSet::List(mut ids) if ids.len() < words => {
+                ids.sort_unstable();
+                TokenSet::List(ids)
+            }
+            TokenSet::List(ids) => {
+                let mut bits = vec![0u32; words];
+                ids.iter()
+                    .for_each(|&id| crate::mask::set_bit(&mut bits, id));
+                TokenSet::Bits(bits)
+            }
+            TokenSet::Bits(bits) => TokenSet::from_bits(bits),
+        };
+        CacheEntry::new(accepted, uncertain)
     }
 
     /// [`Self::classify`] for a plain state. Where the state's rule reaches
@@ -765,7 +797,7 @@ impl CompiledGrammar {
         };
         let mut copies: Vec<RankRange> = Vec::new();
         let mut clean: Vec<RankRange> = Vec::new();
-        let mut loop_cache = LoopCache::new(a);
+        let mut loop_cache = LoopCache::new();
         // (DFA state, its hand-over flag, the reference's state and flag).
         let root = (state, false, reference.map_or(DEAD, |r| r.0), false);
         // The bytes of each byte class.
@@ -1004,13 +1036,17 @@ impl CompiledGrammar {
     fn classify_with(&self, parser: Parser, state: u32) -> CacheEntry {
         let mut stepper = LocalStepper::new(&self.automaton, parser, state, self.count_cap());
         let trie = self.vocab.trie();
-        // Ranks, not ids: accepted subtrees are ranges of ranks.
-        let mut accepted = crate::trie::RankBits::new(trie);
+        // Ranks, not ids: accepted subtrees are ranges of ranks, met in order.
+        let mut accepted: Vec<RankRange> = Vec::new();
         let mut uncertain: Vec<u32> = Vec::new();
         let order = trie.tokens_in_order();
         trie.walk(
             &mut stepper,
-            |_, _, toks, first| accepted.set_range(first, first + toks.len() as u32),
+            |_, _, toks, first| {
+                if !toks.is_empty() {
+                    accepted.push((first, toks.len() as u32));
+                }
+            },
             |st, depth, toks, first| {
                 // The rule could end strictly inside the token: the parent decides,
                 // unless no byte after any completion point can follow the rule.
@@ -1020,7 +1056,8 @@ impl CompiledGrammar {
             },
         );
         debug_assert!(uncertain.iter().all(|&r| (r as usize) < order.len()));
-        CacheEntry::new(self.token_set_of(&accepted), uncertain)
+        let words = crate::mask::words_for(self.vocab.vocab_size());
+        CacheEntry::new(trie.token_set_of_ranges(&accepted, words), uncertain)
     }
 
     /// The context id of set `p` of `parser` (see [`Contexts`]), memoised
@@ -1624,7 +1661,9 @@ fn single_piece(a: &Automaton, start: u32) -> bool {
 /// back to themselves, for the walks' subtree skipping: a small
 /// direct-mapped cache, since a walk asks at every node and meets few states.
 struct LoopCache {
-    slots: [(u32, Groups, u8); LOOP_SLOTS],
+    /// Empty until first asked: walks that start in Earley mode and
+    /// stay there (small ones, most) never ask.
+    slots: Vec<(u32, Groups, u8)>,
     /// The byte groups of each byte class's bytes: a state's loop groups
     /// come from its row of classes, not from 256 bytes.
     class_groups: Vec<Groups>,
@@ -1635,14 +1674,10 @@ struct LoopCache {
 const LOOP_SLOTS: usize = 1024;
 
 impl LoopCache {
-    fn new(a: &Automaton) -> Self {
-        let mut class_groups = vec![0; a.num_classes];
-        for b in 0..=255u8 {
-            class_groups[a.class_of[b as usize] as usize] |= crate::trie::byte_group(b);
-        }
+    fn new() -> Self {
         LoopCache {
-            slots: [(u32::MAX, 0, 0); LOOP_SLOTS],
-            class_groups,
+            slots: Vec::new(),
+            class_groups: Vec::new(),
         }
     }
 
@@ -1650,6 +1685,13 @@ impl LoopCache {
     /// non-ASCII character too (computed on first need).
     #[inline]
     fn get(&mut self, a: &Automaton, q: u32) -> Groups {
+        if self.slots.is_empty() {
+            self.slots = vec![(u32::MAX, 0, 0); LOOP_SLOTS];
+            self.class_groups = vec![0; a.num_classes];
+            for b in 0..=255u8 {
+                self.class_groups[a.class_of[b as usize] as usize] |= crate::trie::byte_group(b);
+            }
+        }
         let slot = &mut self.slots[q as usize % LOOP_SLOTS];
         if slot.0 != q {
             let row = &a.byte_next[q as usize * a.num_classes..][..a.num_classes];
@@ -1804,7 +1846,7 @@ impl<'a> LocalStepper<'a> {
             synced: 0,
             memo: SetMemo::new(seed, cap, unbounded),
             memo_off: false,
-            dfa_loops: LoopCache::new(a),
+            dfa_loops: LoopCache::new(),
             ctx_loops: Vec::new(),
             dfa: vec![state],
             earley_from: if dfa_mode { None } else { Some(0) },

@@ -3,6 +3,7 @@
 //! subtree ends, so a walk that finds a dead prefix jumps over the whole
 //! subtree, and a full walk is a linear scan of the array.
 
+use crate::mask::TokenSet;
 use crate::vocab::TokenId;
 
 /// One trie node: the byte on the edge into it, its depth (1 for the
@@ -537,6 +538,55 @@ impl TokenTrie {
         bits
     }
 
+    /// The tokens of rank ranges `(first, len)` (ascending, disjoint: a
+    /// walk's accepted nodes and subtrees in order) as a set over ids of
+    /// `words` words: a sorted list while it has fewer ids than `words`
+    /// (the choice [`TokenSet::from_bits`] makes), else bits scattered from
+    /// the smaller side. A small walk's result then costs its own size, not
+    /// scans of vocabulary-sized sets.
+    ///
+    /// [`TokenSet::from_bits`]: crate::mask::TokenSet::from_bits
+    pub fn token_set_of_ranges(&self, ranges: &[(u32, u32)], words: usize) -> TokenSet {
+        debug_assert!(ranges.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0));
+        let count: usize = ranges.iter().map(|r| r.1 as usize).sum();
+        let ids = |lo: u32, len: u32| &self.token_ids[lo as usize..(lo + len) as usize];
+        if count < words {
+            let mut list: Vec<u32> = ranges
+                .iter()
+                .flat_map(|&(lo, len)| ids(lo, len))
+                .copied()
+                .collect();
+            list.sort_unstable();
+            return TokenSet::List(list);
+        }
+        let bits = if count * 2 > self.token_ids.len() {
+            // Most tokens: all of the trie's, less the gaps between ranges.
+            let mut bits = self.in_trie.clone();
+            bits.resize(words, 0);
+            let mut clear = |lo: u32, hi: u32| {
+                for &id in &self.token_ids[lo as usize..hi as usize] {
+                    bits[(id / 32) as usize] &= !(1 << (id % 32));
+                }
+            };
+            let mut next = 0u32;
+            for &(lo, len) in ranges {
+                clear(next, lo);
+                next = lo + len;
+            }
+            clear(next, self.token_ids.len() as u32);
+            bits
+        } else {
+            let mut bits = vec![0u32; words];
+            for &(lo, len) in ranges {
+                for &id in ids(lo, len) {
+                    bits[(id / 32) as usize] |= 1 << (id % 32);
+                }
+            }
+            bits
+        };
+        TokenSet::Bits(bits)
+    }
+
     /// How many tokens hold a byte that `wanted` picks, at most (a token
     /// with two such bytes counts twice).
     pub fn count_with_byte_bound(&self, wanted: impl Fn(u8) -> bool) -> usize {
@@ -956,6 +1006,55 @@ mod tests {
                         model[r],
                         "range {lo}..{hi}, rank {r}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Token sets of rank ranges: a sorted list below `words` ids, else
+    /// bits from either side, against the ranks set one by one.
+    #[test]
+    fn token_sets_of_rank_ranges_match_a_model() {
+        // Ids in another order than ranks, and an id not in the trie.
+        let bytes: Vec<Vec<u8>> = (0..200u32)
+            .map(|i| format!("t{:03}", (i * 37) % 200).into_bytes())
+            .collect();
+        let ids: Vec<TokenId> = (0..200).collect();
+        let trie = TokenTrie::build(&ids, |id| &bytes[id as usize]);
+        let words = crate::mask::words_for(201);
+        let mut r = 0x2545_f491_u64;
+        let mut next = |n: u32| {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            u32::try_from(r % u64::from(n)).unwrap()
+        };
+        for round in 0..300 {
+            // Ranges of up to 1, 40 or 200 ranks (list, sparse, dense sets).
+            let span = [2, 40, 200][round % 3];
+            let (mut ranges, mut at) = (Vec::new(), next(8));
+            while at < 200 {
+                let len = (1 + next(span)).min(200 - at);
+                ranges.push((at, len));
+                at += len + next(span.min(20));
+            }
+            let mut model = RankBits::new(&trie);
+            ranges
+                .iter()
+                .for_each(|&(lo, len)| model.set_range(lo, lo + len));
+            let bits = trie.ids_of_ranks(&model, words);
+            let count: u32 = ranges.iter().map(|r| r.1).sum();
+            match trie.token_set_of_ranges(&ranges, words) {
+                TokenSet::List(list) => {
+                    assert!((count as usize) < words, "{ranges:?}");
+                    let expected: Vec<u32> = (0..201)
+                        .filter(|&id| crate::mask::get_bit(&bits, id))
+                        .collect();
+                    assert_eq!(list, expected, "{ranges:?}");
+                }
+                TokenSet::Bits(b) => {
+                    assert!(count as usize >= words, "{ranges:?}");
+                    assert_eq!(b, bits, "{ranges:?}");
                 }
             }
         }
