@@ -28,7 +28,23 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
+// The allocator and options of the Python module (rust/python/src/lib.rs),
+// so first visits allocate here as they do behind the benchmark's binding.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // SAFETY: sets two integer options of the allocator; takes no pointers.
+    // 4 and 15: MI_OPTION_ARENA_EAGER_COMMIT and MI_OPTION_PURGE_DELAY.
+    unsafe {
+        libmimalloc_sys::mi_option_set(4, 0);
+        libmimalloc_sys::mi_option_set(15, -1);
+    }
+}
+
 fn main() {
+    tune_allocator();
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("workload file");
     let name = args.next().unwrap_or_else(|| "json".to_owned());
