@@ -76,7 +76,7 @@ fn main() {
     // `PRECOMPUTE=ms` builds the plain entries ahead, within that budget.
     let precompute = std::env::var("PRECOMPUTE")
         .ok()
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| v.parse::<f64>().ok());
     let mut flush_buf = vec![0u8; if flush { 256 << 20 } else { 0 }];
     for g in (0..repeat).flat_map(|_| {
         let compiler = Arc::new(Compiler::new(vocab.clone()));
@@ -115,13 +115,15 @@ fn main() {
         let Ok(compiled) = compiled else { continue };
         if let Some(ms) = precompute {
             let t = Instant::now();
-            compiled.precompute(std::time::Duration::from_millis(ms));
-            let ms = t.elapsed().as_secs_f64() * 1e3;
-            println!(
-                "{}: precompute {ms:.1} ms, {} states",
-                g["id"],
-                compiled.num_states()
-            );
+            compiled.precompute(std::time::Duration::from_secs_f64(ms / 1e3));
+            if trace {
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                println!(
+                    "{}: precompute {ms:.1} ms, {} states",
+                    g["id"],
+                    compiled.num_states()
+                );
+            }
         }
         let mut first = Matcher::new(compiled.clone());
         first.fill_mask(&mut mask);
