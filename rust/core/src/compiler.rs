@@ -1243,7 +1243,7 @@ impl CompiledGrammar {
             // Each suffix runs over interned sets (see [`SetMemo`]): after a
             // few hundred parser steps, a byte is a table lookup, so the
             // thousands of suffixes of `ws` (every word after a space) are cheap.
-            let mut memo = SetMemo::new(base, self.count_cap(), parser.unbounded());
+            let mut memo = SetMemo::new(a, base, self.count_cap(), parser.unbounded());
             let first = if h.tokens.len() <= DIRECT_HANDOVER {
                 0
             } else {
@@ -1275,7 +1275,7 @@ impl CompiledGrammar {
                 }
                 let mut j = ctx.len() - 1;
                 while j < t.len() {
-                    let slot = (!direct).then(|| SetMemo::slot(ctx[j], t[j]));
+                    let slot = (!direct).then(|| memo.slot(a, ctx[j], t[j]));
                     let next = slot.map_or(NEXT_UNKNOWN, |s| memo.next[s]);
                     if next == NEXT_DEAD {
                         break;
@@ -1872,7 +1872,7 @@ impl<'a> LocalStepper<'a> {
             in_context,
             ctx: Vec::with_capacity(64),
             synced: 0,
-            memo: SetMemo::new(seed, cap, unbounded),
+            memo: SetMemo::new(a, seed, cap, unbounded),
             memo_off: false,
             dfa_loops: LoopCache::new(),
             ctx_loops: Vec::new(),
@@ -1946,7 +1946,7 @@ impl LocalStepper<'_> {
     fn probe_path(&mut self, r: usize, c: u32, path: &[u8], byte: u8) -> Option<u32> {
         let mut cur = c;
         for (i, &b) in path.iter().chain([&byte]).enumerate() {
-            let slot = SetMemo::slot(cur, b);
+            let slot = self.memo.slot(self.a, cur, b);
             let known = self.memo.next[slot];
             if known != NEXT_UNKNOWN {
                 cur = known;
@@ -1961,7 +1961,7 @@ impl LocalStepper<'_> {
                 for &p in &path[..i] {
                     let ok = self.parser.push_byte(self.a, p);
                     debug_assert!(ok, "a known transition was refused");
-                    q = self.memo.next[SetMemo::slot(q, p)];
+                    q = self.memo.next[self.memo.slot(self.a, q, p)];
                     self.ctx.push(q);
                 }
                 cur = if self.parser.push_byte(self.a, b) {
@@ -2061,7 +2061,7 @@ impl ByteStepper for LocalStepper<'_> {
                 self.num_completed += usize::from(c);
                 return true;
             }
-            let slot = SetMemo::slot(self.ctx[r], byte);
+            let slot = self.memo.slot(a, self.ctx[r], byte);
             let mut t = self.memo.next[slot];
             if t == NEXT_UNKNOWN {
                 // Bring the real parser to this node, then take the byte.
@@ -2141,16 +2141,21 @@ impl ByteStepper for LocalStepper<'_> {
 /// that set when the walk made it (sets from `base` on), or by the set's
 /// index when it is older (fixed for the whole walk); registers by class.
 /// Equal contexts take every continuation of at most `L` bytes alike, so the
-/// transition (context, byte) is computed with the real parser once.
+/// transition (context, byte class) is computed with the real parser once:
+/// the parser reads a byte only through its class, and a schema's string
+/// content is a few dozen classes where a walk meets hundreds of bytes.
 #[derive(Debug)]
 struct SetMemo {
     base: usize,
     cap: u32,
+    /// Byte classes of the automaton: a context's row of transitions.
+    width: usize,
     /// The walk's parser's counter maxima (registers by class accordingly,
     /// see [`register_class`]).
     unbounded: Unbounded,
     ids: FxHashMap<Box<[u32]>, u32>,
-    /// `next[c * 256 + byte]`: the context after `byte`, or UNKNOWN / DEAD.
+    /// `next[c * width + class]`: the context after a byte of `class`, or
+    /// UNKNOWN / DEAD.
     next: Vec<u32>,
     /// A caller's flag per context.
     flags: Vec<bool>,
@@ -2158,10 +2163,11 @@ struct SetMemo {
 }
 
 impl SetMemo {
-    fn new(base: usize, cap: u32, unbounded: Unbounded) -> SetMemo {
+    fn new(a: &Automaton, base: usize, cap: u32, unbounded: Unbounded) -> SetMemo {
         SetMemo {
             base,
             cap,
+            width: a.num_classes,
             unbounded,
             ids: FxHashMap::default(),
             next: Vec::new(),
@@ -2171,8 +2177,8 @@ impl SetMemo {
     }
 
     #[inline]
-    fn slot(c: u32, byte: u8) -> usize {
-        c as usize * 256 + byte as usize
+    fn slot(&self, a: &Automaton, c: u32, byte: u8) -> usize {
+        c as usize * self.width + a.class_of[byte as usize] as usize
     }
 
     fn is_full(&self) -> bool {
@@ -2220,7 +2226,7 @@ impl SetMemo {
         let c = self.flags.len() as u32;
         self.ids.insert(key.into(), c);
         self.flags.push(flag);
-        self.next.resize(self.next.len() + 256, NEXT_UNKNOWN);
+        self.next.resize(self.next.len() + self.width, NEXT_UNKNOWN);
         c
     }
 }
@@ -2228,7 +2234,8 @@ impl SetMemo {
 /// [`SetMemo::next`]: transition not computed yet / byte refused.
 const NEXT_UNKNOWN: u32 = u32::MAX;
 const NEXT_DEAD: u32 = u32::MAX - 1;
-/// Contexts one classification walk memoises (a transition row is 1 KiB).
+/// Contexts one classification walk memoises (a transition row is a u32
+/// per byte class, 1 KiB at most).
 const LOCAL_CONTEXTS: usize = 4096;
 
 /// Compiles grammars against one vocabulary; caches results by grammar text.
