@@ -1533,16 +1533,44 @@ const MAX_LEXICAL_STATES: usize = 1024;
 /// transitions as runs); None if it reaches a rule reference, a token element
 /// or a register rule.
 fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
+    // A state the parser needs (a rule reference, token element or register).
+    let parsed = |s: u32| {
+        a.aux_state[s as usize] || !a.rule_edges(s).is_empty() || !a.token_edges(s).is_empty()
+    };
+    if parsed(state) {
+        return None;
+    }
     let runs = class_runs(a);
     let mut key: Vec<u32> = Vec::new();
-    let mut index: FxHashMap<u32, u32> = FxHashMap::default();
+    // Byte transitions stay inside the rule, whose states are numbered from
+    // `lo`: the BFS numbers them in a table, not a hash map (a lookup per
+    // state and byte run was most of a key's cost), unless the rule is big.
+    let rule = a.state_rule[state as usize] as usize;
+    let lo = a.rule_start[rule];
+    let hi = a
+        .rule_start
+        .get(rule + 1)
+        .copied()
+        .unwrap_or(a.num_states() as u32);
+    let mut ids = StateIds {
+        lo,
+        table: vec![
+            u32::MAX;
+            if hi - lo <= 4096 {
+                (hi - lo) as usize
+            } else {
+                0
+            }
+        ],
+        map: FxHashMap::default(),
+    };
+    ids.set(state, 0);
     let mut order = vec![state];
-    index.insert(state, 0);
     let mut i = 0;
     while i < order.len() {
         let s = order[i];
         i += 1;
-        if a.aux_state[s as usize] || !a.rule_edges(s).is_empty() || !a.token_edges(s).is_empty() {
+        if parsed(s) {
             return None;
         }
         key.push(u32::from(a.accepting[s as usize]));
@@ -1554,15 +1582,18 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
             let to = match row[class as usize] {
                 crate::automaton::DEAD => u32::MAX,
                 t => {
-                    let next = order.len() as u32;
-                    let id = *index.entry(t).or_insert(next);
-                    if id == next {
+                    let known = ids.get(t);
+                    if known == u32::MAX {
                         if order.len() >= MAX_LEXICAL_STATES {
                             return None;
                         }
+                        let id = order.len() as u32;
+                        ids.set(t, id);
                         order.push(t);
+                        id
+                    } else {
+                        known
                     }
-                    id
                 }
             };
             if k == 0 {
@@ -1576,6 +1607,35 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
         key.extend([run_start, run_to]);
     }
     Some(key)
+}
+
+/// [`lexical_key`]'s numbers of DFA states: a table over a rule's states
+/// from `lo` (the map past a table's size).
+struct StateIds {
+    lo: u32,
+    table: Vec<u32>,
+    map: FxHashMap<u32, u32>,
+}
+
+impl StateIds {
+    /// The number of `t`, or `u32::MAX`.
+    #[inline]
+    fn get(&self, t: u32) -> u32 {
+        match self.table.get(t.wrapping_sub(self.lo) as usize) {
+            Some(&id) => id,
+            None => self.map.get(&t).copied().unwrap_or(u32::MAX),
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, t: u32, id: u32) {
+        match self.table.get_mut(t.wrapping_sub(self.lo) as usize) {
+            Some(slot) => *slot = id,
+            None => {
+                self.map.insert(t, id);
+            }
+        }
+    }
 }
 
 /// The bytes as runs of one byte class: (first byte, class), ascending.
