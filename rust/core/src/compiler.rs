@@ -1061,14 +1061,14 @@ impl CompiledGrammar {
         let mut stepper = LocalStepper::new(&self.automaton, parser, state, self.count_cap());
         let trie = self.vocab.trie();
         // Ranks, not ids: accepted subtrees are ranges of ranks, met in order.
-        let mut accepted: Vec<RankRange> = Vec::new();
+        let mut accepted = crate::trie::RankSet::Ranges(Vec::new());
         let mut uncertain: Vec<u32> = Vec::new();
         let order = trie.tokens_in_order();
         trie.walk(
             &mut stepper,
             |_, _, toks, first| {
                 if !toks.is_empty() {
-                    accepted.push((first, toks.len() as u32));
+                    accepted.push(trie, first, toks.len() as u32);
                 }
             },
             |st, depth, toks, first| {
@@ -1081,7 +1081,7 @@ impl CompiledGrammar {
         );
         debug_assert!(uncertain.iter().all(|&r| (r as usize) < order.len()));
         let words = crate::mask::words_for(self.vocab.vocab_size());
-        CacheEntry::new(trie.token_set_of_ranges(&accepted, words), uncertain)
+        CacheEntry::new(accepted.into_token_set(trie, words), uncertain)
     }
 
     /// The context id of set `p` of `parser` (see [`Contexts`]), memoised

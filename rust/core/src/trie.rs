@@ -290,6 +290,54 @@ impl RankBits {
     }
 }
 
+/// The ranks a walk accepts, met in ascending order: ranges while they are
+/// few (a small walk's result costs its own size), a [`RankBits`] past
+/// [`RankSet::MAX_RANGES`] (a dense walk's list would grow to megabytes,
+/// and fresh pages cost more than the walk).
+#[derive(Debug)]
+pub enum RankSet {
+    /// `(first, len)` ranges, ascending, adjacent ones merged.
+    Ranges(Vec<(u32, u32)>),
+    /// Every rank, one bit each.
+    Bits(RankBits),
+}
+
+impl RankSet {
+    /// Ranges kept before switching to bits (as many bytes as the bits of
+    /// a 150k-token trie).
+    pub const MAX_RANGES: usize = 2048;
+
+    /// Add ranks `first..first + len` (above every rank added so far).
+    #[inline]
+    pub fn push(&mut self, trie: &TokenTrie, first: u32, len: u32) {
+        match self {
+            RankSet::Ranges(v) => {
+                let n = v.len();
+                match v.last_mut() {
+                    Some(last) if last.0 + last.1 == first => last.1 += len,
+                    _ if n < Self::MAX_RANGES => v.push((first, len)),
+                    _ => {
+                        let mut bits = RankBits::new(trie);
+                        for &(lo, n) in v.iter().chain([&(first, len)]) {
+                            bits.set_range(lo, lo + n);
+                        }
+                        *self = RankSet::Bits(bits);
+                    }
+                }
+            }
+            RankSet::Bits(b) => b.set_range(first, first + len),
+        }
+    }
+
+    /// The tokens of the set as a set over ids of `words` words.
+    pub fn into_token_set(self, trie: &TokenTrie, words: usize) -> TokenSet {
+        match self {
+            RankSet::Ranges(v) => trie.token_set_of_ranges(&v, words),
+            RankSet::Bits(b) => TokenSet::from_bits(trie.ids_of_ranks(&b, words)),
+        }
+    }
+}
+
 /// What [`TokenTrie::walk_states`] does at a node.
 #[derive(Clone, Copy, Debug)]
 pub enum Step<T> {
@@ -1058,5 +1106,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A walk's rank set merges adjacent ranges and turns to bits past
+    /// its range budget, with the same tokens either way.
+    #[test]
+    fn rank_sets_merge_ranges_then_switch_to_bits() {
+        let bytes: Vec<Vec<u8>> = (0..5000u32)
+            .map(|i| format!("t{:05}", (i * 7919) % 5000).into_bytes())
+            .collect();
+        let ids: Vec<TokenId> = (0..5000).collect();
+        let trie = TokenTrie::build(&ids, |id| &bytes[id as usize]);
+        let words = crate::mask::words_for(5000);
+        let mut merged = RankSet::Ranges(Vec::new());
+        for r in 0..10 {
+            merged.push(&trie, r, 1);
+        }
+        assert!(matches!(&merged, RankSet::Ranges(v) if v == &[(0, 10)]));
+        // Every other rank: one range each, more than the budget holds.
+        let mut set = RankSet::Ranges(Vec::new());
+        let mut model = RankBits::new(&trie);
+        for r in (0..5000).step_by(2) {
+            set.push(&trie, r, 1);
+            model.set(r);
+            let ranges = r / 2 + 1;
+            let bits = matches!(set, RankSet::Bits(_));
+            assert_eq!(
+                bits,
+                ranges as usize > RankSet::MAX_RANGES,
+                "{ranges} ranges"
+            );
+        }
+        let expected = TokenSet::from_bits(trie.ids_of_ranks(&model, words));
+        let (TokenSet::Bits(got), TokenSet::Bits(want)) =
+            (set.into_token_set(&trie, words), expected)
+        else {
+            panic!("2,500 of 5,000 tokens are a bit set");
+        };
+        assert_eq!(got, want);
     }
 }
