@@ -1218,13 +1218,15 @@ impl CompiledGrammar {
             return TokenSet::List(Vec::new());
         }
         let mut st = LocalStepper::in_context(a, std::mem::take(parser), self.count_cap());
-        let mut valid = crate::trie::RankBits::new(trie);
+        let mut valid = crate::trie::RankSet::Ranges(Vec::new());
         trie.walk_within(&mut st, uncertain, |_, _, toks, first| {
-            valid.set_range(first, first + toks.len() as u32)
+            if !toks.is_empty() {
+                valid.push(trie, first, toks.len() as u32);
+            }
         });
         *parser = st.parser;
         parser.truncate(base);
-        self.token_set_of(&valid)
+        valid.into_token_set(trie, crate::mask::words_for(self.vocab.vocab_size()))
     }
 
     /// [`Self::handed_over`] suffix by suffix (see [`Handover`]).
