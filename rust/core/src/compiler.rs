@@ -809,7 +809,13 @@ impl CompiledGrammar {
         use crate::trie::Step;
         let a = &self.automaton;
         let trie = self.vocab.trie();
-        let mut accepted = crate::trie::RankBits::new(trie);
+        // Bits where ranges are copied from a reference or kept for one;
+        // else ranges (a small walk's result then costs its own size).
+        let mut accepted = if reference.is_some() || keep_ranks {
+            crate::trie::RankSet::Bits(crate::trie::RankBits::new(trie))
+        } else {
+            crate::trie::RankSet::Ranges(Vec::new())
+        };
         let mut uncertain: Vec<u32> = Vec::new();
         // Could the parent take over before this byte's successor?
         let could_hand_over = |q: u32, flag: bool, byte: u8, depth: usize| {
@@ -895,7 +901,11 @@ impl CompiledGrammar {
                 }
             },
             sparse,
-            |toks, first| accepted.set_range(first, first + toks.len() as u32),
+            |toks, first| {
+                if !toks.is_empty() {
+                    accepted.push(trie, first, toks.len() as u32);
+                }
+            },
             |(p, _), byte, depth, toks, first| {
                 if could_hand_over(p.state(), p.flag(), byte, depth) {
                     uncertain.extend(first..first + toks.len() as u32);
@@ -917,7 +927,7 @@ impl CompiledGrammar {
                 }
             },
         );
-        if let Some((_, e)) = reference {
+        if let (Some((_, e)), crate::trie::RankSet::Bits(accepted)) = (reference, &mut accepted) {
             let from = e.ranks(trie);
             for &(first, len) in &copies {
                 accepted.copy_range(from, first, first + len);
@@ -927,10 +937,19 @@ impl CompiledGrammar {
             }
             uncertain.sort_unstable();
         }
-        let e = CacheEntry::new(self.token_set_of(&accepted), uncertain);
-        if keep_ranks {
-            let _ = e.ranks.set(accepted);
-        }
+        let e = match accepted {
+            crate::trie::RankSet::Bits(bits) => {
+                let e = CacheEntry::new(self.token_set_of(&bits), uncertain);
+                if keep_ranks {
+                    let _ = e.ranks.set(bits);
+                }
+                e
+            }
+            ranges => {
+                let words = crate::mask::words_for(self.vocab.vocab_size());
+                CacheEntry::new(ranges.into_token_set(trie, words), uncertain)
+            }
+        };
         (e, clean)
     }
 
