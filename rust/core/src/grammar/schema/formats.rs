@@ -154,8 +154,9 @@ fn re(pattern: &str) -> Expr {
 /// `(?:x(?:x)?)?`), so the automaton builds no counter for it. For
 /// `hostname`: its six tiers of label counters run side by side, and as
 /// counters every character of a name was a parser walk of the vocabulary
-/// (2-6 ms per mask); written out they are one DFA (a few thousand states,
-/// built in about 2 ms) whose entries are lexical, shared across grammars.
+/// (2-6 ms per mask); written out they are one DFA (2,182 states, built in
+/// about 2 ms) that a walk steps a byte at a time (about 1.2 ms per state
+/// met; too big for a key of the lexical cache, so not shared).
 fn unrolled(e: Expr) -> Expr {
     match e {
         Expr::Repeat {
