@@ -939,7 +939,8 @@ impl CompiledGrammar {
         }
         let e = match accepted {
             crate::trie::RankSet::Bits(bits) => {
-                let e = CacheEntry::new(self.token_set_of(&bits), uncertain);
+                let words = crate::mask::words_for(self.vocab.vocab_size());
+                let e = CacheEntry::new(trie.token_set_of_bits(&bits, words), uncertain);
                 if keep_ranks {
                     let _ = e.ranks.set(bits);
                 }
@@ -951,12 +952,6 @@ impl CompiledGrammar {
             }
         };
         (e, clean)
-    }
-
-    /// The tokens of a walk's ranks as a set over this vocabulary's ids.
-    fn token_set_of(&self, ranks: &crate::trie::RankBits) -> TokenSet {
-        let words = crate::mask::words_for(self.vocab.vocab_size());
-        TokenSet::from_bits(self.vocab.trie().ids_of_ranks(ranks, words))
     }
 
     /// A reference for [`Self::classify_lexical`] of lexical `state`: the
@@ -1573,16 +1568,14 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
         .get(rule + 1)
         .copied()
         .unwrap_or(a.num_states() as u32);
+    let tabled = if hi - lo <= TABLED_RULE_STATES {
+        (hi - lo) as usize
+    } else {
+        0
+    };
     let mut ids = StateIds {
         lo,
-        table: vec![
-            u32::MAX;
-            if hi - lo <= 4096 {
-                (hi - lo) as usize
-            } else {
-                0
-            }
-        ],
+        table: vec![u32::MAX; tabled],
         map: FxHashMap::default(),
     };
     ids.set(state, 0);
@@ -1629,6 +1622,9 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
     }
     Some(key)
 }
+
+/// Rules of up to this many states get a table in [`lexical_key`] (16 KiB).
+const TABLED_RULE_STATES: u32 = 4096;
 
 /// [`lexical_key`]'s numbers of DFA states: a table over a rule's states
 /// from `lo` (the map past a table's size).

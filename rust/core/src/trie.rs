@@ -333,7 +333,7 @@ impl RankSet {
     pub fn into_token_set(self, trie: &TokenTrie, words: usize) -> TokenSet {
         match self {
             RankSet::Ranges(v) => trie.token_set_of_ranges(&v, words),
-            RankSet::Bits(b) => TokenSet::from_bits(trie.ids_of_ranks(&b, words)),
+            RankSet::Bits(b) => trie.token_set_of_bits(&b, words),
         }
     }
 }
@@ -584,6 +584,12 @@ impl TokenTrie {
             }
         }
         bits
+    }
+
+    /// The tokens whose ranks are set in `ranks`, as a set over ids of
+    /// `words` words.
+    pub fn token_set_of_bits(&self, ranks: &RankBits, words: usize) -> TokenSet {
+        TokenSet::from_bits(self.ids_of_ranks(ranks, words))
     }
 
     /// The tokens of rank ranges `(first, len)` (ascending, disjoint: a
