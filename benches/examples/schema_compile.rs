@@ -69,13 +69,7 @@ fn main() {
                 let a = g.automaton();
                 if std::env::var("SHOW").as_deref() == Ok("rules") {
                     for (r, name) in a.rule_names.iter().enumerate() {
-                        let s = a.rule_start[r];
-                        let e = a
-                            .rule_start
-                            .get(r + 1)
-                            .copied()
-                            .unwrap_or(g.num_states() as u32);
-                        println!("    {name}: {}", e - s);
+                        println!("    {name}: {}", a.rule_states(r).len());
                     }
                 }
             }

@@ -1561,13 +1561,8 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
     // Byte transitions stay inside the rule, whose states are numbered from
     // `lo`: the BFS numbers them in a table, not a hash map (a lookup per
     // state and byte run was most of a key's cost), unless the rule is big.
-    let rule = a.state_rule[state as usize] as usize;
-    let lo = a.rule_start[rule];
-    let hi = a
-        .rule_start
-        .get(rule + 1)
-        .copied()
-        .unwrap_or(a.num_states() as u32);
+    let std::ops::Range { start: lo, end: hi } =
+        a.rule_states(a.state_rule[state as usize] as usize);
     let tabled = if hi - lo <= TABLED_RULE_STATES {
         (hi - lo) as usize
     } else {

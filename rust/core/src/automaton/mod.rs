@@ -171,6 +171,13 @@ impl Automaton {
         self.byte_next[state as usize * self.num_classes + self.class_of[byte as usize] as usize]
     }
 
+    /// The DFA states of rule `rule` (each rule's are contiguous; byte
+    /// transitions stay among them).
+    pub fn rule_states(&self, rule: usize) -> std::ops::Range<u32> {
+        let end = self.rule_start.get(rule + 1).copied();
+        self.rule_start[rule]..end.unwrap_or(self.num_states() as u32)
+    }
+
     /// Rule-reference transitions of `state`.
     #[inline]
     pub fn rule_edges(&self, state: u32) -> &[(RuleId, u32)] {
@@ -1535,12 +1542,10 @@ fn trim(
     let n = a.num_states();
     let nr = a.rule_start.len();
     let nc = a.num_classes;
-    let mut rule_states: Vec<(u32, u32)> = Vec::with_capacity(nr);
-    for r in 0..nr {
-        let s = a.rule_start[r];
-        let e = a.rule_start.get(r + 1).copied().unwrap_or(n as u32);
-        rule_states.push((s, e));
-    }
+    let rule_states: Vec<(u32, u32)> = (0..nr)
+        .map(|r| a.rule_states(r))
+        .map(|r| (r.start, r.end))
+        .collect();
     // Which states can reach acceptance, and which rules can complete? One
     // worklist pass over reversed edges; an edge on rule `r` counts once `r`
     // is known to complete (its start state is live).
