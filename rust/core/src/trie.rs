@@ -1065,16 +1065,22 @@ mod tests {
         }
     }
 
+    /// `n` tokens `t00000`.. whose ids run in another order than their
+    /// ranks (id `i` is token number `i * step % n`; `step` prime to `n`).
+    fn numbered_trie(n: u32, step: u32) -> TokenTrie {
+        let bytes: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("t{:05}", (i * step) % n).into_bytes())
+            .collect();
+        let ids: Vec<TokenId> = (0..n).collect();
+        TokenTrie::build(&ids, |id| &bytes[id as usize])
+    }
+
     /// Token sets of rank ranges: a sorted list below `words` ids, else
     /// bits from either side, against the ranks set one by one.
     #[test]
     fn token_sets_of_rank_ranges_match_a_model() {
         // Ids in another order than ranks, and an id not in the trie.
-        let bytes: Vec<Vec<u8>> = (0..200u32)
-            .map(|i| format!("t{:03}", (i * 37) % 200).into_bytes())
-            .collect();
-        let ids: Vec<TokenId> = (0..200).collect();
-        let trie = TokenTrie::build(&ids, |id| &bytes[id as usize]);
+        let trie = numbered_trie(200, 37);
         let words = crate::mask::words_for(201);
         let mut r = 0x2545_f491_u64;
         let mut next = |n: u32| {
@@ -1118,11 +1124,7 @@ mod tests {
     /// its range budget, with the same tokens either way.
     #[test]
     fn rank_sets_merge_ranges_then_switch_to_bits() {
-        let bytes: Vec<Vec<u8>> = (0..5000u32)
-            .map(|i| format!("t{:05}", (i * 7919) % 5000).into_bytes())
-            .collect();
-        let ids: Vec<TokenId> = (0..5000).collect();
-        let trie = TokenTrie::build(&ids, |id| &bytes[id as usize]);
+        let trie = numbered_trie(5000, 7919);
         let words = crate::mask::words_for(5000);
         let mut merged = RankSet::Ranges(Vec::new());
         for r in 0..10 {
