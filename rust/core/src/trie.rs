@@ -598,8 +598,6 @@ impl TokenTrie {
     /// (the choice [`TokenSet::from_bits`] makes), else bits scattered from
     /// the smaller side. A small walk's result then costs its own size, not
     /// scans of vocabulary-sized sets.
-    ///
-    /// [`TokenSet::from_bits`]: crate::mask::TokenSet::from_bits
     pub fn token_set_of_ranges(&self, ranges: &[(u32, u32)], words: usize) -> TokenSet {
         debug_assert!(ranges.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0));
         let count: usize = ranges.iter().map(|r| r.1 as usize).sum();
