@@ -95,6 +95,8 @@ pub struct CompiledGrammar {
     counter_reach: OnceLock<Vec<CounterReach>>,
     /// See [`CompiledGrammar::item_runs`].
     item_runs: OnceLock<Vec<Option<ItemRun>>>,
+    /// Byte groups each DFA state reads without dying (subtree absorption).
+    closed: ClosedGroups,
     /// Entries with more uncertain tokens hand them over by a walk
     /// ([`WALKED_HANDOVER`]; tests set it to compare both ways).
     walked_handover: usize,
@@ -218,6 +220,7 @@ impl CompiledGrammar {
             handed: RwLock::default(),
             counter_reach: OnceLock::new(),
             item_runs: OnceLock::new(),
+            closed: ClosedGroups::new(),
             walked_handover: WALKED_HANDOVER,
         }
     }
@@ -823,7 +826,7 @@ impl CompiledGrammar {
         };
         let mut copies: Vec<RankRange> = Vec::new();
         let mut clean: Vec<RankRange> = Vec::new();
-        let mut loop_cache = LoopCache::new();
+        let mut loop_cache = LoopCache::new(Some(&self.closed));
         // (DFA state, its hand-over flag) and the reference's, each packed
         // in a word (see `Side`): a walk copies the pair at every node, and
         // a tuple of two u32 and two bools stored field by field, then
@@ -1073,6 +1076,7 @@ impl CompiledGrammar {
     /// Classify the vocabulary with `parser`, seeded at `state`.
     fn classify_with(&self, parser: Parser, state: u32) -> CacheEntry {
         let mut stepper = LocalStepper::new(&self.automaton, parser, state, self.count_cap());
+        stepper.dfa_loops.closed = Some(&self.closed);
         let trie = self.vocab.trie();
         // Ranks, not ids: accepted subtrees are ranges of ranks, met in order.
         let mut accepted = crate::trie::RankSet::Ranges(Vec::new());
@@ -1760,73 +1764,319 @@ fn single_piece(a: &Automaton, start: u32) -> bool {
 /// The byte groups (see [`crate::trie::byte_group`]) that DFA states take
 /// back to themselves, for the walks' subtree skipping: a small
 /// direct-mapped cache, since a walk asks at every node and meets few states.
-struct LoopCache {
+/// Past those, the grammar's [`ClosedGroups`], whose value a slot keeps too.
+struct LoopCache<'a> {
     /// Empty until first asked: walks that start in Earley mode and
     /// stay there (small ones, most) never ask.
-    slots: Vec<(u32, Groups, u8)>,
+    slots: Vec<LoopSlot>,
     /// The byte groups of each byte class's bytes: a state's loop groups
     /// come from its row of classes, not from 256 bytes.
     class_groups: Vec<Groups>,
+    closed: Option<&'a ClosedGroups>,
+}
+
+/// A [`LoopCache`] slot: the state, the groups it loops over, the groups
+/// it refuses a byte of, whether it loops over every non-ASCII character
+/// (0 unknown, 1 no, 2 yes), and its [`ClosedGroups`] value (without
+/// [`CLOSED_KNOWN`]: not searched yet).
+#[derive(Clone, Copy)]
+struct LoopSlot {
+    state: u32,
+    loops: Groups,
+    refused: Groups,
+    chars: u8,
+    closed: Groups,
 }
 
 /// Slots of a [`LoopCache`]: schema grammars have thousands of states, and
 /// a walk through a counter or a format meets hundreds of them.
 const LOOP_SLOTS: usize = 1024;
 
-impl LoopCache {
-    fn new() -> Self {
+impl<'a> LoopCache<'a> {
+    fn new(closed: Option<&'a ClosedGroups>) -> Self {
         LoopCache {
             slots: Vec::new(),
             class_groups: Vec::new(),
+            closed,
         }
     }
 
-    /// The groups `q` loops over, and whether it loops over every valid
-    /// non-ASCII character too (computed on first need).
+    /// The slot of `q`, filled on first need.
     #[inline]
-    fn get(&mut self, a: &Automaton, q: u32) -> Groups {
+    fn slot(&mut self, a: &Automaton, q: u32) -> &mut LoopSlot {
         if self.slots.is_empty() {
-            self.slots = vec![(u32::MAX, 0, 0); LOOP_SLOTS];
-            self.class_groups = vec![0; a.num_classes];
-            for b in 0..=255u8 {
-                self.class_groups[a.class_of[b as usize] as usize] |= crate::trie::byte_group(b);
-            }
+            let empty = LoopSlot {
+                state: u32::MAX,
+                loops: 0,
+                refused: 0,
+                chars: 0,
+                closed: 0,
+            };
+            self.slots = vec![empty; LOOP_SLOTS];
+            self.class_groups = class_groups(a);
         }
         let slot = &mut self.slots[q as usize % LOOP_SLOTS];
-        if slot.0 != q {
+        if slot.state != q {
             let row = &a.byte_next[q as usize * a.num_classes..][..a.num_classes];
-            let leave = row
-                .iter()
-                .zip(&self.class_groups)
-                .filter(|&(&t, _)| t != q)
-                .fold(0, |g, (_, &cg)| g | cg);
-            *slot = (q, crate::trie::ALL_GROUPS & !leave, 0);
+            let (mut leave, mut refused) = (0, 0);
+            for (&t, &cg) in row.iter().zip(&self.class_groups) {
+                if t != q {
+                    leave |= cg;
+                }
+                if t == crate::automaton::DEAD {
+                    refused |= cg;
+                }
+            }
+            *slot = LoopSlot {
+                state: q,
+                loops: crate::trie::ALL_GROUPS & !leave,
+                refused,
+                chars: 0,
+                closed: self.closed.map_or(CLOSED_KNOWN, |c| c.get(q)),
+            };
         }
-        slot.1
+        slot
     }
 
-    /// Does `q` take every token of a subtree summarised by `below` back to
-    /// itself or keep it alive inside a character?
+    /// Does `q` keep every token of a subtree summarised by `below` alive
+    /// inside the rule: by taking each byte back to itself, by staying
+    /// inside a character, or among the states of its [`ClosedGroups`]?
     #[inline]
     fn absorbs(&mut self, a: &Automaton, q: u32, below: Groups) -> bool {
-        use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE};
-        let loops = self.get(a, q);
+        use crate::trie::{ALL_GROUPS, BIG, GROUPS_HIGH, UTF8_WHOLE};
+        let slot = *self.slot(a, q);
         let groups = below & ALL_GROUPS;
-        if groups & !loops == 0 {
+        if groups & !slot.loops == 0 {
             return true;
         }
-        if below & UTF8_WHOLE == 0 || groups & !(loops | GROUPS_HIGH) != 0 {
+        if below & UTF8_WHOLE != 0 && groups & !(slot.loops | GROUPS_HIGH) == 0 {
+            if slot.chars == 0 {
+                let yes = crate::trie::loops_over_non_ascii(q, |s, _, b| {
+                    Some(a.next_byte(s, b)).filter(|&t| t != crate::automaton::DEAD)
+                });
+                self.slots[q as usize % LOOP_SLOTS].chars = if yes { 2 } else { 1 };
+                if yes {
+                    return true;
+                }
+            } else if slot.chars == 2 {
+                return true;
+            }
+        }
+        let mut closed = slot.closed;
+        if closed & CLOSED_KNOWN == 0 {
+            // A byte below that `q` itself refuses: no search can help this
+            // subtree (a `hostname` state refuses most of what it meets).
+            let hopeless = below & slot.refused & ALL_GROUPS & !GROUPS_HIGH != 0;
+            let Some(shared) = self.closed.filter(|_| below & BIG != 0 && !hopeless) else {
+                return false;
+            };
+            closed = shared.search(a, &self.class_groups, q);
+            self.slots[q as usize % LOOP_SLOTS].closed = closed;
+        }
+        if groups & GROUPS_HIGH != 0 && below & closed & UTF8_WHOLE == 0 {
             return false;
         }
-        let slot = &mut self.slots[q as usize % LOOP_SLOTS];
-        if slot.2 == 0 {
-            let yes = crate::trie::loops_over_non_ascii(q, |s, _, b| {
-                Some(a.next_byte(s, b)).filter(|&t| t != crate::automaton::DEAD)
-            });
-            slot.2 = if yes { 2 } else { 1 };
-        }
-        slot.2 == 2
+        groups & !GROUPS_HIGH & !closed == 0
     }
+}
+
+/// The byte groups of each byte class's bytes.
+fn class_groups(a: &Automaton) -> Vec<Groups> {
+    let mut groups = vec![0; a.num_classes];
+    for b in 0..=255u8 {
+        groups[a.class_of[b as usize] as usize] |= crate::trie::byte_group(b);
+    }
+    groups
+}
+
+/// Per DFA state, the byte groups (with [`crate::trie::UTF8_WHOLE`]: every
+/// valid non-ASCII character) whose strings it reads without dying or
+/// reaching a state with rule references: the states those bytes reach
+/// are closed under them. A search pattern's states (`.*\d{5}` inside a
+/// string) move on every digit and return on every other byte, so no state
+/// loops on the digits, yet every token without a quote stays alive: such
+/// subtrees are accepted whole instead of walked. Filled lazily and shared
+/// by the grammar's walks (the races only compute a value twice).
+#[derive(Debug)]
+struct ClosedGroups {
+    states: OnceLock<Box<[std::sync::atomic::AtomicU32]>>,
+    high: OnceLock<HighBytes>,
+}
+
+/// [`ClosedGroups`]: the value is known.
+const CLOSED_KNOWN: Groups = 1 << 30;
+
+/// A search stops after looking at this many transitions, over all its
+/// restarts; the rule's states then absorb only what they loop on. (A
+/// `hostname` state's search drops group after group through chains of
+/// label states, and a walk meets hundreds of such states.)
+const CLOSED_WORK: usize = 8192;
+
+impl ClosedGroups {
+    fn new() -> Self {
+        ClosedGroups {
+            states: OnceLock::new(),
+            high: OnceLock::new(),
+        }
+    }
+
+    fn states(&self, a: &Automaton) -> &[std::sync::atomic::AtomicU32] {
+        self.states.get_or_init(|| {
+            (0..a.num_states())
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect()
+        })
+    }
+
+    /// The value of `q` if known (no table yet: nothing is).
+    fn get(&self, q: u32) -> Groups {
+        self.states.get().map_or(0, |t| {
+            t[q as usize].load(std::sync::atomic::Ordering::Relaxed)
+        })
+    }
+
+    /// The value of `q`, searched now if not known yet.
+    fn search(&self, a: &Automaton, class_groups: &[Groups], q: u32) -> Groups {
+        use std::sync::atomic::Ordering::Relaxed;
+        let states = self.states(a);
+        let known = states[q as usize].load(Relaxed);
+        if known & CLOSED_KNOWN != 0 {
+            return known;
+        }
+        let high = self.high.get_or_init(|| high_bytes(a));
+        let Some((groups, members)) = closed_groups(a, class_groups, high, q) else {
+            // Past the budget: the rule counts or is large (`hostname`);
+            // its other states, not searched yet, would cost as much for
+            // nothing.
+            for m in a.rule_states(a.state_rule[q as usize] as usize) {
+                let _ = states[m as usize].compare_exchange(0, CLOSED_KNOWN, Relaxed, Relaxed);
+            }
+            return CLOSED_KNOWN;
+        };
+        let value = groups | CLOSED_KNOWN;
+        states[q as usize].store(value, Relaxed);
+        // Each member's closure under these groups lies inside this one.
+        for m in members {
+            let _ = states[m as usize].compare_exchange(0, value, Relaxed, Relaxed);
+        }
+        value
+    }
+}
+
+/// Per UTF-8 decoder state, one non-ASCII byte per (byte class, next
+/// decoder state): the bytes of a class lead alike.
+type HighBytes = [Vec<(u8, u8)>; 8];
+
+fn high_bytes(a: &Automaton) -> HighBytes {
+    use crate::trie::{utf8_step, U_INVALID};
+    let mut high: HighBytes = Default::default();
+    for (u, reps) in high.iter_mut().enumerate() {
+        for b in 0x80..=0xffu8 {
+            let u2 = utf8_step(u as u8, b);
+            let c = a.class_of[b as usize];
+            if u2 != U_INVALID
+                && !reps
+                    .iter()
+                    .any(|&(r, v)| v == u2 && a.class_of[r as usize] == c)
+            {
+                reps.push((b, u2));
+            }
+        }
+    }
+    high
+}
+
+/// The value of [`ClosedGroups`] for `q`, and the other states of its
+/// closure. Starting from every ASCII group and every character, the
+/// closure is searched breadth first; at the first state some of them kill,
+/// those are dropped (a group that only leads to the killed state goes with
+/// it: the escape state after `\\` refuses most letters, but `\\` itself goes
+/// first, with `"`) and the search starts over. None past [`CLOSED_WORK`].
+fn closed_groups(
+    a: &Automaton,
+    class_groups: &[Groups],
+    high: &HighBytes,
+    q: u32,
+) -> Option<(Groups, Vec<u32>)> {
+    use crate::automaton::DEAD;
+    use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE, U_START};
+    let plain = |s: u32| {
+        s != DEAD
+            && !a.aux_state[s as usize]
+            && a.rule_edges(s).is_empty()
+            && a.token_edges(s).is_empty()
+    };
+    let nc = a.num_classes;
+    // Byte transitions stay among the rule's states: pairs are marked in a
+    // table over them, stamped with the search's round.
+    let states = a.rule_states(a.state_rule[q as usize] as usize);
+    let at = |s: u32, u: u8| (s - states.start) as usize * 8 + u as usize;
+    let mut mark = vec![0u32; states.len() * 8];
+    let mut groups = ALL_GROUPS & !GROUPS_HIGH;
+    let mut chars = true;
+    let mut work = 0;
+    for round in 1.. {
+        // (DFA state, UTF-8 decoder state) pairs, in breadth-first order.
+        let mut seen: Vec<(u32, u8)> = vec![(q, U_START)];
+        mark[at(q, U_START)] = round;
+        let mut k = 0;
+        let (mut bad, mut chars_bad) = (0 as Groups, false);
+        while let Some(&(s, u)) = seen.get(k) {
+            k += 1;
+            work +=
+                if u == U_START { nc } else { 0 } + if chars { high[u as usize].len() } else { 0 };
+            if work > CLOSED_WORK {
+                return None;
+            }
+            let mut add = |t: u32, u2: u8| {
+                let m = &mut mark[at(t, u2)];
+                if *m != round {
+                    *m = round;
+                    seen.push((t, u2));
+                }
+            };
+            if u == U_START {
+                let row = &a.byte_next[s as usize * nc..][..nc];
+                for (c, &t) in row.iter().enumerate() {
+                    let g = class_groups[c] & groups;
+                    if g != 0 {
+                        if plain(t) {
+                            add(t, U_START);
+                        } else {
+                            bad |= g;
+                        }
+                    }
+                }
+            }
+            if chars {
+                for &(b, u2) in &high[u as usize] {
+                    let t = a.next_byte(s, b);
+                    if plain(t) {
+                        add(t, u2);
+                    } else {
+                        chars_bad = true;
+                    }
+                }
+            }
+            if bad != 0 || chars_bad {
+                break;
+            }
+        }
+        if bad == 0 && !chars_bad {
+            let members = seen
+                .iter()
+                .filter(|&&(s, u)| u == U_START && s != q)
+                .map(|&(s, _)| s)
+                .collect();
+            return Some((groups | if chars { UTF8_WHOLE } else { 0 }, members));
+        }
+        groups &= !bad;
+        chars &= !chars_bad;
+        if groups == 0 && !chars {
+            return Some((0, Vec::new()));
+        }
+    }
+    None
 }
 
 /// The walk of [`CompiledGrammar::hand_over`]: the rule's DFA state per
@@ -1899,7 +2149,7 @@ struct LocalStepper<'a> {
     memo_off: bool,
     /// Byte groups a DFA state takes back to itself; per context (by id), the
     /// groups known to loop and the groups already tried.
-    dfa_loops: LoopCache,
+    dfa_loops: LoopCache<'a>,
     ctx_loops: Vec<(Groups, Groups)>,
     /// DFA states of the instance, one per byte consumed in DFA mode (the seed first).
     dfa: Vec<u32>,
@@ -1946,7 +2196,7 @@ impl<'a> LocalStepper<'a> {
             synced: 0,
             memo: SetMemo::new(a, seed, cap, unbounded),
             memo_off: false,
-            dfa_loops: LoopCache::new(),
+            dfa_loops: LoopCache::new(None),
             ctx_loops: Vec::new(),
             dfa: vec![state],
             earley_from: if dfa_mode { None } else { Some(0) },
@@ -2055,6 +2305,54 @@ impl LocalStepper<'_> {
     }
 }
 
+impl LocalStepper<'_> {
+    /// Does context `c` (at relative Earley depth `r`) take every byte of
+    /// the subtree (or every non-ASCII character) back to itself?
+    fn context_loops(&mut self, r: usize, c: u32, below: Groups) -> bool {
+        use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE};
+        if self.ctx_loops.len() <= c as usize {
+            self.ctx_loops.resize(c as usize + 1, (0, 0));
+        }
+        // Per context: the groups (and, as UTF8_WHOLE, every non-ASCII
+        // character) known to loop back to it, and those tried.
+        let (loops, tried) = self.ctx_loops[c as usize];
+        let mut groups = below & ALL_GROUPS;
+        if groups & tried & !loops != 0 {
+            return false;
+        }
+        // A valid UTF-8 subtree may loop through whole characters
+        // instead of byte group by byte group.
+        let by_char = below & UTF8_WHOLE != 0 && groups & GROUPS_HIGH != 0;
+        if by_char {
+            groups &= !GROUPS_HIGH;
+        }
+        // Equal contexts: the same items and flag after every such byte.
+        let mut untried = groups & !tried;
+        while untried != 0 {
+            let g = untried & untried.wrapping_neg();
+            untried &= untried - 1;
+            let ok = crate::trie::group_bytes(g).all(|b| self.probe_path(r, c, &[], b) == Some(c));
+            let e = &mut self.ctx_loops[c as usize];
+            *e = (e.0 | if ok { g } else { 0 }, e.1 | g);
+            if !ok {
+                return false;
+            }
+        }
+        if !by_char {
+            return true;
+        }
+        let (loops, tried) = self.ctx_loops[c as usize];
+        if tried & UTF8_WHOLE == 0 {
+            let ok =
+                crate::trie::loops_over_non_ascii(c, |_, path, b| self.probe_path(r, c, path, b));
+            let e = &mut self.ctx_loops[c as usize];
+            *e = (e.0 | if ok { UTF8_WHOLE } else { 0 }, e.1 | UTF8_WHOLE);
+            return ok;
+        }
+        loops & UTF8_WHOLE != 0
+    }
+}
+
 impl ByteStepper for LocalStepper<'_> {
     fn absorbs(&mut self, below: Groups) -> bool {
         let a = self.a;
@@ -2065,51 +2363,9 @@ impl ByteStepper for LocalStepper<'_> {
             }
             Some(_) if self.memo_off => false,
             Some(d) => {
-                use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE};
                 let r = self.completed.len() - d;
                 let c = self.ctx[r];
-                if self.ctx_loops.len() <= c as usize {
-                    self.ctx_loops.resize(c as usize + 1, (0, 0));
-                }
-                // Per context: the groups (and, as UTF8_WHOLE, every non-ASCII
-                // character) known to loop back to it, and those tried.
-                let (loops, tried) = self.ctx_loops[c as usize];
-                let mut groups = below & ALL_GROUPS;
-                if groups & tried & !loops != 0 {
-                    return false;
-                }
-                // A valid UTF-8 subtree may loop through whole characters
-                // instead of byte group by byte group.
-                let by_char = below & UTF8_WHOLE != 0 && groups & GROUPS_HIGH != 0;
-                if by_char {
-                    groups &= !GROUPS_HIGH;
-                }
-                // Equal contexts: the same items and flag after every such byte.
-                let mut untried = groups & !tried;
-                while untried != 0 {
-                    let g = untried & untried.wrapping_neg();
-                    untried &= untried - 1;
-                    let ok = crate::trie::group_bytes(g)
-                        .all(|b| self.probe_path(r, c, &[], b) == Some(c));
-                    let e = &mut self.ctx_loops[c as usize];
-                    *e = (e.0 | if ok { g } else { 0 }, e.1 | g);
-                    if !ok {
-                        return false;
-                    }
-                }
-                if !by_char {
-                    return true;
-                }
-                let (loops, tried) = self.ctx_loops[c as usize];
-                if tried & UTF8_WHOLE == 0 {
-                    let ok = crate::trie::loops_over_non_ascii(c, |_, path, b| {
-                        self.probe_path(r, c, path, b)
-                    });
-                    let e = &mut self.ctx_loops[c as usize];
-                    *e = (e.0 | if ok { UTF8_WHOLE } else { 0 }, e.1 | UTF8_WHOLE);
-                    return ok;
-                }
-                loops & UTF8_WHOLE != 0
+                self.context_loops(r, c, below)
             }
         }
     }
@@ -3072,6 +3328,44 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
             }
         }
         assert!(most > 0 && few > 0, "{most} dense and {few} sparse entries");
+    }
+
+    /// States of a search (`1a` somewhere in a run, then a quote) loop on
+    /// no digit, yet read every quote-free token alive: their closed groups
+    /// absorb such subtrees. Token by token through the parser must agree.
+    #[test]
+    fn closed_groups_absorb_search_states_exactly() {
+        // Every string of "a1b " up to 4 bytes (each first byte's subtree
+        // is big enough to be searched), and some that end the run.
+        let alphabet = b"a1b ";
+        let mut tokens: Vec<Vec<u8>> = Vec::new();
+        let mut layer: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..4 {
+            layer = layer
+                .iter()
+                .flat_map(|p| alphabet.iter().map(move |&b| [p.as_slice(), &[b]].concat()))
+                .collect();
+            tokens.extend(layer.iter().cloned());
+        }
+        for t in ["\"", "a\"", "1a\"", "b1a\"x", "\\", "1\\"] {
+            tokens.push(t.as_bytes().to_vec());
+        }
+        let vocab = test_vocab(tokens);
+        let g = Compiler::new(vocab)
+            .compile_regex(r#"[a-z0-9 ]*1a[a-z0-9 ]*""#)
+            .expect("regex");
+        let a = g.automaton();
+        for s in 0..g.num_states() as u32 {
+            if lexical_key(a, s).is_some() {
+                let e = g.classify_lexical(s, &ANY_BYTE, None, false);
+                assert_exact(&g, s, 0, &e, "lexical");
+            }
+            assert_exact(&g, s, 0, &g.classify(s, 0), "parser");
+        }
+        let searched = (0..g.num_states() as u32)
+            .filter(|&s| g.closed.get(s) & crate::trie::ALL_GROUPS != 0)
+            .count();
+        assert!(searched >= 2, "{searched} states with closed groups");
     }
 
     /// The lexical walk skips subtrees its state loops over and copies

@@ -107,13 +107,22 @@ pub const ALL_GROUPS: Groups = (1 << NUM_GROUPS) - 1;
 /// token of its subtree is valid UTF-8 (its last character may be cut short).
 pub const UTF8_WHOLE: Groups = 1 << 31;
 
+/// In a node's summary: its subtree has at least [`BIG_SUBTREE`] nodes, so
+/// an absorption test that costs more than a few nodes' walk may pay.
+pub const BIG: Groups = 1 << 30;
+
+/// See [`BIG`].
+pub const BIG_SUBTREE: usize = 64;
+
 /// The groups of UTF-8 continuation and lead bytes.
 pub const GROUPS_HIGH: Groups = 64 | 128;
 
-/// UTF-8 decoding states: a character boundary, 1 to 3 continuation bytes
-/// due (with the second byte's narrower ranges after E0, ED, F0, F4), invalid.
-const U_START: u8 = 0;
-const U_INVALID: u8 = 8;
+/// UTF-8 decoding states ([`utf8_step`]): a character boundary (this),
+/// 1 to 3 continuation bytes due (with the second byte's narrower ranges
+/// after E0, ED, F0, F4), invalid ([`U_INVALID`]).
+pub const U_START: u8 = 0;
+/// See [`U_START`].
+pub const U_INVALID: u8 = 8;
 
 /// One byte of UTF-8 validation (surrogates and overlong forms are invalid).
 pub fn utf8_step(state: u8, b: u8) -> u8 {
@@ -424,7 +433,8 @@ impl TokenTrie {
                 whole &= valid[c];
                 c = trie.nodes[c].subtree_end as usize;
             }
-            trie.below[i] = groups | if whole { UTF8_WHOLE } else { 0 };
+            let big = end - i >= BIG_SUBTREE;
+            trie.below[i] = groups | if whole { UTF8_WHOLE } else { 0 } | if big { BIG } else { 0 };
         }
         trie.index_children();
         trie.with_byte = vec![0; 256];

@@ -126,7 +126,10 @@ pub fn format_grammar(name: &str) -> Option<FormatGrammar> {
         ),
         "duration" => exact(re(&duration())),
         "email" => exact(re(&email())),
-        "hostname" => subset(unrolled(re(&hostname())), HOSTNAME_RESTRICTION),
+        "hostname" => subset(
+            super::strings::unrolled(re(&hostname())),
+            HOSTNAME_RESTRICTION,
+        ),
         "ipv4" => exact(re(&ipv4())),
         "ipv6" => exact(re(&ipv6())),
         "uuid" => exact(re(&format!(
@@ -147,39 +150,6 @@ fn re(pattern: &str) -> Expr {
     match parse_regex(pattern) {
         Ok(mut g) => g.rules.swap_remove(0).body,
         Err(e) => panic!("internal format pattern does not compile: {}", e.message()),
-    }
-}
-
-/// `e` with every bounded repetition written out (`x{0,2}` as
-/// `(?:x(?:x)?)?`), so the automaton builds no counter for it. For
-/// `hostname`: its six tiers of label counters run side by side, and as
-/// counters every character of a name was a parser walk of the vocabulary
-/// (2-6 ms per mask); written out they are one DFA (2,182 states, built in
-/// about 2 ms) that a walk steps a byte at a time (about 1.2 ms per state
-/// met; too big for a key of the lexical cache, so not shared).
-fn unrolled(e: Expr) -> Expr {
-    match e {
-        Expr::Repeat {
-            expr,
-            min,
-            max: Some(max),
-        } => {
-            let x = unrolled(*expr);
-            let optional = (min..max).fold(Expr::Empty, |rest, _| {
-                Expr::Alt(vec![Expr::Empty, Expr::Seq(vec![x.clone(), rest])])
-            });
-            let mut seq = vec![x; min as usize];
-            seq.push(optional);
-            Expr::Seq(seq)
-        }
-        Expr::Repeat { expr, min, max } => Expr::Repeat {
-            expr: Box::new(unrolled(*expr)),
-            min,
-            max,
-        },
-        Expr::Seq(v) => Expr::Seq(v.into_iter().map(unrolled).collect()),
-        Expr::Alt(v) => Expr::Alt(v.into_iter().map(unrolled).collect()),
-        other => other,
     }
 }
 
@@ -823,18 +793,9 @@ mod tests {
         );
     }
 
-    /// Does `e` hold a bounded repetition (which may become a counter)?
-    fn counts(e: &Expr) -> bool {
-        match e {
-            Expr::Repeat { max: Some(_), .. } => true,
-            Expr::Repeat { expr, .. } => counts(expr),
-            Expr::Seq(v) | Expr::Alt(v) => v.iter().any(counts),
-            _ => false,
-        }
-    }
-
     #[test]
     fn hostname_is_written_out() {
+        use super::super::strings::tests::counts;
         // Its tiers as counters made every mask inside a name a parser walk.
         let h = format_grammar("hostname").unwrap().expr;
         assert!(!counts(&h));

@@ -29,6 +29,70 @@ pub(crate) fn any_char() -> Expr {
     }
 }
 
+/// `e` with every bounded repetition written out (`x{0,2}` as
+/// `(?:x(?:x)?)?`), so the automaton builds no counter for it. For
+/// unanchored patterns (see [`pattern_expr`]), and for `hostname`: its six tiers of label counters run side by side, and as
+/// counters every character of a name was a parser walk of the vocabulary
+/// (2-6 ms per mask); written out they are one DFA (2,182 states, built in
+/// about 2 ms) that a walk steps a byte at a time (about 1.2 ms per state
+/// met; too big for a key of the lexical cache, so not shared).
+pub(crate) fn unrolled(e: Expr) -> Expr {
+    match e {
+        Expr::Repeat {
+            expr,
+            min,
+            max: Some(max),
+        } => {
+            let x = unrolled(*expr);
+            let optional = (min..max).fold(Expr::Empty, |rest, _| {
+                Expr::Alt(vec![Expr::Empty, Expr::Seq(vec![x.clone(), rest])])
+            });
+            let mut seq = vec![x; min as usize];
+            seq.push(optional);
+            Expr::Seq(seq)
+        }
+        Expr::Repeat { expr, min, max } => Expr::Repeat {
+            expr: Box::new(unrolled(*expr)),
+            min,
+            max,
+        },
+        Expr::Seq(v) => Expr::Seq(v.into_iter().map(unrolled).collect()),
+        Expr::Alt(v) => Expr::Alt(v.into_iter().map(unrolled).collect()),
+        other => other,
+    }
+}
+
+/// Characters `e` spells with its bounded repetitions written out (one per
+/// class or literal character; alternatives add up), for [`SEARCH_UNROLL`];
+/// None if `e` holds a non-ASCII character or class.
+fn written_width(e: &Expr) -> Option<u64> {
+    Some(match e {
+        Expr::Repeat { expr, min, max } => {
+            written_width(expr)?.saturating_mul(u64::from(max.unwrap_or(*min).max(1)))
+        }
+        Expr::Seq(v) | Expr::Alt(v) => v
+            .iter()
+            .map(written_width)
+            .try_fold(0u64, |n, w| w.map(|w| n.saturating_add(w)))?,
+        Expr::Literal(b) if b.is_ascii() => b.len() as u64,
+        Expr::Class {
+            negated: false,
+            ranges,
+        } if ranges.iter().all(|&(_, hi)| hi < 0x80) => 1,
+        Expr::Empty => 0,
+        _ => return None,
+    })
+}
+
+/// Unanchored patterns whose written-out width (see [`written_width`]) is at
+/// most this are written out. Behind a `.*` a counter starts at every
+/// character, and the parse contexts that tell the runs apart never repeat
+/// (`.*\d{5}` after six digits differs from after five), so a walk of the
+/// vocabulary steps an Earley parser at most nodes (2-3 ms a mask); written
+/// out, the search is one DFA whose states read any token without a quote
+/// alike (the walks' closed groups absorb those subtrees).
+const SEARCH_UNROLL: u64 = 64;
+
 /// Any decoded string.
 pub(crate) fn any_string() -> Expr {
     Expr::Repeat {
@@ -399,10 +463,14 @@ pub(crate) fn pattern_expr(pattern: &str) -> Result<Expr, PatternError> {
         }
         let (start, end) = (i >= 2, i % 2 == 1);
         let mut seq = Vec::new();
+        let mut body = Expr::Alt(bodies);
         if !start {
             seq.push(any_string());
+            if written_width(&body).is_some_and(|w| w <= SEARCH_UNROLL) {
+                body = unrolled(body);
+            }
         }
-        seq.push(Expr::Alt(bodies));
+        seq.push(body);
         if !end {
             seq.push(any_string());
         }
@@ -905,7 +973,7 @@ pub(crate) fn recogniser(expr: &Expr) -> impl Fn(&str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn spelled_matches(decoded: &Expr, json_content: &str) -> bool {
@@ -1026,6 +1094,32 @@ mod tests {
         assert!(matches(&none, "").expect("match") && matches(&none, "ab").expect("match"));
         let empty = complement(&[""]);
         assert!(matches(&empty, "a").expect("match") && !matches(&empty, "").expect("match"));
+    }
+
+    /// Does `e` hold a bounded repetition (a counter, unless written out)?
+    pub(crate) fn counts(e: &Expr) -> bool {
+        match e {
+            Expr::Repeat { max: Some(_), .. } => true,
+            Expr::Repeat { expr, .. } => counts(expr),
+            Expr::Seq(v) | Expr::Alt(v) => v.iter().any(counts),
+            _ => false,
+        }
+    }
+
+    /// Unanchored ASCII patterns are written out (no counter behind `.*`);
+    /// anchored and non-ASCII ones keep their counters; all match alike.
+    #[test]
+    fn searches_are_written_out() {
+        let p = |s: &str| pattern_expr(s).ok().expect("pattern");
+        let e = p("[0-9a-f]{40}");
+        assert!(!counts(&e));
+        assert!(counts(&p("^[0-9a-f]{40}$")));
+        assert!(counts(&p(r"\d{5}")));
+        assert!(counts(&p(&format!("[0-9a-f]{{{}}}", SEARCH_UNROLL + 1))));
+        let hex = "0123456789abcdef0123456789abcdef01234567";
+        assert!(matches(&e, &format!("x{hex}y")).expect("match"));
+        assert!(!matches(&e, &format!("x{}y", &hex[1..])).expect("match"));
+        assert!(!matches(&e, &format!("{}g{}", &hex[..20], &hex[20..])).expect("match"));
     }
 
     #[test]
