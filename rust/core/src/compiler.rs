@@ -1892,7 +1892,7 @@ fn class_groups(a: &Automaton) -> Vec<Groups> {
 /// Per DFA state, the byte groups (with [`crate::trie::UTF8_WHOLE`]: every
 /// valid non-ASCII character) whose strings it reads without dying or
 /// reaching a state with rule references: the states those bytes reach
-/// are closed under them. A search pattern's states (`.*\d{5}` inside a
+/// are closed under them. A search pattern's states (`.*[0-9]{5}` inside a
 /// string) move on every digit and return on every other byte, so no state
 /// loops on the digits, yet every token without a quote stays alive: such
 /// subtrees are accepted whole instead of walked. Filled lazily and shared
@@ -1905,6 +1905,9 @@ struct ClosedGroups {
 
 /// [`ClosedGroups`]: the value is known.
 const CLOSED_KNOWN: Groups = 1 << 30;
+
+/// Rules of up to this many states mark a search's pairs in a table.
+const MARK_TABLE: usize = 4096;
 
 /// A search stops after looking at this many transitions, over all its
 /// restarts; the rule's states then absorb only what they loop on. (A
@@ -1944,7 +1947,7 @@ impl ClosedGroups {
             return known;
         }
         let high = self.high.get_or_init(|| high_bytes(a));
-        let Some((groups, members)) = closed_groups(a, class_groups, high, q) else {
+        let Some((groups, members)) = closed_groups(a, class_groups, high, q, MARK_TABLE) else {
             // Past the budget: the rule counts or is large (`hostname`);
             // its other states, not searched yet, would cost as much for
             // nothing.
@@ -1992,11 +1995,13 @@ fn high_bytes(a: &Automaton) -> HighBytes {
 /// those are dropped (a group that only leads to the killed state goes with
 /// it: the escape state after `\\` refuses most letters, but `\\` itself goes
 /// first, with `"`) and the search starts over. None past [`CLOSED_WORK`].
+/// Rules of up to `table_up_to` states mark pairs in a table.
 fn closed_groups(
     a: &Automaton,
     class_groups: &[Groups],
     high: &HighBytes,
     q: u32,
+    table_up_to: usize,
 ) -> Option<(Groups, Vec<u32>)> {
     use crate::automaton::DEAD;
     use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE, U_START};
@@ -2008,17 +2013,31 @@ fn closed_groups(
     };
     let nc = a.num_classes;
     // Byte transitions stay among the rule's states: pairs are marked in a
-    // table over them, stamped with the search's round.
+    // table over them (a map for a big rule), stamped with the round.
     let states = a.rule_states(a.state_rule[q as usize] as usize);
     let at = |s: u32, u: u8| (s - states.start) as usize * 8 + u as usize;
-    let mut mark = vec![0u32; states.len() * 8];
+    let mut table = vec![
+        0u32;
+        if states.len() <= table_up_to {
+            states.len() * 8
+        } else {
+            0
+        }
+    ];
+    let mut map: FxHashMap<usize, u32> = FxHashMap::default();
+    let mut mark = |i: usize, round: u32| -> bool {
+        match table.get_mut(i) {
+            Some(m) => std::mem::replace(m, round) != round,
+            None => map.insert(i, round) != Some(round),
+        }
+    };
     let mut groups = ALL_GROUPS & !GROUPS_HIGH;
     let mut chars = true;
     let mut work = 0;
     for round in 1.. {
         // (DFA state, UTF-8 decoder state) pairs, in breadth-first order.
         let mut seen: Vec<(u32, u8)> = vec![(q, U_START)];
-        mark[at(q, U_START)] = round;
+        mark(at(q, U_START), round);
         let mut k = 0;
         let (mut bad, mut chars_bad) = (0 as Groups, false);
         while let Some(&(s, u)) = seen.get(k) {
@@ -2029,9 +2048,7 @@ fn closed_groups(
                 return None;
             }
             let mut add = |t: u32, u2: u8| {
-                let m = &mut mark[at(t, u2)];
-                if *m != round {
-                    *m = round;
+                if mark(at(t, u2), round) {
                     seen.push((t, u2));
                 }
             };
@@ -3366,6 +3383,15 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
             .filter(|&s| g.closed.get(s) & crate::trie::ALL_GROUPS != 0)
             .count();
         assert!(searched >= 2, "{searched} states with closed groups");
+        // Pairs marked in a table or in a map: the same search.
+        let (cg, high) = (class_groups(a), high_bytes(a));
+        for s in 0..g.num_states() as u32 {
+            assert_eq!(
+                closed_groups(a, &cg, &high, s, MARK_TABLE),
+                closed_groups(a, &cg, &high, s, 0),
+                "state {s}"
+            );
+        }
     }
 
     /// The lexical walk skips subtrees its state loops over and copies
