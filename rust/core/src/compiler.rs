@@ -2756,19 +2756,24 @@ impl Compiler {
 mod tests {
     use super::*;
 
-    /// Every string of 1 to 3 bytes over a small alphabet that JSON strings,
-    /// keys and numbers use: tokens that end strings, span keys and values.
-    fn vocab() -> Arc<Vocabulary> {
-        let alphabet = b"ab\"\\:, 1";
-        let mut tokens: Vec<Vec<u8>> = Vec::new();
+    /// Every string of 1 to `n` bytes over `alphabet`, shortest first.
+    fn strings_up_to(alphabet: &[u8], n: usize) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = Vec::new();
         let mut layer: Vec<Vec<u8>> = vec![Vec::new()];
-        for _ in 0..3 {
+        for _ in 0..n {
             layer = layer
                 .iter()
                 .flat_map(|p| alphabet.iter().map(move |&b| [p.as_slice(), &[b]].concat()))
                 .collect();
-            tokens.extend(layer.iter().cloned());
+            out.extend(layer.iter().cloned());
         }
+        out
+    }
+
+    /// Every string of 1 to 3 bytes over a small alphabet that JSON strings,
+    /// keys and numbers use: tokens that end strings, span keys and values.
+    fn vocab() -> Arc<Vocabulary> {
+        let mut tokens = strings_up_to(b"ab\"\\:, 1", 3);
         tokens.push(b"<eos>".to_vec());
         let eos = (tokens.len() - 1) as u32;
         Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocabulary"))
@@ -3354,16 +3359,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
     fn closed_groups_absorb_search_states_exactly() {
         // Every string of "a1b " up to 4 bytes (each first byte's subtree
         // is big enough to be searched), and some that end the run.
-        let alphabet = b"a1b ";
-        let mut tokens: Vec<Vec<u8>> = Vec::new();
-        let mut layer: Vec<Vec<u8>> = vec![Vec::new()];
-        for _ in 0..4 {
-            layer = layer
-                .iter()
-                .flat_map(|p| alphabet.iter().map(move |&b| [p.as_slice(), &[b]].concat()))
-                .collect();
-            tokens.extend(layer.iter().cloned());
-        }
+        let mut tokens = strings_up_to(b"a1b ", 4);
         for t in ["\"", "a\"", "1a\"", "b1a\"x", "\\", "1\\"] {
             tokens.push(t.as_bytes().to_vec());
         }
