@@ -30,12 +30,13 @@ pub(crate) fn any_char() -> Expr {
 }
 
 /// `e` with every bounded repetition written out (`x{0,2}` as
-/// `(?:x(?:x)?)?`), so the automaton builds no counter for it. For
-/// unanchored patterns (see [`pattern_expr`]), and for `hostname`: its six tiers of label counters run side by side, and as
-/// counters every character of a name was a parser walk of the vocabulary
-/// (2-6 ms per mask); written out they are one DFA (2,182 states, built in
-/// about 2 ms) that a walk steps a byte at a time (about 1.2 ms per state
-/// met; too big for a key of the lexical cache, so not shared).
+/// `(?:x(?:x)?)?`), so the automaton builds no counter for it: for short
+/// unanchored patterns (see [`SEARCH_UNROLL`]) and for `hostname`, whose six
+/// tiers of label counters ran side by side, so that every character of a
+/// name was a parser walk of the vocabulary (2-6 ms per mask); written out
+/// they are one DFA (2,182 states, built in about 2 ms) that a walk steps a
+/// byte at a time (about 1.2 ms per state met; too big for a key of the
+/// lexical cache, so not shared).
 pub(crate) fn unrolled(e: Expr) -> Expr {
     match e {
         Expr::Repeat {
@@ -84,13 +85,16 @@ fn written_width(e: &Expr) -> Option<u64> {
     })
 }
 
-/// Unanchored patterns whose written-out width (see [`written_width`]) is at
-/// most this are written out. Behind a `.*` a counter starts at every
-/// character, and the parse contexts that tell the runs apart never repeat
-/// (`.*\d{5}` after six digits differs from after five), so a walk of the
-/// vocabulary steps an Earley parser at most nodes (2-3 ms a mask); written
-/// out, the search is one DFA whose states read any token without a quote
-/// alike (the walks' closed groups absorb those subtrees).
+/// Unanchored patterns of ASCII classes and literals whose written-out
+/// width (see [`written_width`]) is at most this are written out. Behind a
+/// `.*` a counter starts at every character, and the parse contexts that
+/// tell the overlapping runs apart never repeat (`.*[0-9a-f]{40}` after 41
+/// hex digits is in a context it was not in after 40), so a walk of the
+/// vocabulary stepped an Earley parser at most nodes (3 ms a mask); written
+/// out, the search is a small DFA whose states read every quote-free token
+/// alive (the walks' closed groups absorb those subtrees). Unicode classes
+/// stay counted: their characters' partial states multiply the DFA, and
+/// each count state became a walk of its own.
 const SEARCH_UNROLL: u64 = 64;
 
 /// Any decoded string.
