@@ -2320,9 +2320,7 @@ impl LocalStepper<'_> {
         }
         Some(cur)
     }
-}
 
-impl LocalStepper<'_> {
     /// Does context `c` (at relative Earley depth `r`) take every byte of
     /// the subtree (or every non-ASCII character) back to itself?
     fn context_loops(&mut self, r: usize, c: u32, below: Groups) -> bool {
