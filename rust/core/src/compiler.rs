@@ -1777,14 +1777,15 @@ struct LoopCache<'a> {
 
 /// A [`LoopCache`] slot: the state, the groups it loops over, the groups
 /// it refuses a byte of, whether it loops over every non-ASCII character
-/// (0 unknown, 1 no, 2 yes), and its [`ClosedGroups`] value (without
-/// [`CLOSED_KNOWN`]: not searched yet).
+/// and over every non-ASCII `\w` character (0 unknown, 1 no, 2 yes), and
+/// its [`ClosedGroups`] value (without [`CLOSED_KNOWN`]: not searched yet).
 #[derive(Clone, Copy)]
 struct LoopSlot {
     state: u32,
     loops: Groups,
     refused: Groups,
     chars: u8,
+    words: u8,
     closed: Groups,
 }
 
@@ -1810,6 +1811,7 @@ impl<'a> LoopCache<'a> {
                 loops: 0,
                 refused: 0,
                 chars: 0,
+                words: 0,
                 closed: 0,
             };
             self.slots = vec![empty; LOOP_SLOTS];
@@ -1832,6 +1834,7 @@ impl<'a> LoopCache<'a> {
                 loops: crate::trie::ALL_GROUPS & !leave,
                 refused,
                 chars: 0,
+                words: 0,
                 closed: self.closed.map_or(CLOSED_KNOWN, |c| c.get(q)),
             };
         }
@@ -1860,6 +1863,19 @@ impl<'a> LoopCache<'a> {
                 }
             } else if slot.chars == 2 {
                 return true;
+            }
+            // Not every character: every word character, below a node of
+            // word tokens (a `[\w.-]+` pattern's loop).
+            if below & crate::trie::WORDS != 0 {
+                if let Some(shared) = self.closed {
+                    let slot = &mut self.slots[q as usize % LOOP_SLOTS];
+                    if slot.words == 0 {
+                        slot.words = if shared.loops_over_words(a, q) { 2 } else { 1 };
+                    }
+                    if slot.words == 2 {
+                        return true;
+                    }
+                }
             }
         }
         let mut closed = slot.closed;
@@ -1901,6 +1917,9 @@ fn class_groups(a: &Automaton) -> Vec<Groups> {
 struct ClosedGroups {
     states: OnceLock<Box<[std::sync::atomic::AtomicU32]>>,
     high: OnceLock<HighBytes>,
+    /// Per state: does it loop over every non-ASCII `\w` character (0
+    /// unknown, 1 no, 2 yes; see [`loops_over_words`]).
+    words: OnceLock<Box<[std::sync::atomic::AtomicU8]>>,
 }
 
 /// [`ClosedGroups`]: the value is known.
@@ -1920,7 +1939,25 @@ impl ClosedGroups {
         ClosedGroups {
             states: OnceLock::new(),
             high: OnceLock::new(),
+            words: OnceLock::new(),
         }
+    }
+
+    /// [`loops_over_words`] for `q`, memoised.
+    fn loops_over_words(&self, a: &Automaton, q: u32) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let table = self.words.get_or_init(|| {
+            (0..a.num_states())
+                .map(|_| std::sync::atomic::AtomicU8::new(0))
+                .collect()
+        });
+        let known = table[q as usize].load(Relaxed);
+        if known != 0 {
+            return known == 2;
+        }
+        let yes = loops_over_words(a, q);
+        table[q as usize].store(if yes { 2 } else { 1 }, Relaxed);
+        yes
     }
 
     fn states(&self, a: &Automaton) -> &[std::sync::atomic::AtomicU32] {
@@ -1964,6 +2001,62 @@ impl ClosedGroups {
         }
         value
     }
+}
+
+/// Does `q` take every non-ASCII character `\w` accepts back to itself,
+/// keeping every prefix of one alive? Over the UTF-8 byte-range sequences
+/// of those characters (about a thousand), a byte per byte class of each
+/// range, with the set of states the prefixes reach.
+fn loops_over_words(a: &Automaton, q: u32) -> bool {
+    use crate::automaton::DEAD;
+    static SEQUENCES: OnceLock<Vec<Vec<(u8, u8)>>> = OnceLock::new();
+    let sequences = SEQUENCES.get_or_init(|| {
+        let mut out = Vec::new();
+        for r in crate::grammar::regex::word_chars().ranges() {
+            let (lo, hi) = (r.start().max('\u{80}'), r.end());
+            if lo <= hi {
+                for seq in regex_syntax::utf8::Utf8Sequences::new(lo, hi) {
+                    out.push(seq.as_slice().iter().map(|x| (x.start, x.end)).collect());
+                }
+            }
+        }
+        out
+    });
+    let mut reps: FxHashMap<(u8, u8), Vec<u8>> = FxHashMap::default();
+    let (mut states, mut next): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    for seq in sequences {
+        states.clear();
+        states.push(q);
+        for &(lo, hi) in seq {
+            let bytes = reps.entry((lo, hi)).or_insert_with(|| {
+                let mut v: Vec<u8> = Vec::new();
+                for b in lo..=hi {
+                    let c = a.class_of[b as usize];
+                    if !v.iter().any(|&x| a.class_of[x as usize] == c) {
+                        v.push(b);
+                    }
+                }
+                v
+            });
+            next.clear();
+            for &s in &states {
+                for &b in bytes.iter() {
+                    let t = a.next_byte(s, b);
+                    if t == DEAD {
+                        return false;
+                    }
+                    if !next.contains(&t) {
+                        next.push(t);
+                    }
+                }
+            }
+            std::mem::swap(&mut states, &mut next);
+        }
+        if states.iter().any(|&s| s != q) {
+            return false;
+        }
+    }
+    true
 }
 
 /// Per UTF-8 decoder state, one non-ASCII byte per (byte class, next
@@ -3102,11 +3195,23 @@ mod tests {
             }
             tokens.push(x.to_vec());
         }
+        // Below "q", word characters only (and a space).
+        let words: [&str; 4] = ["é", "日本", "a", " "];
+        for y in words {
+            tokens.push(format!("q{y}").into_bytes());
+            for z in words {
+                tokens.push(format!("q{y}{z}").into_bytes());
+            }
+        }
         let vocab = test_vocab(tokens);
         let compiler = Compiler::new(vocab.clone());
         for g in [
             compiler.compile_regex(r#"[^"]*"x"#).expect("regex"),
             compiler.compile_regex(r#"[^é]*é"#).expect("regex"),
+            // Loops over the word characters (`é`, `日本`, the completions of
+            // `\xe6\x97`), not over `😀`, `\xc3`'s `×`, or all characters.
+            compiler.compile_regex(r#"[\w ]*""#).expect("regex"),
+            compiler.compile_regex(r#"[a-zé ]*""#).expect("regex"),
             compiler
                 .compile_gbnf(br#"root ::= "\"" [^"]* "\"" ("," root)?"#, "root")
                 .expect("gbnf"),

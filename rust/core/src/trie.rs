@@ -107,6 +107,13 @@ pub const ALL_GROUPS: Groups = (1 << NUM_GROUPS) - 1;
 /// token of its subtree is valid UTF-8 (its last character may be cut short).
 pub const UTF8_WHOLE: Groups = 1 << 31;
 
+/// In a node's summary: every non-ASCII character below is one `\w`
+/// accepts (`grammar::regex::word_chars`), and so is every character a token
+/// that ends inside one could become. A state that takes each of those back
+/// to itself absorbs such subtrees: the words of every script inside a
+/// `[\w.-]+` pattern, which no state loops over all characters for.
+pub const WORDS: Groups = 1 << 28;
+
 /// In a node's summary: its subtree has at least [`BIG_SUBTREE`] nodes, so
 /// an absorption test that costs more than a few nodes' walk may pay.
 pub const BIG: Groups = 1 << 30;
@@ -192,6 +199,14 @@ pub fn loops_over_non_ascii(
         }
     }
     true
+}
+
+/// Does `class` hold every character from `lo` to `hi`?
+fn all_in(class: &regex_syntax::hir::ClassUnicode, lo: u32, hi: u32) -> bool {
+    let r = class.ranges();
+    let k = r.partition_point(|x| (x.end() as u32) < lo);
+    r.get(k)
+        .is_some_and(|x| x.start() as u32 <= lo && hi <= x.end() as u32)
 }
 
 /// The bytes of the groups in `groups` (see [`byte_group`]).
@@ -420,21 +435,63 @@ impl TokenTrie {
             }
             valid[i] = ok;
         }
+        // `other[i]`: node i completes a non-ASCII character `\w` refuses,
+        // or ends a token inside one that may become such a character.
+        let words = crate::grammar::regex::word_chars();
+        let mut other = vec![false; trie.nodes.len()];
+        let mut code: Vec<u32> = vec![0; trie.max_depth + 1];
+        for (i, n) in trie.nodes.iter().enumerate() {
+            let d = n.depth as usize;
+            let b = u32::from(n.byte);
+            code[d] = match b {
+                0xc0..=0xdf => b & 0x1f,
+                0xe0..=0xef => b & 0x0f,
+                0xf0..=0xff => b & 0x07,
+                0x80..=0xbf => code[d - 1] << 6 | (b & 0x3f),
+                _ => b,
+            };
+            let (u, ends) = (utf8[i], trie.token_start[i] < trie.token_start[i + 1]);
+            other[i] = match u {
+                U_INVALID => true,
+                U_START => b >= 0x80 && !all_in(words, code[d], code[d]),
+                _ if ends => {
+                    // Continuation bytes still due, and the characters the
+                    // token's last one could become (a superset: the lead
+                    // byte's narrower second-byte ranges are not applied).
+                    let due = match u {
+                        1 => 1,
+                        2 | 4 | 5 => 2,
+                        _ => 3,
+                    };
+                    let lo = code[d] << (6 * due);
+                    !all_in(words, lo, lo + (1 << (6 * due)) - 1)
+                }
+                _ => false,
+            };
+        }
         // Children come after their parent, so a reverse pass sees them first.
         trie.below = vec![0; trie.nodes.len()];
+        // `words_ok[i]`: no node below i is `other`.
+        let mut words_ok = vec![true; trie.nodes.len()];
         for i in (0..trie.nodes.len()).rev() {
             let (end, mut groups) = (trie.nodes[i].subtree_end as usize, 0 as Groups);
             let mut whole = utf8[i] == U_START;
+            let mut only_words = true;
             let mut c = i + 1;
             while c < end {
                 let cb = trie.below[c];
                 groups |= byte_group(trie.nodes[c].byte) | cb & ALL_GROUPS;
                 // A child is fine if its subtree is valid from its own state.
                 whole &= valid[c];
+                only_words &= !other[c] && words_ok[c];
                 c = trie.nodes[c].subtree_end as usize;
             }
+            words_ok[i] = only_words;
             let big = end - i >= BIG_SUBTREE;
-            trie.below[i] = groups | if whole { UTF8_WHOLE } else { 0 } | if big { BIG } else { 0 };
+            trie.below[i] = groups
+                | if whole { UTF8_WHOLE } else { 0 }
+                | if whole && only_words { WORDS } else { 0 }
+                | if big { BIG } else { 0 };
         }
         trie.index_children();
         trie.with_byte = vec![0; 256];
@@ -1017,12 +1074,13 @@ mod tests {
         live.sort_unstable();
         dead.sort_unstable();
         assert_eq!(live, vec![0, 1, 5, 6]);
-        // Groups below each node: "a" has "b" and "c" (letters) below it.
+        // Groups below each node: "a" has "b" and "c" (letters) below it,
+        // and no character `\w` refuses.
         let a =
             (0..trie.num_nodes()).find(|&i| trie.nodes[i].depth == 1 && trie.nodes[i].byte == b'a');
         assert_eq!(
             a.map(|i| trie.below[i]),
-            Some(byte_group(b'b') | UTF8_WHOLE)
+            Some(byte_group(b'b') | UTF8_WHOLE | WORDS)
         );
         assert_eq!(dead, vec![2, 3, 4]);
         assert!(s.path.is_empty());
@@ -1160,5 +1218,42 @@ mod tests {
             panic!("2,500 of 5,000 tokens are a bit set");
         };
         assert_eq!(got, want);
+    }
+    /// `WORDS` marks the nodes whose subtrees hold only `\w` characters
+    /// beyond ASCII, counting what a token cut inside a character could
+    /// become.
+    #[test]
+    fn word_subtrees_are_marked() {
+        let tokens: Vec<&[u8]> = vec![
+            "é".as_bytes(),
+            "éa".as_bytes(),
+            "é日本".as_bytes(),
+            "w".as_bytes(),
+            b"w\xe6\x97",
+            "x".as_bytes(),
+            "x×".as_bytes(),
+            "y".as_bytes(),
+            b"y\xc3",
+            "z".as_bytes(),
+            "z😀".as_bytes(),
+        ];
+        let ids: Vec<u32> = (0..tokens.len() as u32).collect();
+        let trie = TokenTrie::build(&ids, |i| tokens[i as usize]);
+        let node = |b: u8| {
+            (0..trie.num_nodes())
+                .find(|&i| trie.nodes[i].depth == 1 && trie.nodes[i].byte == b)
+                .expect("node")
+        };
+        let words = |b: u8| trie.below[node(b)] & WORDS != 0;
+        // "é"'s first byte cuts it: no whole character ends there.
+        assert!(!words(0xc3));
+        assert!(words(b'w'), "the completions of e6 97 are all ideographs");
+        assert!(!words(b'x'), "× is no word character");
+        assert!(!words(b'y'), "c3 may become ×");
+        assert!(!words(b'z'), "😀 is no word character");
+        let e = (0..trie.num_nodes())
+            .find(|&i| trie.nodes[i].depth == 2 && trie.nodes[i].byte == 0xa9)
+            .expect("é");
+        assert!(trie.below[e] & WORDS != 0, "a, 日本 below é");
     }
 }

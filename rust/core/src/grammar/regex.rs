@@ -880,9 +880,34 @@ const PYTHON_UNICODE_AGE: &str = "14.0";
 /// added since; `\D` is no digit of the newer tables either). Inside a negated
 /// set (`[^\d]`) the readings swap, so the set stays on the safe side too.
 fn perl_class(c: char, in_negated_set: bool) -> ClassUnicode {
-    // [d, w] as of PYTHON_UNICODE_AGE, [d, w] as of the crate's tables, s.
+    let [d_old, w_old, d_new, w_new, s] = perl_tables();
+    // Where the class's characters are accepted, the narrow table; where
+    // they are excluded (`\D`, or `\d` in `[^...]`), the wide one.
+    let negate = c.is_ascii_uppercase();
+    let narrow = negate == in_negated_set;
+    let mut class = match (c.to_ascii_lowercase(), narrow) {
+        ('d', true) => d_old.clone(),
+        ('d', false) => d_new.clone(),
+        ('w', true) => w_old.clone(),
+        ('w', false) => w_new.clone(),
+        _ => s.clone(),
+    };
+    if negate {
+        class.negate();
+    }
+    class
+}
+
+/// The characters `\w` accepts (the narrow table of [`perl_class`]): the
+/// trie marks subtrees of word tokens with them (`crate::trie::WORDS`).
+pub(crate) fn word_chars() -> &'static ClassUnicode {
+    &perl_tables()[1]
+}
+
+/// [d, w] as of PYTHON_UNICODE_AGE, [d, w] as of the crate's tables, s.
+fn perl_tables() -> &'static [ClassUnicode; 5] {
     static TABLES: OnceLock<[ClassUnicode; 5]> = OnceLock::new();
-    let [d_old, w_old, d_new, w_new, s] = TABLES.get_or_init(|| {
+    TABLES.get_or_init(|| {
         let class = |e: &str| unicode_class(e).unwrap_or_else(ClassUnicode::empty);
         let age = PYTHON_UNICODE_AGE;
         let d_old = class(&format!(r"[\p{{Nd}}&&\p{{Age={age}}}]"));
@@ -906,22 +931,7 @@ fn perl_class(c: char, in_negated_set: bool) -> ClassUnicode {
             .map(|(a, b)| ClassUnicodeRange::new(a, b)),
         );
         [d_old, w_old, d_new, w_new, s]
-    });
-    // Where the class's characters are accepted, the narrow table; where
-    // they are excluded (`\D`, or `\d` in `[^...]`), the wide one.
-    let negate = c.is_ascii_uppercase();
-    let narrow = negate == in_negated_set;
-    let mut class = match (c.to_ascii_lowercase(), narrow) {
-        ('d', true) => d_old.clone(),
-        ('d', false) => d_new.clone(),
-        ('w', true) => w_old.clone(),
-        ('w', false) => w_new.clone(),
-        _ => s.clone(),
-    };
-    if negate {
-        class.negate();
-    }
-    class
+    })
 }
 
 #[cfg(test)]
