@@ -1911,8 +1911,10 @@ fn class_groups(a: &Automaton) -> Vec<Groups> {
 /// are closed under them. A search pattern's states (`.*[0-9]{5}` inside a
 /// string) move on every digit and return on every other byte, so no state
 /// loops on the digits, yet every token without a quote stays alive: such
-/// subtrees are accepted whole instead of walked. Filled lazily and shared
-/// by the grammar's walks (the races only compute a value twice).
+/// subtrees are accepted whole instead of walked. With it, per state,
+/// whether it loops over every word character (see [`crate::trie::WORDS`]).
+/// Filled lazily and shared by the grammar's walks (the races only compute
+/// a value twice).
 #[derive(Debug)]
 struct ClosedGroups {
     states: OnceLock<Box<[std::sync::atomic::AtomicU32]>>,
@@ -2028,16 +2030,9 @@ fn loops_over_words(a: &Automaton, q: u32) -> bool {
         states.clear();
         states.push(q);
         for &(lo, hi) in seq {
-            let bytes = reps.entry((lo, hi)).or_insert_with(|| {
-                let mut v: Vec<u8> = Vec::new();
-                for b in lo..=hi {
-                    let c = a.class_of[b as usize];
-                    if !v.iter().any(|&x| a.class_of[x as usize] == c) {
-                        v.push(b);
-                    }
-                }
-                v
-            });
+            let bytes = reps
+                .entry((lo, hi))
+                .or_insert_with(|| one_per_class(a, lo..=hi));
             next.clear();
             for &s in &states {
                 for &b in bytes.iter() {
@@ -2067,19 +2062,25 @@ fn high_bytes(a: &Automaton) -> HighBytes {
     use crate::trie::{utf8_step, U_INVALID};
     let mut high: HighBytes = Default::default();
     for (u, reps) in high.iter_mut().enumerate() {
-        for b in 0x80..=0xffu8 {
-            let u2 = utf8_step(u as u8, b);
-            let c = a.class_of[b as usize];
-            if u2 != U_INVALID
-                && !reps
-                    .iter()
-                    .any(|&(r, v)| v == u2 && a.class_of[r as usize] == c)
-            {
-                reps.push((b, u2));
-            }
+        for u2 in 0..U_INVALID {
+            let bytes = (0x80..=0xffu8).filter(|&b| utf8_step(u as u8, b) == u2);
+            reps.extend(one_per_class(a, bytes).into_iter().map(|b| (b, u2)));
         }
     }
     high
+}
+
+/// The first of `bytes` in each byte class among them (a class's bytes
+/// lead every state alike).
+fn one_per_class(a: &Automaton, bytes: impl IntoIterator<Item = u8>) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::new();
+    for b in bytes {
+        let c = a.class_of[b as usize];
+        if !out.iter().any(|&x| a.class_of[x as usize] == c) {
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// The value of [`ClosedGroups`] for `q`, and the other states of its
