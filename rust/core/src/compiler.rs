@@ -1854,7 +1854,7 @@ impl<'a> LoopCache<'a> {
         }
         if below & UTF8_WHOLE != 0 && groups & !(slot.loops | GROUPS_HIGH) == 0 {
             if slot.chars == 0 {
-                let yes = crate::trie::loops_over_non_ascii(q, |s, _, b| {
+                let yes = crate::trie::loops_over_non_ascii(q, None, |s, _, b| {
                     Some(a.next_byte(s, b)).filter(|&t| t != crate::automaton::DEAD)
                 });
                 self.slots[q as usize % LOOP_SLOTS].chars = if yes { 2 } else { 1 };
@@ -2418,7 +2418,7 @@ impl LocalStepper<'_> {
     /// Does context `c` (at relative Earley depth `r`) take every byte of
     /// the subtree (or every non-ASCII character) back to itself?
     fn context_loops(&mut self, r: usize, c: u32, below: Groups) -> bool {
-        use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE};
+        use crate::trie::{ALL_GROUPS, GROUPS_HIGH, NO_DIGITS, UTF8_WHOLE};
         if self.ctx_loops.len() <= c as usize {
             self.ctx_loops.resize(c as usize + 1, (0, 0));
         }
@@ -2450,15 +2450,32 @@ impl LocalStepper<'_> {
         if !by_char {
             return true;
         }
-        let (loops, tried) = self.ctx_loops[c as usize];
-        if tried & UTF8_WHOLE == 0 {
-            let ok =
-                crate::trie::loops_over_non_ascii(c, |_, path, b| self.probe_path(r, c, path, b));
-            let e = &mut self.ctx_loops[c as usize];
-            *e = (e.0 | if ok { UTF8_WHOLE } else { 0 }, e.1 | UTF8_WHOLE);
-            return ok;
+        // Every character, or, below a node without digits, every other
+        // one: behind `.*` each Unicode digit of a `\d{5}` search starts a
+        // count of its own, every other character leads back.
+        for (bit, except) in [
+            (UTF8_WHOLE, None),
+            (NO_DIGITS, Some(crate::grammar::regex::digit_chars())),
+        ] {
+            if bit != UTF8_WHOLE && below & bit == 0 {
+                break;
+            }
+            let (loops, tried) = self.ctx_loops[c as usize];
+            let ok = if tried & bit == 0 {
+                let ok = crate::trie::loops_over_non_ascii(c, except, |_, path, b| {
+                    self.probe_path(r, c, path, b)
+                });
+                let e = &mut self.ctx_loops[c as usize];
+                *e = (e.0 | if ok { bit } else { 0 }, e.1 | bit);
+                ok
+            } else {
+                loops & bit != 0
+            };
+            if ok {
+                return true;
+            }
         }
-        loops & UTF8_WHOLE != 0
+        false
     }
 }
 
@@ -3265,6 +3282,56 @@ ch ::= [a-zé-ÿ] | [日本]"#
                 ];
                 for e in entries.into_iter().flatten() {
                     assert_exact(&g, s, 0, &e, "utf-8 walk");
+                }
+            }
+        }
+    }
+
+    /// A search for Unicode digits behind a repetition (`.*\d{5}` of a
+    /// pattern): each digit starts a count of its own, so the walk runs over
+    /// parse contexts that never take a digit back to themselves, yet take
+    /// every other character back; subtrees without digits (`NO_DIGITS`)
+    /// are skipped whole where a context takes every character but the
+    /// digits back to itself, and a letter the digits share a lead byte
+    /// with is checked, not skipped with them.
+    #[test]
+    fn walks_skip_digit_free_subtrees_exactly() {
+        let pieces = ["٣", "ـ", "ؠ", "é", "a", "1", " ", "\""];
+        let mut tokens: Vec<Vec<u8>> = vec![b"\xd9".to_vec()];
+        for x in pieces {
+            tokens.push(x.into());
+            for y in pieces {
+                tokens.push(format!("{x}{y}").into());
+                for z in pieces {
+                    tokens.push(format!("{x}{y}{z}").into());
+                }
+            }
+        }
+        // Below "r" and "ؠ", no digit and no quote: letters, one the digits
+        // share a lead byte with (ـ) and two they do not (ؠ, ڠ).
+        let letters = ["ـ", "ؠ", "ڠ", "é", "a", " "];
+        for p in ["r", "ؠ"] {
+            for x in letters {
+                for y in letters {
+                    tokens.push(format!("{p}{x}{y}").into());
+                }
+            }
+        }
+        let vocab = test_vocab(tokens);
+        let compiler = Compiler::new(vocab.clone());
+        // The third refuses ڠ (DA A0) as it does ٠ (D9 A0), so a context
+        // meets both lead bytes alike, and ڠ must be tried though ٠ is not.
+        for src in [
+            r#"[^"]*\d{17}[^"]*""#,
+            r#"[^"ـ]*\d{17}[^"ـ]*""#,
+            r#"[^"٠ڠ]*[0-9]{17}[^"٠ڠ]*""#,
+        ] {
+            let g = compiler.compile_regex(src).expect("regex");
+            let a = g.automaton();
+            for s in 0..g.num_states() as u32 {
+                if !a.aux_state[s as usize] {
+                    let e = g.classify(s, 0);
+                    assert_exact(&g, s, 0, &e, "digit-free walk");
                 }
             }
         }

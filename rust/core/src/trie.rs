@@ -114,6 +114,14 @@ pub const UTF8_WHOLE: Groups = 1 << 31;
 /// `[\w.-]+` pattern, which no state loops over all characters for.
 pub const WORDS: Groups = 1 << 28;
 
+/// In a node's summary: no non-ASCII character below is a decimal digit
+/// (`grammar::regex::digit_chars`, the wide table), nor could any character
+/// a token that ends inside one become one. A context that takes every other
+/// non-ASCII character back to itself absorbs such subtrees: the text of
+/// every script behind `.*` before a Unicode `\d{5}`, where each digit
+/// starts a count of its own.
+pub const NO_DIGITS: Groups = 1 << 29;
+
 /// In a node's summary: its subtree has at least [`BIG_SUBTREE`] nodes, so
 /// an absorption test that costs more than a few nodes' walk may pay.
 pub const BIG: Groups = 1 << 30;
@@ -160,15 +168,21 @@ pub fn utf8_step(state: u8, b: u8) -> u8 {
 /// Does a recogniser take every valid UTF-8 character of two to four bytes
 /// from `state` back to `state`, staying alive inside it? `next(q, path, b)`
 /// is the state after byte `b` from `q`, where `path` (the character's bytes
-/// so far) led from `state` to `q`; None if `b` is refused.
+/// so far) led from `state` to `q`; None if `b` is refused. The characters
+/// of `except` need not: neither they nor prefixes that only they complete
+/// are tried (for a subtree that holds none of them, see [`NO_DIGITS`]).
 pub fn loops_over_non_ascii(
     state: u32,
+    except: Option<&regex_syntax::hir::ClassUnicode>,
     mut next: impl FnMut(u32, &[u8], u8) -> Option<u32>,
 ) -> bool {
-    // (state, decoder state, the character's bytes so far and their count)
-    let mut seen: Vec<(u32, u8, [u8; 3], usize)> = vec![(state, U_START, [0; 3], 0)];
+    // (state, decoder state, the character's bytes so far and their count,
+    // whether those bytes may still become a character of `except`: then
+    // the entry is not merged with another of the same states, whose
+    // completions it would skip)
+    let mut seen: Vec<(u32, u8, [u8; 3], usize, bool)> = vec![(state, U_START, [0; 3], 0, false)];
     let mut k = 0;
-    while let Some(&(q, u, path, len)) = seen.get(k) {
+    while let Some(&(q, u, path, len, _)) = seen.get(k) {
         k += 1;
         for b in if u == U_START {
             0x80..=0xff
@@ -177,6 +191,14 @@ pub fn loops_over_non_ascii(
         } {
             let u2 = utf8_step(u, b);
             if u2 == U_INVALID {
+                continue;
+            }
+            let mut bytes = [0; 4];
+            bytes[..len].copy_from_slice(&path[..len]);
+            bytes[len] = b;
+            let (lo, hi) = completions(&bytes[..=len]);
+            let excepted = except.is_some_and(|e| all_in(e, lo, hi));
+            if excepted {
                 continue;
             }
             let Some(q2) = next(q, &path[..len], b) else {
@@ -188,17 +210,34 @@ pub fn loops_over_non_ascii(
                 }
                 continue;
             }
-            if !seen.iter().any(|s| s.0 == q2 && s.1 == u2) {
+            let open = except.is_some_and(|e| any_in(e, lo, hi));
+            if open || !seen.iter().any(|s| s.0 == q2 && s.1 == u2 && !s.4) {
                 if seen.len() > 256 || len >= 3 {
                     return false;
                 }
                 let mut p = path;
                 p[len] = b;
-                seen.push((q2, u2, p, len + 1));
+                seen.push((q2, u2, p, len + 1, open));
             }
         }
     }
     true
+}
+
+/// The code points a valid UTF-8 prefix (a lead byte and continuation
+/// bytes) may become: a superset where the lead byte narrows the second.
+fn completions(prefix: &[u8]) -> (u32, u32) {
+    let lead = prefix[0];
+    let (width, mut code) = match lead {
+        0xc0..=0xdf => (2, u32::from(lead & 0x1f)),
+        0xe0..=0xef => (3, u32::from(lead & 0x0f)),
+        _ => (4, u32::from(lead & 0x07)),
+    };
+    for &b in &prefix[1..] {
+        code = code << 6 | u32::from(b & 0x3f);
+    }
+    let due = 6 * (width - prefix.len()) as u32;
+    (code << due, (code << due) + (1 << due) - 1)
 }
 
 /// Does `class` hold every character from `lo` to `hi`?
@@ -207,6 +246,13 @@ fn all_in(class: &regex_syntax::hir::ClassUnicode, lo: u32, hi: u32) -> bool {
     let k = r.partition_point(|x| (x.end() as u32) < lo);
     r.get(k)
         .is_some_and(|x| x.start() as u32 <= lo && hi <= x.end() as u32)
+}
+
+/// Does `class` hold any character from `lo` to `hi`?
+fn any_in(class: &regex_syntax::hir::ClassUnicode, lo: u32, hi: u32) -> bool {
+    let r = class.ranges();
+    let k = r.partition_point(|x| (x.end() as u32) < lo);
+    r.get(k).is_some_and(|x| x.start() as u32 <= hi)
 }
 
 /// The bytes of the groups in `groups` (see [`byte_group`]).
@@ -436,9 +482,12 @@ impl TokenTrie {
             valid[i] = ok;
         }
         // `other[i]`: node i completes a non-ASCII character `\w` refuses,
-        // or ends a token inside one that may become such a character.
+        // or ends a token inside one that may become such a character;
+        // `digit[i]`: the same for the digits.
         let words = crate::grammar::regex::word_chars();
+        let digits = crate::grammar::regex::digit_chars();
         let mut other = vec![false; trie.nodes.len()];
+        let mut digit = vec![false; trie.nodes.len()];
         let mut code: Vec<u32> = vec![0; trie.max_depth + 1];
         for (i, n) in trie.nodes.iter().enumerate() {
             let d = n.depth as usize;
@@ -451,32 +500,41 @@ impl TokenTrie {
                 _ => b,
             };
             let (u, ends) = (utf8[i], trie.token_start[i] < trie.token_start[i + 1]);
-            other[i] = match u {
-                U_INVALID => true,
-                U_START => b >= 0x80 && !all_in(words, code[d], code[d]),
+            // The characters the node's could be: the one it completes, or
+            // those the token's last one could become when it ends inside
+            // it (a superset: the lead byte's narrower second-byte ranges
+            // are not applied).
+            let chars = match u {
+                U_INVALID => None,
+                U_START if b >= 0x80 => Some((code[d], code[d])),
+                U_START => Some((1, 0)),
                 _ if ends => {
-                    // Continuation bytes still due, and the characters the
-                    // token's last one could become (a superset: the lead
-                    // byte's narrower second-byte ranges are not applied).
                     let due = match u {
                         1 => 1,
                         2 | 4 | 5 => 2,
                         _ => 3,
                     };
                     let lo = code[d] << (6 * due);
-                    !all_in(words, lo, lo + (1 << (6 * due)) - 1)
+                    Some((lo, lo + (1 << (6 * due)) - 1))
                 }
-                _ => false,
+                _ => Some((1, 0)),
+            };
+            (other[i], digit[i]) = match chars {
+                None => (true, true),
+                Some((lo, hi)) if lo > hi => (false, false),
+                Some((lo, hi)) => (!all_in(words, lo, hi), any_in(digits, lo, hi)),
             };
         }
         // Children come after their parent, so a reverse pass sees them first.
         trie.below = vec![0; trie.nodes.len()];
-        // `words_ok[i]`: no node below i is `other`.
+        // `words_ok[i]`: no node below i is `other`; `digits_ok[i]`: none
+        // is `digit`.
         let mut words_ok = vec![true; trie.nodes.len()];
+        let mut digits_ok = vec![true; trie.nodes.len()];
         for i in (0..trie.nodes.len()).rev() {
             let (end, mut groups) = (trie.nodes[i].subtree_end as usize, 0 as Groups);
             let mut whole = utf8[i] == U_START;
-            let mut only_words = true;
+            let (mut only_words, mut no_digits) = (true, true);
             let mut c = i + 1;
             while c < end {
                 let cb = trie.below[c];
@@ -484,13 +542,15 @@ impl TokenTrie {
                 // A child is fine if its subtree is valid from its own state.
                 whole &= valid[c];
                 only_words &= !other[c] && words_ok[c];
+                no_digits &= !digit[c] && digits_ok[c];
                 c = trie.nodes[c].subtree_end as usize;
             }
-            words_ok[i] = only_words;
+            (words_ok[i], digits_ok[i]) = (only_words, no_digits);
             let big = end - i >= BIG_SUBTREE;
             trie.below[i] = groups
                 | if whole { UTF8_WHOLE } else { 0 }
                 | if whole && only_words { WORDS } else { 0 }
+                | if whole && no_digits { NO_DIGITS } else { 0 }
                 | if big { BIG } else { 0 };
         }
         trie.index_children();
@@ -1255,5 +1315,34 @@ mod tests {
             .find(|&i| trie.nodes[i].depth == 2 && trie.nodes[i].byte == 0xa9)
             .expect("é");
         assert!(trie.below[e] & WORDS != 0, "a, 日本 below é");
+    }
+
+    /// `NO_DIGITS` marks the nodes whose subtrees hold no decimal digit
+    /// beyond ASCII, counting what a token cut inside a character could
+    /// become.
+    #[test]
+    fn digit_free_subtrees_are_marked() {
+        let tokens: Vec<&[u8]> = vec![
+            "aـ日".as_bytes(),
+            "b٣".as_bytes(),
+            b"c\xd9",
+            b"d\xdb",
+            "e1".as_bytes(),
+            b"f\xc3",
+        ];
+        let ids: Vec<u32> = (0..tokens.len() as u32).collect();
+        let trie = TokenTrie::build(&ids, |i| tokens[i as usize]);
+        let free = |b: u8| {
+            let i = (0..trie.num_nodes())
+                .find(|&i| trie.nodes[i].depth == 1 && trie.nodes[i].byte == b)
+                .expect("node");
+            trie.below[i] & NO_DIGITS != 0
+        };
+        assert!(free(b'a'), "ـ shares its lead byte with the digits");
+        assert!(!free(b'b'), "٣ is a digit");
+        assert!(!free(b'c'), "d9 may become ٣");
+        assert!(!free(b'd'), "db may become ۳");
+        assert!(free(b'e'), "ASCII digits are the byte groups' business");
+        assert!(free(b'f'), "c3 becomes no digit");
     }
 }

@@ -904,6 +904,12 @@ pub(crate) fn word_chars() -> &'static ClassUnicode {
     &perl_tables()[1]
 }
 
+/// Every character `\d` may accept (the wide table of [`perl_class`]): the
+/// trie marks subtrees free of them (`crate::trie::NO_DIGITS`).
+pub(crate) fn digit_chars() -> &'static ClassUnicode {
+    &perl_tables()[2]
+}
+
 /// [d, w] as of PYTHON_UNICODE_AGE, [d, w] as of the crate's tables, s.
 fn perl_tables() -> &'static [ClassUnicode; 5] {
     static TABLES: OnceLock<[ClassUnicode; 5]> = OnceLock::new();
