@@ -1135,12 +1135,12 @@ mod tests {
         dead.sort_unstable();
         assert_eq!(live, vec![0, 1, 5, 6]);
         // Groups below each node: "a" has "b" and "c" (letters) below it,
-        // and no character `\w` refuses.
+        // no character `\w` refuses and no digit beyond ASCII.
         let a =
             (0..trie.num_nodes()).find(|&i| trie.nodes[i].depth == 1 && trie.nodes[i].byte == b'a');
         assert_eq!(
             a.map(|i| trie.below[i]),
-            Some(byte_group(b'b') | UTF8_WHOLE | WORDS)
+            Some(byte_group(b'b') | UTF8_WHOLE | WORDS | NO_DIGITS)
         );
         assert_eq!(dead, vec![2, 3, 4]);
         assert!(s.path.is_empty());
