@@ -1787,6 +1787,9 @@ struct LoopSlot {
     chars: u8,
     words: u8,
     closed: Groups,
+    /// [`lives_through`] for these groups: yes up to `lives.1` characters,
+    /// no from `lives.2` on.
+    lives: (Groups, u8, u8),
 }
 
 /// Slots of a [`LoopCache`]: schema grammars have thousands of states, and
@@ -1813,6 +1816,7 @@ impl<'a> LoopCache<'a> {
                 chars: 0,
                 words: 0,
                 closed: 0,
+                lives: (0, 0, u8::MAX),
             };
             self.slots = vec![empty; LOOP_SLOTS];
             self.class_groups = class_groups(a);
@@ -1836,6 +1840,7 @@ impl<'a> LoopCache<'a> {
                 chars: 0,
                 words: 0,
                 closed: self.closed.map_or(CLOSED_KNOWN, |c| c.get(q)),
+                lives: (0, 0, u8::MAX),
             };
         }
         slot
@@ -1878,23 +1883,135 @@ impl<'a> LoopCache<'a> {
                 }
             }
         }
+        // A byte below that `q` itself refuses: no search can help this
+        // subtree (a `hostname` state refuses most of what it meets).
+        if below & slot.refused & ALL_GROUPS & !GROUPS_HIGH != 0 {
+            return false;
+        }
+        let Some(shared) = self.closed else {
+            return false;
+        };
         let mut closed = slot.closed;
-        if closed & CLOSED_KNOWN == 0 {
-            // A byte below that `q` itself refuses: no search can help this
-            // subtree (a `hostname` state refuses most of what it meets).
-            let hopeless = below & slot.refused & ALL_GROUPS & !GROUPS_HIGH != 0;
-            let Some(shared) = self.closed.filter(|_| below & BIG != 0 && !hopeless) else {
-                return false;
-            };
+        if closed & CLOSED_KNOWN == 0 && below & BIG != 0 {
             closed = shared.search(a, &self.class_groups, q);
             self.slots[q as usize % LOOP_SLOTS].closed = closed;
         }
-        if groups & GROUPS_HIGH != 0 && below & closed & UTF8_WHOLE == 0 {
+        let whole = groups & GROUPS_HIGH == 0 || below & UTF8_WHOLE != 0;
+        if closed & CLOSED_KNOWN != 0
+            && (groups & GROUPS_HIGH == 0 || below & closed & UTF8_WHOLE != 0)
+            && groups & !GROUPS_HIGH & !closed == 0
+        {
+            return true;
+        }
+        // Not closed, but alive for as many characters as the subtree's
+        // tokens have: the first letters of a short string or of a label.
+        // (Only below big nodes: the search costs a small subtree's walk.)
+        let n = crate::trie::chars_below(below);
+        if !whole || n >= crate::trie::CHARS_CAP || below & BIG == 0 {
             return false;
         }
-        groups & !GROUPS_HIGH & !closed == 0
+        // Fewer groups or characters live where more do, and more die
+        // where fewer do.
+        let n8 = n as u8;
+        let (g, ok, bad) = self.slots[q as usize % LOOP_SLOTS].lives;
+        if groups & !g == 0 && n8 <= ok {
+            return true;
+        }
+        if g & !groups == 0 && n8 >= bad {
+            return false;
+        }
+        let high = shared.high.get_or_init(|| high_bytes(a));
+        let yes = lives_through(a, &self.class_groups, high, q, groups, n);
+        let lives = &mut self.slots[q as usize % LOOP_SLOTS].lives;
+        if lives.0 != groups {
+            *lives = (groups, 0, u8::MAX);
+        }
+        if yes {
+            lives.1 = lives.1.max(n8);
+        } else {
+            lives.2 = lives.2.min(n8);
+        }
+        yes
     }
 }
+
+/// Does `q` keep every string of at most `n` characters alive among plain
+/// states (no rule reference, token element or register), the characters
+/// being the bytes of `groups` and, with [`crate::trie::GROUPS_HIGH`] in
+/// them, every valid non-ASCII character (a character cut short too)? One
+/// set of states per character read, up to [`LIVES_STATES`] states.
+fn lives_through(
+    a: &Automaton,
+    class_groups: &[Groups],
+    high: &HighBytes,
+    q: u32,
+    groups: Groups,
+    n: u32,
+) -> bool {
+    use crate::automaton::DEAD;
+    use crate::trie::{GROUPS_HIGH, U_START};
+    let plain = |s: u32| {
+        s != DEAD
+            && !a.aux_state[s as usize]
+            && a.rule_edges(s).is_empty()
+            && a.token_edges(s).is_empty()
+    };
+    let nc = a.num_classes;
+    let ascii = groups & !GROUPS_HIGH;
+    let chars = groups & GROUPS_HIGH != 0;
+    let (mut layer, mut next): (Vec<u32>, Vec<u32>) = (vec![q], Vec::new());
+    let mut mid: Vec<(u32, u8)> = Vec::new();
+    for _ in 0..n {
+        next.clear();
+        for &s in &layer {
+            let row = &a.byte_next[s as usize * nc..][..nc];
+            for (&t, &cg) in row.iter().zip(class_groups) {
+                if cg & ascii != 0 {
+                    if !plain(t) {
+                        return false;
+                    }
+                    if !next.contains(&t) {
+                        next.push(t);
+                    }
+                }
+            }
+            if chars {
+                // Every byte of a character, to its end.
+                mid.clear();
+                mid.push((s, U_START));
+                let mut k = 0;
+                while let Some(&(m, u)) = mid.get(k) {
+                    k += 1;
+                    for &(b, u2) in &high[u as usize] {
+                        let t = a.next_byte(m, b);
+                        if !plain(t) {
+                            return false;
+                        }
+                        if u2 == U_START {
+                            if !next.contains(&t) {
+                                next.push(t);
+                            }
+                        } else if !mid.contains(&(t, u2)) {
+                            mid.push((t, u2));
+                        }
+                    }
+                }
+            }
+        }
+        if next.len() > LIVES_STATES {
+            return false;
+        }
+        // The same states again: alive for any number of characters.
+        if next.len() == layer.len() && next.iter().all(|t| layer.contains(t)) {
+            return true;
+        }
+        std::mem::swap(&mut layer, &mut next);
+    }
+    true
+}
+
+/// See [`lives_through`].
+const LIVES_STATES: usize = 64;
 
 /// The byte groups of each byte class's bytes.
 fn class_groups(a: &Automaton) -> Vec<Groups> {
@@ -3470,6 +3587,52 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
             relaxed_bases >= 32,
             "only {relaxed_bases} relaxed counter bases"
         );
+    }
+
+    /// States that keep every string of a few characters alive, but not of
+    /// more (a short string's first characters, a label's letters), absorb
+    /// the subtrees whose tokens are no longer, counted in characters (a
+    /// cut one too), and walk the others: against the parser, token by token.
+    #[test]
+    fn walks_skip_short_subtrees_exactly() {
+        // 本 shares its first byte with 日, not its second.
+        let pieces = ["a", "b", "é", "日", "本", ".", "\"", " "];
+        let mut tokens: Vec<Vec<u8>> = vec![b"\xe6".to_vec(), b"a\xe6\x97".to_vec()];
+        let mut words = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| pieces.iter().map(move |p| format!("{w}{p}")))
+                .collect();
+            tokens.extend(longer.iter().map(|w| w.clone().into_bytes()));
+            words = longer;
+        }
+        let vocab = test_vocab(tokens);
+        let compiler = Compiler::new(vocab.clone());
+        for g in [
+            compiler.compile_regex(r#"[^"]{0,3}""#).expect("regex"),
+            compiler.compile_regex(r#"[^"]{2,4}b?""#).expect("regex"),
+            compiler
+                .compile_regex(r"[a-zé日]{1,5}(\.[a-zé日]{1,5})*")
+                .expect("regex"),
+            compiler
+                .compile_gbnf(
+                    r#"root ::= "\"" [^"]{0,3} "\"" ("." root)?"#.as_bytes(),
+                    "root",
+                )
+                .expect("gbnf"),
+        ] {
+            let a = g.automaton();
+            for s in 0..g.num_states() as u32 {
+                let entries = [
+                    lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None, false)),
+                    (!a.aux_state[s as usize]).then(|| g.classify(s, 0)),
+                ];
+                for e in entries.into_iter().flatten() {
+                    assert_exact(&g, s, 0, &e, "short subtrees");
+                }
+            }
+        }
     }
 
     /// Subtrees are skipped by byte group (separators, brackets, newline each

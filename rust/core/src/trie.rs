@@ -122,6 +122,22 @@ pub const WORDS: Groups = 1 << 28;
 /// starts a count of its own.
 pub const NO_DIGITS: Groups = 1 << 29;
 
+/// In a node's summary, from this bit up ([`chars_below`]): the most
+/// characters any token of the subtree has past the node (one cut short
+/// counts), up to [`CHARS_CAP`]. A state that
+/// keeps every string of that many characters alive (the first letters of
+/// a `maxLength: 3` string, of a `hostname` label) absorbs the subtree.
+const CHARS_SHIFT: u32 = 18;
+
+/// See [`CHARS_SHIFT`]: the count saturates here (this many or more).
+pub const CHARS_CAP: u32 = 31;
+
+/// The character count of a node's summary (see [`CHARS_SHIFT`]).
+#[inline]
+pub fn chars_below(below: Groups) -> u32 {
+    below >> CHARS_SHIFT & CHARS_CAP
+}
+
 /// In a node's summary: its subtree has at least [`BIG_SUBTREE`] nodes, so
 /// an absorption test that costs more than a few nodes' walk may pay.
 pub const BIG: Groups = 1 << 30;
@@ -535,9 +551,12 @@ impl TokenTrie {
             let (end, mut groups) = (trie.nodes[i].subtree_end as usize, 0 as Groups);
             let mut whole = utf8[i] == U_START;
             let (mut only_words, mut no_digits) = (true, true);
+            let mut chars = 0;
             let mut c = i + 1;
             while c < end {
                 let cb = trie.below[c];
+                let starts = !(0x80..=0xbf).contains(&trie.nodes[c].byte);
+                chars = chars.max(chars_below(cb) + u32::from(starts));
                 groups |= byte_group(trie.nodes[c].byte) | cb & ALL_GROUPS;
                 // A child is fine if its subtree is valid from its own state.
                 whole &= valid[c];
@@ -551,6 +570,7 @@ impl TokenTrie {
                 | if whole { UTF8_WHOLE } else { 0 }
                 | if whole && only_words { WORDS } else { 0 }
                 | if whole && no_digits { NO_DIGITS } else { 0 }
+                | chars.min(CHARS_CAP) << CHARS_SHIFT
                 | if big { BIG } else { 0 };
         }
         trie.index_children();
@@ -1135,13 +1155,15 @@ mod tests {
         dead.sort_unstable();
         assert_eq!(live, vec![0, 1, 5, 6]);
         // Groups below each node: "a" has "b" and "c" (letters) below it,
-        // no character `\w` refuses and no digit beyond ASCII.
+        // no character `\w` refuses, no digit beyond ASCII, and tokens of
+        // at most two characters past it ("abc").
         let a =
             (0..trie.num_nodes()).find(|&i| trie.nodes[i].depth == 1 && trie.nodes[i].byte == b'a');
         assert_eq!(
             a.map(|i| trie.below[i]),
-            Some(byte_group(b'b') | UTF8_WHOLE | WORDS | NO_DIGITS)
+            Some(byte_group(b'b') | UTF8_WHOLE | WORDS | NO_DIGITS | 2 << CHARS_SHIFT)
         );
+        assert_eq!(a.map(|i| chars_below(trie.below[i])), Some(2));
         assert_eq!(dead, vec![2, 3, 4]);
         assert!(s.path.is_empty());
     }
@@ -1315,6 +1337,35 @@ mod tests {
             .find(|&i| trie.nodes[i].depth == 2 && trie.nodes[i].byte == 0xa9)
             .expect("é");
         assert!(trie.below[e] & WORDS != 0, "a, 日本 below é");
+    }
+
+    /// A node's summary counts the characters of its subtree's longest
+    /// token past it: a character cut short counts, the rest of the node's
+    /// own character does not, and the count saturates.
+    #[test]
+    fn characters_below_are_counted() {
+        let long = format!("b{}", "x".repeat(40));
+        let tokens: Vec<&[u8]> = vec![
+            "a".as_bytes(),
+            "abc".as_bytes(),
+            "a日本".as_bytes(),
+            b"a\xe6\x97",
+            long.as_bytes(),
+        ];
+        let ids: Vec<u32> = (0..tokens.len() as u32).collect();
+        let trie = TokenTrie::build(&ids, |i| tokens[i as usize]);
+        // Each (depth, byte) below is one node.
+        let at = |path: &[u8]| {
+            let (d, b) = (path.len() as u32, path[path.len() - 1]);
+            let i = (0..trie.num_nodes())
+                .find(|&i| trie.nodes[i].depth == d && trie.nodes[i].byte == b)
+                .expect("node");
+            chars_below(trie.below[i])
+        };
+        assert_eq!(at(b"a"), 2, "bc, 日本");
+        assert_eq!(at(b"a\xe6"), 1, "the rest of 日, then 本");
+        assert_eq!(at(b"a\xe6\x97"), 1, "本");
+        assert_eq!(at(b"b"), CHARS_CAP);
     }
 
     /// `NO_DIGITS` marks the nodes whose subtrees hold no decimal digit
