@@ -1905,9 +1905,10 @@ impl<'a> LoopCache<'a> {
         }
         // Not closed, but alive for as many characters as the subtree's
         // tokens have: the first letters of a short string or of a label.
-        // (Only below big nodes: the search costs a small subtree's walk.)
+        // (Below big nodes, or for one or two characters: a longer search
+        // costs more than a small subtree's walk.)
         let n = crate::trie::chars_below(below);
-        if !whole || n >= crate::trie::CHARS_CAP || below & BIG == 0 {
+        if !whole || n >= crate::trie::CHARS_CAP || below & BIG == 0 && n > 2 {
             return false;
         }
         // Fewer groups or characters live where more do, and more die
