@@ -28,6 +28,7 @@ use crate::grammar::schema::{builtin_json_grammar, schema_to_grammar, SchemaOpti
 use crate::grammar::Grammar;
 use crate::limits::Limits;
 use crate::mask::TokenSet;
+use crate::trie::QUOTED;
 use crate::trie::{ByteStepper, Groups};
 use crate::vocab::{TokenId, Vocabulary};
 use rustc_hash::FxHashMap;
@@ -67,7 +68,17 @@ impl Side {
     }
     #[inline]
     fn flag(self) -> bool {
-        self.0 >> 32 != 0
+        self.0 >> 32 & 1 != 0
+    }
+    /// This side, reached from the walk's root by bytes outside
+    /// [`crate::trie::QUOTED`] alone (see `short_string`).
+    #[inline]
+    fn unquoted(self) -> Side {
+        Side(self.0 | 1 << 33)
+    }
+    #[inline]
+    fn is_unquoted(self) -> bool {
+        self.0 >> 33 != 0
     }
 }
 
@@ -814,7 +825,16 @@ impl CompiledGrammar {
         let trie = self.vocab.trie();
         // Bits where ranges are copied from a reference or kept for one;
         // else ranges (a small walk's result then costs its own size).
-        let mut accepted = if reference.is_some() || keep_ranks {
+        // A state inside a short string: the trie lists what it accepts of
+        // the tokens without escapes or quotes, and the walk visits only
+        // the subtrees that hold one.
+        let short = if reference.is_none() {
+            let high = self.closed.high.get_or_init(|| high_bytes(a));
+            short_string(a, &class_groups(a), high, state).and_then(|n| trie.short(n))
+        } else {
+            None
+        };
+        let mut accepted = if reference.is_some() || keep_ranks || short.is_some() {
             crate::trie::RankSet::Bits(crate::trie::RankBits::new(trie))
         } else {
             crate::trie::RankSet::Ranges(Vec::new())
@@ -832,7 +852,11 @@ impl CompiledGrammar {
         // a tuple of two u32 and two bools stored field by field, then
         // loaded whole, stalled store forwarding (8% of a full walk).
         let root = (
-            Side::new(state, false),
+            if short.is_some() {
+                Side::new(state, false).unquoted()
+            } else {
+                Side::new(state, false)
+            },
             Side::new(reference.map_or(DEAD, |r| r.0), false),
         );
         // The bytes of each byte class.
@@ -885,12 +909,21 @@ impl CompiledGrammar {
                 if t == DEAD {
                     return Step::Dead;
                 }
+                let unquoted = p.is_unquoted() && crate::trie::byte_group(byte) & QUOTED == 0;
+                if unquoted && below & QUOTED == 0 {
+                    // `short` holds this subtree's outcome; the skip hands
+                    // nothing over (no state on the way accepts).
+                    return Step::Dead;
+                }
                 // The state takes every byte found below back to itself:
                 // every token of the subtree stays inside (words in a string).
                 if below & crate::trie::ALL_GROUPS != 0 && loop_cache.absorbs(a, t, below) {
                     return Step::Accept;
                 }
-                let next = Side::new(t, could_hand_over(p.state(), p.flag(), byte, depth));
+                let mut next = Side::new(t, could_hand_over(p.state(), p.flag(), byte, depth));
+                if unquoted {
+                    next = next.unquoted();
+                }
                 let rnext = if r.state() == DEAD {
                     r
                 } else {
@@ -930,6 +963,9 @@ impl CompiledGrammar {
                 }
             },
         );
+        if let (Some(short), crate::trie::RankSet::Bits(accepted)) = (short, &mut accepted) {
+            accepted.union_with(short);
+        }
         if let (Some((_, e)), crate::trie::RankSet::Bits(accepted)) = (reference, &mut accepted) {
             let from = e.ranks(trie);
             for &(first, len) in &copies {
@@ -1934,6 +1970,110 @@ impl<'a> LoopCache<'a> {
         }
         yes
     }
+}
+
+/// The number of characters `q` reads at most, if it reads any string of
+/// at most that many (up to [`crate::trie::SHORT_CHARS`]) and none longer,
+/// over the bytes outside [`QUOTED`] and every valid non-ASCII character,
+/// refusing invalid UTF-8 and meeting no accepting state or rule reference
+/// on the way: the inside of a `maxLength: 3` string, whose tokens without
+/// escapes or quotes the trie lists by length (see `TokenTrie::short`).
+fn short_string(a: &Automaton, class_groups: &[Groups], high: &HighBytes, q: u32) -> Option<u32> {
+    use crate::automaton::DEAD;
+    use crate::trie::{utf8_step, ALL_GROUPS, GROUPS_HIGH, U_INVALID, U_START};
+    let inner = |s: u32| {
+        s != DEAD
+            && !a.aux_state[s as usize]
+            && !a.accepting[s as usize]
+            && a.rule_edges(s).is_empty()
+            && a.token_edges(s).is_empty()
+    };
+    if !inner(q) {
+        return None;
+    }
+    let nc = a.num_classes;
+    let ascii = ALL_GROUPS & !GROUPS_HIGH & !QUOTED;
+    // Per UTF-8 decoder state, a byte per class of those that make the
+    // sequence invalid there: all must be refused.
+    let invalid: Vec<Vec<u8>> = (0..U_INVALID)
+        .map(|u| one_per_class(a, (0x80..=0xffu8).filter(|&b| utf8_step(u, b) == U_INVALID)))
+        .collect();
+    let refuses_invalid = |s: u32, u: u8| {
+        invalid[u as usize]
+            .iter()
+            .all(|&b| a.next_byte(s, b) == DEAD)
+    };
+    let (mut layer, mut next): (Vec<u32>, Vec<u32>) = (vec![q], Vec::new());
+    let mut mid: Vec<(u32, u8)> = Vec::new();
+    for n in 0..=crate::trie::SHORT_CHARS {
+        next.clear();
+        let (mut alive, mut dead) = (false, false);
+        for &s in &layer {
+            if !refuses_invalid(s, U_START) {
+                return None;
+            }
+            let row = &a.byte_next[s as usize * nc..][..nc];
+            for (&t, &cg) in row.iter().zip(class_groups) {
+                if cg & ascii == 0 {
+                    continue;
+                }
+                if t == DEAD {
+                    dead = true;
+                } else if inner(t) {
+                    alive = true;
+                    if !next.contains(&t) {
+                        next.push(t);
+                    }
+                } else {
+                    return None;
+                }
+            }
+            // Every character of two to four bytes: refused at its first
+            // byte, or read whole.
+            mid.clear();
+            mid.push((s, U_START));
+            let mut k = 0;
+            while let Some(&(m, u)) = mid.get(k) {
+                k += 1;
+                if u != U_START && !refuses_invalid(m, u) {
+                    return None;
+                }
+                for &(b, u2) in &high[u as usize] {
+                    let t = a.next_byte(m, b);
+                    if t == DEAD && u == U_START {
+                        dead = true;
+                        continue;
+                    }
+                    if !inner(t) {
+                        return None;
+                    }
+                    if u == U_START {
+                        alive = true;
+                    }
+                    if u2 == U_START {
+                        if !next.contains(&t) {
+                            next.push(t);
+                        }
+                    } else if !mid.contains(&(t, u2)) {
+                        mid.push((t, u2));
+                    }
+                }
+            }
+        }
+        match (alive, dead) {
+            (false, true) => return Some(n),
+            (true, false) => {}
+            _ => return None,
+        }
+        // The same states again: no bound.
+        if next.len() > LIVES_STATES
+            || next.len() == layer.len() && next.iter().all(|t| layer.contains(t))
+        {
+            return None;
+        }
+        std::mem::swap(&mut layer, &mut next);
+    }
+    None
 }
 
 /// Does `q` keep every string of at most `n` characters alive among plain
@@ -3596,11 +3736,26 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
     /// cut one too), and walk the others: against the parser, token by token.
     #[test]
     fn walks_skip_short_subtrees_exactly() {
-        // 本 shares its first byte with 日, not its second.
-        let pieces = ["a", "b", "é", "日", "本", ".", "\"", " "];
-        let mut tokens: Vec<Vec<u8>> = vec![b"\xe6".to_vec(), b"a\xe6\x97".to_vec()];
+        // 本 shares its first byte with 日, not its second; `\n` and `\`
+        // are an escape of a JSON string and its start.
+        let pieces = ["a", "b", "é", "日", "本", ".", "\"", " ", "\\n", "\\"];
+        let mut tokens: Vec<Vec<u8>> = vec![
+            b"\xe6".to_vec(),
+            b"a\xe6\x97".to_vec(),
+            b"\xa9".to_vec(),
+            b"a\xff".to_vec(),
+            b"\x7f".to_vec(),
+            b"a\t".to_vec(),
+            b"a\n".to_vec(),
+            "日\n".as_bytes().to_vec(),
+            // Below "z", a newline is the only byte to escape.
+            b"z".to_vec(),
+            b"zz".to_vec(),
+            b"zz\n".to_vec(),
+            "zé".as_bytes().to_vec(),
+        ];
         let mut words = vec![String::new()];
-        for _ in 0..4 {
+        for _ in 0..3 {
             let longer: Vec<String> = words
                 .iter()
                 .flat_map(|w| pieces.iter().map(move |p| format!("{w}{p}")))
@@ -3608,9 +3763,27 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
             tokens.extend(longer.iter().map(|w| w.clone().into_bytes()));
             words = longer;
         }
+        // And tokens of four and five pieces without quotes or escapes.
+        let plain = ["a", "é", "日", " "];
+        for w in &words {
+            if !w.contains(['"', '\\']) {
+                for p in plain {
+                    tokens.push(format!("{w}{p}").into_bytes());
+                    tokens.push(format!("{w}{p}{p}").into_bytes());
+                }
+            }
+        }
         let vocab = test_vocab(tokens);
         let compiler = Compiler::new(vocab.clone());
+        let opts = lenient();
+        let schema = |s: &str| compiler.compile_json_schema(s, &opts).expect("schema").0;
+        let (mut short, mut lexical) = (0, 0);
         for g in [
+            // Strings of a few characters: what their states accept of the
+            // tokens without quotes or escapes is listed by the trie.
+            schema(r#"{"type":"string","maxLength":3}"#),
+            schema(r#"{"type":"string","minLength":2,"maxLength":5}"#),
+            schema(r#"{"type":["string","null"],"maxLength":1}"#),
             compiler.compile_regex(r#"[^"]{0,3}""#).expect("regex"),
             compiler.compile_regex(r#"[^"]{2,4}b?""#).expect("regex"),
             compiler
@@ -3624,7 +3797,12 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                 .expect("gbnf"),
         ] {
             let a = g.automaton();
+            let high = high_bytes(a);
             for s in 0..g.num_states() as u32 {
+                if lexical_key(a, s).is_some() {
+                    lexical += 1;
+                    short += usize::from(short_string(a, &class_groups(a), &high, s).is_some());
+                }
                 let entries = [
                     lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None, false)),
                     (!a.aux_state[s as usize]).then(|| g.classify(s, 0)),
@@ -3634,6 +3812,10 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                 }
             }
         }
+        assert!(
+            short >= 8,
+            "{short} of {lexical} lexical states in short strings"
+        );
     }
 
     /// Subtrees are skipped by byte group (separators, brackets, newline each

@@ -46,7 +46,20 @@ pub struct TokenTrie {
     child_start: Vec<u32>,
     child_nodes: Vec<u32>,
     child_bytes: Vec<u8>,
+    /// `short[c]`: the ranks of the tokens of at most `c` characters, none
+    /// of them in [`QUOTED`] groups, valid UTF-8 (the last character may be
+    /// cut short, and counts), for `c` up to [`SHORT_CHARS`]: what a
+    /// state inside a `maxLength: 3` string accepts of the vocabulary
+    /// without a walk.
+    short: Vec<RankBits>,
 }
+
+/// The byte groups a JSON string spells only escaped: `"` and `\`,
+/// controls, newline (see [`TokenTrie::short`]).
+pub const QUOTED: Groups = 16 | 32 | 1 << 8;
+
+/// See [`TokenTrie::short`].
+pub const SHORT_CHARS: u32 = 16;
 
 /// A set of byte groups (see [`byte_group`]), one bit each, plus
 /// [`UTF8_WHOLE`] in a node's summary.
@@ -295,7 +308,7 @@ pub trait ByteStepper {
 
 /// A set of trie ranks (pre-order positions): what a walk collects before
 /// [`TokenTrie::ids_of_ranks`] turns it into a bitset over ids.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RankBits(Vec<u64>);
 
 impl RankBits {
@@ -330,6 +343,13 @@ impl RankBits {
     pub fn set_range(&mut self, lo: u32, hi: u32) {
         for (w, m) in self.range_words(lo, hi) {
             self.0[w] |= m;
+        }
+    }
+
+    /// Add every rank of `other` (a set of the same trie).
+    pub fn union_with(&mut self, other: &RankBits) {
+        for (w, &o) in self.0.iter_mut().zip(&other.0) {
+            *w |= o;
         }
     }
 
@@ -583,6 +603,25 @@ impl TokenTrie {
                 }
             }
         }
+        trie.short = vec![RankBits::new(&trie); SHORT_CHARS as usize + 1];
+        for (r, &id) in sorted.iter().enumerate() {
+            let (mut u, mut chars) = (U_START, 0);
+            for &b in bytes_of(id) {
+                u = utf8_step(u, b);
+                chars += u32::from(!(0x80..=0xbf).contains(&b));
+                if u == U_INVALID || byte_group(b) & QUOTED != 0 || chars > SHORT_CHARS {
+                    chars = u32::MAX;
+                    break;
+                }
+            }
+            for set in trie
+                .short
+                .iter_mut()
+                .skip(chars.min(SHORT_CHARS + 1) as usize)
+            {
+                set.set(r as u32);
+            }
+        }
         trie.in_trie = vec![0; crate::mask::words_for(trie.rank.len())];
         for &id in &trie.token_ids {
             crate::mask::set_bit(&mut trie.in_trie, id);
@@ -662,6 +701,11 @@ impl TokenTrie {
                 }
             }
         }
+    }
+
+    /// See [`TokenTrie::short`] (`chars` at most [`SHORT_CHARS`]).
+    pub fn short(&self, chars: u32) -> Option<&RankBits> {
+        self.short.get(chars as usize)
     }
 
     /// Ranks of the tokens longer than `n` bytes (in no particular order).
@@ -829,6 +873,7 @@ impl TokenTrie {
             + self.with_byte.len() * 4
             + (self.child_start.len() + self.child_nodes.len()) * 4
             + self.child_bytes.len()
+            + self.short.iter().map(RankBits::heap_bytes).sum::<usize>()
     }
 
     /// Walk the whole trie with a recogniser whose state after a byte is a
@@ -1366,6 +1411,38 @@ mod tests {
         assert_eq!(at(b"a\xe6"), 1, "the rest of 日, then 本");
         assert_eq!(at(b"a\xe6\x97"), 1, "本");
         assert_eq!(at(b"b"), CHARS_CAP);
+    }
+
+    /// `short[c]` lists the tokens of at most `c` characters (a cut one
+    /// counts) without quotes, backslashes or controls, valid UTF-8.
+    #[test]
+    fn short_tokens_are_listed_by_characters() {
+        let long = "x".repeat(SHORT_CHARS as usize + 1);
+        let tokens: Vec<&[u8]> = vec![
+            b"ab",
+            "日本".as_bytes(),
+            b"a\xc3",
+            b"a\"",
+            b"a\\",
+            b"a\n",
+            b"\xa9",
+            b"a\xff",
+            long.as_bytes(),
+        ];
+        let ids: Vec<u32> = (0..tokens.len() as u32).collect();
+        let trie = TokenTrie::build(&ids, |i| tokens[i as usize]);
+        let most = |id: u32| {
+            (0..=SHORT_CHARS).find(|&c| {
+                trie.short(c)
+                    .is_some_and(|s| s.contains(trie.rank[id as usize]))
+            })
+        };
+        assert_eq!(most(0), Some(2));
+        assert_eq!(most(1), Some(2));
+        assert_eq!(most(2), Some(2), "a, then é cut short");
+        for id in 3..tokens.len() as u32 {
+            assert_eq!(most(id), None, "{:?}", tokens[id as usize]);
+        }
     }
 
     /// `NO_DIGITS` marks the nodes whose subtrees hold no decimal digit
