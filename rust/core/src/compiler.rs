@@ -1972,6 +1972,16 @@ impl<'a> LoopCache<'a> {
     }
 }
 
+/// Is `s` alive with no rule reference, token element or register: a state
+/// whose strings its DFA alone decides (the closed-group, short-subtree and
+/// short-string searches stay among such states)?
+fn plain_state(a: &Automaton, s: u32) -> bool {
+    s != crate::automaton::DEAD
+        && !a.aux_state[s as usize]
+        && a.rule_edges(s).is_empty()
+        && a.token_edges(s).is_empty()
+}
+
 /// The number of characters `q` reads at most, if it reads any string of
 /// at most that many (up to [`crate::trie::SHORT_CHARS`]) and none longer,
 /// over the bytes outside [`QUOTED`] and every valid non-ASCII character,
@@ -1981,13 +1991,7 @@ impl<'a> LoopCache<'a> {
 fn short_string(a: &Automaton, class_groups: &[Groups], high: &HighBytes, q: u32) -> Option<u32> {
     use crate::automaton::DEAD;
     use crate::trie::{utf8_step, ALL_GROUPS, GROUPS_HIGH, U_INVALID, U_START};
-    let inner = |s: u32| {
-        s != DEAD
-            && !a.aux_state[s as usize]
-            && !a.accepting[s as usize]
-            && a.rule_edges(s).is_empty()
-            && a.token_edges(s).is_empty()
-    };
+    let inner = |s: u32| plain_state(a, s) && !a.accepting[s as usize];
     if !inner(q) {
         return None;
     }
@@ -2089,14 +2093,8 @@ fn lives_through(
     groups: Groups,
     n: u32,
 ) -> bool {
-    use crate::automaton::DEAD;
     use crate::trie::{GROUPS_HIGH, U_START};
-    let plain = |s: u32| {
-        s != DEAD
-            && !a.aux_state[s as usize]
-            && a.rule_edges(s).is_empty()
-            && a.token_edges(s).is_empty()
-    };
+    let plain = |s: u32| plain_state(a, s);
     let nc = a.num_classes;
     let ascii = groups & !GROUPS_HIGH;
     let chars = groups & GROUPS_HIGH != 0;
@@ -2355,14 +2353,8 @@ fn closed_groups(
     q: u32,
     table_up_to: usize,
 ) -> Option<(Groups, Vec<u32>)> {
-    use crate::automaton::DEAD;
     use crate::trie::{ALL_GROUPS, GROUPS_HIGH, UTF8_WHOLE, U_START};
-    let plain = |s: u32| {
-        s != DEAD
-            && !a.aux_state[s as usize]
-            && a.rule_edges(s).is_empty()
-            && a.token_edges(s).is_empty()
-    };
+    let plain = |s: u32| plain_state(a, s);
     let nc = a.num_classes;
     // Byte transitions stay among the rule's states: pairs are marked in a
     // table over them (a map for a big rule), stamped with the round.
