@@ -830,7 +830,11 @@ impl CompiledGrammar {
         // the subtrees that hold one.
         let short = if reference.is_none() {
             let high = self.closed.high.get_or_init(|| high_bytes(a));
-            short_string(a, &class_groups(a), high, state).and_then(|n| trie.short(n))
+            let (groups, invalid) = self
+                .closed
+                .short
+                .get_or_init(|| (class_groups(a), invalid_bytes(a)));
+            short_string(a, groups, high, invalid, state).and_then(|n| trie.short(n))
         } else {
             None
         };
@@ -1988,20 +1992,22 @@ fn plain_state(a: &Automaton, s: u32) -> bool {
 /// refusing invalid UTF-8 and meeting no accepting state or rule reference
 /// on the way: the inside of a `maxLength: 3` string, whose tokens without
 /// escapes or quotes the trie lists by length (see `TokenTrie::short`).
-fn short_string(a: &Automaton, class_groups: &[Groups], high: &HighBytes, q: u32) -> Option<u32> {
+fn short_string(
+    a: &Automaton,
+    class_groups: &[Groups],
+    high: &HighBytes,
+    invalid: &[Vec<u8>; 8],
+    q: u32,
+) -> Option<u32> {
     use crate::automaton::DEAD;
-    use crate::trie::{utf8_step, ALL_GROUPS, GROUPS_HIGH, U_INVALID, U_START};
+    use crate::trie::{ALL_GROUPS, GROUPS_HIGH, U_START};
     let inner = |s: u32| plain_state(a, s) && !a.accepting[s as usize];
     if !inner(q) {
         return None;
     }
     let nc = a.num_classes;
     let ascii = ALL_GROUPS & !GROUPS_HIGH & !QUOTED;
-    // Per UTF-8 decoder state, a byte per class of those that make the
-    // sequence invalid there: all must be refused.
-    let invalid: Vec<Vec<u8>> = (0..U_INVALID)
-        .map(|u| one_per_class(a, (0x80..=0xffu8).filter(|&b| utf8_step(u, b) == U_INVALID)))
-        .collect();
+    // Bytes that make the sequence invalid: all must be refused.
     let refuses_invalid = |s: u32, u: u8| {
         invalid[u as usize]
             .iter()
@@ -2175,6 +2181,10 @@ fn class_groups(a: &Automaton) -> Vec<Groups> {
 struct ClosedGroups {
     states: OnceLock<Box<[std::sync::atomic::AtomicU32]>>,
     high: OnceLock<HighBytes>,
+    /// For `short_string`, asked at every lexical walk: the byte groups of
+    /// each class, and per UTF-8 decoder state a byte per class of those
+    /// that make the sequence invalid there.
+    short: OnceLock<(Vec<Groups>, [Vec<u8>; 8])>,
     /// Per state: does it loop over every non-ASCII `\w` character (0
     /// unknown, 1 no, 2 yes; see [`loops_over_words`]).
     words: OnceLock<Box<[std::sync::atomic::AtomicU8]>>,
@@ -2197,6 +2207,7 @@ impl ClosedGroups {
         ClosedGroups {
             states: OnceLock::new(),
             high: OnceLock::new(),
+            short: OnceLock::new(),
             words: OnceLock::new(),
         }
     }
@@ -2324,6 +2335,18 @@ fn high_bytes(a: &Automaton) -> HighBytes {
         }
     }
     high
+}
+
+/// Per UTF-8 decoder state, one byte per class of those that make the
+/// sequence invalid there.
+fn invalid_bytes(a: &Automaton) -> [Vec<u8>; 8] {
+    use crate::trie::{utf8_step, U_INVALID};
+    std::array::from_fn(|u| {
+        one_per_class(
+            a,
+            (0x80..=0xffu8).filter(|&b| utf8_step(u as u8, b) == U_INVALID),
+        )
+    })
 }
 
 /// The first of `bytes` in each byte class among them (a class's bytes
@@ -3790,10 +3813,12 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
         ] {
             let a = g.automaton();
             let high = high_bytes(a);
+            let invalid = invalid_bytes(a);
             for s in 0..g.num_states() as u32 {
                 if lexical_key(a, s).is_some() {
                     lexical += 1;
-                    short += usize::from(short_string(a, &class_groups(a), &high, s).is_some());
+                    let n = short_string(a, &class_groups(a), &high, &invalid, s);
+                    short += usize::from(n.is_some());
                 }
                 let entries = [
                     lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None, false)),
