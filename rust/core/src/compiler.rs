@@ -2000,97 +2000,122 @@ fn short_string(
     q: u32,
 ) -> Option<u32> {
     use crate::automaton::DEAD;
-    use crate::trie::{ALL_GROUPS, GROUPS_HIGH, U_START};
+    use crate::trie::{ALL_GROUPS, GROUPS_HIGH};
     let inner = |s: u32| plain_state(a, s) && !a.accepting[s as usize];
     if !inner(q) {
         return None;
     }
-    let nc = a.num_classes;
     let ascii = ALL_GROUPS & !GROUPS_HIGH & !QUOTED;
-    // Bytes that make the sequence invalid: all must be refused.
-    let refuses_invalid = |s: u32, u: u8| {
-        invalid[u as usize]
-            .iter()
-            .all(|&b| a.next_byte(s, b) == DEAD)
-    };
-    let (mut layer, mut next): (Vec<u32>, Vec<u32>) = (vec![q], Vec::new());
-    let mut mid: Vec<(u32, u8)> = Vec::new();
+    let mut layer = vec![q];
     for n in 0..=crate::trie::SHORT_CHARS {
-        next.clear();
+        // Every character refused at its first byte, or read whole, and
+        // every byte that makes the sequence invalid refused.
         let (mut alive, mut dead) = (false, false);
-        for &s in &layer {
-            if !refuses_invalid(s, U_START) {
-                return None;
-            }
-            let row = &a.byte_next[s as usize * nc..][..nc];
-            for (&t, &cg) in row.iter().zip(class_groups) {
-                if cg & ascii == 0 {
-                    continue;
-                }
-                if t == DEAD {
+        let next = next_characters(
+            a,
+            class_groups,
+            high,
+            &layer,
+            ascii,
+            true,
+            |s, u| {
+                invalid[u as usize]
+                    .iter()
+                    .all(|&b| a.next_byte(s, b) == DEAD)
+            },
+            |t, first| {
+                if t == DEAD && first {
                     dead = true;
+                    Some(false)
                 } else if inner(t) {
-                    alive = true;
-                    if !next.contains(&t) {
-                        next.push(t);
-                    }
+                    alive |= first;
+                    Some(true)
                 } else {
-                    return None;
+                    None
                 }
-            }
-            // Every character of two to four bytes: refused at its first
-            // byte, or read whole.
-            mid.clear();
-            mid.push((s, U_START));
-            let mut k = 0;
-            while let Some(&(m, u)) = mid.get(k) {
-                k += 1;
-                if u != U_START && !refuses_invalid(m, u) {
-                    return None;
-                }
-                for &(b, u2) in &high[u as usize] {
-                    let t = a.next_byte(m, b);
-                    if t == DEAD && u == U_START {
-                        dead = true;
-                        continue;
-                    }
-                    if !inner(t) {
-                        return None;
-                    }
-                    if u == U_START {
-                        alive = true;
-                    }
-                    if u2 == U_START {
-                        if !next.contains(&t) {
-                            next.push(t);
-                        }
-                    } else if !mid.contains(&(t, u2)) {
-                        mid.push((t, u2));
-                    }
-                }
-            }
-        }
+            },
+        )?;
         match (alive, dead) {
             (false, true) => return Some(n),
             (true, false) => {}
             _ => return None,
         }
         // The same states again: no bound.
-        if next.len() > LIVES_STATES
-            || next.len() == layer.len() && next.iter().all(|t| layer.contains(t))
-        {
+        if next.len() == layer.len() && next.iter().all(|t| layer.contains(t)) {
             return None;
         }
-        std::mem::swap(&mut layer, &mut next);
+        layer = next;
     }
     None
+}
+
+/// The states one more character leads the states of `layer` to: the
+/// bytes of the `ascii` groups and, with `chars`, every valid character
+/// of two to four bytes (a byte per class and decoder state). `at(state,
+/// decoder state)` is asked at every state a character starts or goes on
+/// from (false: stop); `take(state, first)` at every byte's target
+/// (`first`: the byte starts the character): go on from it, leave it
+/// (`Some(false)`), or stop (None). None if stopped, or past
+/// [`LIVES_STATES`] states.
+#[allow(clippy::too_many_arguments)]
+fn next_characters(
+    a: &Automaton,
+    class_groups: &[Groups],
+    high: &HighBytes,
+    layer: &[u32],
+    ascii: Groups,
+    chars: bool,
+    mut at: impl FnMut(u32, u8) -> bool,
+    mut take: impl FnMut(u32, bool) -> Option<bool>,
+) -> Option<Vec<u32>> {
+    use crate::trie::U_START;
+    let nc = a.num_classes;
+    let mut next: Vec<u32> = Vec::new();
+    let mut mid: Vec<(u32, u8)> = Vec::new();
+    for &s in layer {
+        if !at(s, U_START) {
+            return None;
+        }
+        let row = &a.byte_next[s as usize * nc..][..nc];
+        for (&t, &cg) in row.iter().zip(class_groups) {
+            if cg & ascii != 0 && take(t, true)? && !next.contains(&t) {
+                next.push(t);
+            }
+        }
+        if !chars {
+            continue;
+        }
+        mid.clear();
+        mid.push((s, U_START));
+        let mut k = 0;
+        while let Some(&(m, u)) = mid.get(k) {
+            k += 1;
+            if u != U_START && !at(m, u) {
+                return None;
+            }
+            for &(b, u2) in &high[u as usize] {
+                let t = a.next_byte(m, b);
+                if !take(t, u == U_START)? {
+                    continue;
+                }
+                if u2 == U_START {
+                    if !next.contains(&t) {
+                        next.push(t);
+                    }
+                } else if !mid.contains(&(t, u2)) {
+                    mid.push((t, u2));
+                }
+            }
+        }
+    }
+    (next.len() <= LIVES_STATES).then_some(next)
 }
 
 /// Does `q` keep every string of at most `n` characters alive among plain
 /// states (no rule reference, token element or register), the characters
 /// being the bytes of `groups` and, with [`crate::trie::GROUPS_HIGH`] in
 /// them, every valid non-ASCII character (a character cut short too)? One
-/// set of states per character read, up to [`LIVES_STATES`] states.
+/// set of states per character read ([`next_characters`]).
 fn lives_through(
     a: &Automaton,
     class_groups: &[Groups],
@@ -2099,63 +2124,31 @@ fn lives_through(
     groups: Groups,
     n: u32,
 ) -> bool {
-    use crate::trie::{GROUPS_HIGH, U_START};
-    let plain = |s: u32| plain_state(a, s);
-    let nc = a.num_classes;
-    let ascii = groups & !GROUPS_HIGH;
-    let chars = groups & GROUPS_HIGH != 0;
-    let (mut layer, mut next): (Vec<u32>, Vec<u32>) = (vec![q], Vec::new());
-    let mut mid: Vec<(u32, u8)> = Vec::new();
+    use crate::trie::GROUPS_HIGH;
+    let mut layer = vec![q];
     for _ in 0..n {
-        next.clear();
-        for &s in &layer {
-            let row = &a.byte_next[s as usize * nc..][..nc];
-            for (&t, &cg) in row.iter().zip(class_groups) {
-                if cg & ascii != 0 {
-                    if !plain(t) {
-                        return false;
-                    }
-                    if !next.contains(&t) {
-                        next.push(t);
-                    }
-                }
-            }
-            if chars {
-                // Every byte of a character, to its end.
-                mid.clear();
-                mid.push((s, U_START));
-                let mut k = 0;
-                while let Some(&(m, u)) = mid.get(k) {
-                    k += 1;
-                    for &(b, u2) in &high[u as usize] {
-                        let t = a.next_byte(m, b);
-                        if !plain(t) {
-                            return false;
-                        }
-                        if u2 == U_START {
-                            if !next.contains(&t) {
-                                next.push(t);
-                            }
-                        } else if !mid.contains(&(t, u2)) {
-                            mid.push((t, u2));
-                        }
-                    }
-                }
-            }
-        }
-        if next.len() > LIVES_STATES {
+        let Some(next) = next_characters(
+            a,
+            class_groups,
+            high,
+            &layer,
+            groups & !GROUPS_HIGH,
+            groups & GROUPS_HIGH != 0,
+            |_, _| true,
+            |t, _| plain_state(a, t).then_some(true),
+        ) else {
             return false;
-        }
+        };
         // The same states again: alive for any number of characters.
         if next.len() == layer.len() && next.iter().all(|t| layer.contains(t)) {
             return true;
         }
-        std::mem::swap(&mut layer, &mut next);
+        layer = next;
     }
     true
 }
 
-/// See [`lives_through`].
+/// The most states a layer of [`next_characters`] holds.
 const LIVES_STATES: usize = 64;
 
 /// The byte groups of each byte class's bytes.
