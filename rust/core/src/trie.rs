@@ -265,8 +265,20 @@ fn completions(prefix: &[u8]) -> (u32, u32) {
     for &b in &prefix[1..] {
         code = code << 6 | u32::from(b & 0x3f);
     }
-    let due = 6 * (width - prefix.len()) as u32;
-    (code << due, (code << due) + (1 << due) - 1)
+    code_range(code, (width - prefix.len()) as u32)
+}
+
+/// The code points whose leading bits are `code`, with `due` continuation
+/// bytes still to come.
+fn code_range(code: u32, due: u32) -> (u32, u32) {
+    let lo = code << (6 * due);
+    (lo, lo + (1 << (6 * due)) - 1)
+}
+
+/// Does byte `b` start a character (or stand alone): anything but a
+/// continuation byte?
+fn starts_char(b: u8) -> bool {
+    !(0x80..=0xbf).contains(&b)
 }
 
 /// Does `class` hold every character from `lo` to `hi`?
@@ -550,8 +562,7 @@ impl TokenTrie {
                         2 | 4 | 5 => 2,
                         _ => 3,
                     };
-                    let lo = code[d] << (6 * due);
-                    Some((lo, lo + (1 << (6 * due)) - 1))
+                    Some(code_range(code[d], due))
                 }
                 _ => Some((1, 0)),
             };
@@ -575,7 +586,7 @@ impl TokenTrie {
             let mut c = i + 1;
             while c < end {
                 let cb = trie.below[c];
-                let starts = !(0x80..=0xbf).contains(&trie.nodes[c].byte);
+                let starts = starts_char(trie.nodes[c].byte);
                 chars = chars.max(chars_below(cb) + u32::from(starts));
                 groups |= byte_group(trie.nodes[c].byte) | cb & ALL_GROUPS;
                 // A child is fine if its subtree is valid from its own state.
@@ -608,7 +619,7 @@ impl TokenTrie {
             let (mut u, mut chars) = (U_START, 0);
             for &b in bytes_of(id) {
                 u = utf8_step(u, b);
-                chars += u32::from(!(0x80..=0xbf).contains(&b));
+                chars += u32::from(starts_char(b));
                 if u == U_INVALID || byte_group(b) & QUOTED != 0 || chars > SHORT_CHARS {
                     chars = u32::MAX;
                     break;
