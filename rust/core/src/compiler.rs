@@ -921,7 +921,13 @@ impl CompiledGrammar {
                 }
                 // The state takes every byte found below back to itself:
                 // every token of the subtree stays inside (words in a string).
-                if below & crate::trie::ALL_GROUPS != 0 && loop_cache.absorbs(a, t, below) {
+                // Not asked beside a live reference: there the walk visits
+                // only the children where the two differ (a key's next
+                // letters), cheaper than the searches an answer may need.
+                if below & crate::trie::ALL_GROUPS != 0
+                    && r.state() == DEAD
+                    && loop_cache.absorbs(a, t, below)
+                {
                     return Step::Accept;
                 }
                 let mut next = Side::new(t, could_hand_over(p.state(), p.flag(), byte, depth));

@@ -754,6 +754,12 @@ impl TokenTrie {
     /// touches only the smaller side: the set ranks, or the clear ones
     /// taken out of every trie token.
     pub fn ids_of_ranks(&self, ranks: &RankBits, words: usize) -> Vec<u32> {
+        self.scatter_ranks(ranks, words).0
+    }
+
+    /// [`Self::ids_of_ranks`], and a lower bound on the ids set: the full
+    /// words' bits when the clear side was scattered, else 0.
+    fn scatter_ranks(&self, ranks: &RankBits, words: usize) -> (Vec<u32>, usize) {
         // Which side is smaller, judged by whole words (a walk sets ranges,
         // so most words are full or empty; an exact count would cost a
         // software popcount of every word): the choice only sets the cost.
@@ -785,13 +791,28 @@ impl TokenTrie {
                 }
             }
         }
-        bits
+        // (The last word may run past the trie's tokens.)
+        (
+            bits,
+            if dense {
+                (full * 64).saturating_sub(63)
+            } else {
+                0
+            },
+        )
     }
 
     /// The tokens whose ranks are set in `ranks`, as a set over ids of
     /// `words` words.
     pub fn token_set_of_bits(&self, ranks: &RankBits, words: usize) -> TokenSet {
-        TokenSet::from_bits(self.ids_of_ranks(ranks, words))
+        let (bits, at_least) = self.scatter_ranks(ranks, words);
+        // As many ids as words: bits, the choice `from_bits` makes after
+        // listing ids until it knows (thousands of them in a string state).
+        if at_least >= bits.len() {
+            TokenSet::Bits(bits)
+        } else {
+            TokenSet::from_bits(bits)
+        }
     }
 
     /// The tokens of rank ranges `(first, len)` (ascending, disjoint: a
