@@ -37,8 +37,10 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 /// The classification of the vocabulary for one DFA state.
 #[derive(Debug)]
 pub struct CacheEntry {
-    /// Tokens accepted whatever the rest of the parse stack is.
-    pub accepted: TokenSet,
+    /// Tokens accepted whatever the rest of the parse stack is (shared by a
+    /// shared entry and its FOLLOW-filtered copies, and by a walk's entry
+    /// with its reference's where they accept alike).
+    pub accepted: Arc<TokenSet>,
     /// Trie ranks (pre-order positions) of tokens the parent context decides, ascending.
     pub uncertain: Vec<u32>,
     /// `accepted` by trie rank, kept once the entry serves as a reference
@@ -321,7 +323,7 @@ impl CompiledGrammar {
                         return e;
                     }
                     shared.filtered(&e, follow, || {
-                        CacheEntry::new(
+                        CacheEntry::sharing(
                             e.accepted.clone(),
                             self.filter_shared(state, follow, &e, shared),
                         )
@@ -556,7 +558,7 @@ impl CompiledGrammar {
         let mut recheck: Vec<u32> = Vec::new();
         // The accepted tokens kept, as the base holds them: a short list
         // is filtered token by token, bits by the ranks of `again`.
-        let mut accepted = match &base.accepted {
+        let mut accepted = match &*base.accepted {
             TokenSet::List(ids) => {
                 let mut kept = Vec::with_capacity(ids.len());
                 for &id in ids {
@@ -989,7 +991,15 @@ impl CompiledGrammar {
         let e = match accepted {
             crate::trie::RankSet::Bits(bits) => {
                 let words = crate::mask::words_for(self.vocab.vocab_size());
-                let e = CacheEntry::new(trie.token_set_of_bits(&bits, words), uncertain);
+                // Accepting what the reference accepts (a key complement's
+                // first states, whose known keys differ only in what follows
+                // them): its set, not a scatter of ranks into a new one.
+                let e = match reference {
+                    Some((_, r)) if *r.ranks(trie) == bits => {
+                        CacheEntry::sharing(r.accepted.clone(), uncertain)
+                    }
+                    _ => CacheEntry::new(trie.token_set_of_bits(&bits, words), uncertain),
+                };
                 if keep_ranks {
                     let _ = e.ranks.set(bits);
                 }
@@ -1069,7 +1079,7 @@ impl CompiledGrammar {
             return self.hand_over(state, follow, &e.uncertain);
         };
         let rf = shared.filtered(re, follow, || {
-            CacheEntry::new(
+            CacheEntry::sharing(
                 re.accepted.clone(),
                 self.hand_over(r, follow, &re.uncertain),
             )
@@ -1715,6 +1725,10 @@ fn class_runs(a: &Automaton) -> Vec<(u32, u8)> {
 
 impl CacheEntry {
     fn new(accepted: TokenSet, uncertain: Vec<u32>) -> Self {
+        Self::sharing(Arc::new(accepted), uncertain)
+    }
+
+    fn sharing(accepted: Arc<TokenSet>, uncertain: Vec<u32>) -> Self {
         CacheEntry {
             accepted,
             uncertain,
@@ -1738,7 +1752,7 @@ impl CacheEntry {
 
     /// Heap bytes of the entry's token set and uncertain list (capacities).
     pub fn heap_bytes(&self) -> usize {
-        let set = match &self.accepted {
+        let set = match &*self.accepted {
             TokenSet::Bits(v) | TokenSet::List(v) => v.capacity(),
         };
         (set + self.uncertain.capacity()) * std::mem::size_of::<u32>()

@@ -266,7 +266,7 @@ impl Matcher {
         for &it in self.parser.current() {
             if it.kernel && (a.has_bytes[it.state as usize] || !a.rule_edges(it.state).is_empty()) {
                 let mut take = |e: &CacheEntry| {
-                    match &e.accepted {
+                    match &*e.accepted {
                         crate::mask::TokenSet::Bits(_) => dense = true,
                         crate::mask::TokenSet::List(ids) => listed += ids.len(),
                     }

@@ -320,7 +320,7 @@ pub trait ByteStepper {
 
 /// A set of trie ranks (pre-order positions): what a walk collects before
 /// [`TokenTrie::ids_of_ranks`] turns it into a bitset over ids.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RankBits(Vec<u64>);
 
 impl RankBits {
