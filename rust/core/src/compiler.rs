@@ -52,6 +52,12 @@ pub struct CacheEntry {
     /// [`CompiledGrammar::classify_lexical_copies`]), so a FOLLOW filter
     /// takes the reference's filtered tokens there.
     via: Option<(Arc<CacheEntry>, Vec<RankRange>)>,
+    /// The uncertain tokens split at their completion points, built on the
+    /// first hand-over. It depends on what the entry does (the state's
+    /// strings and its rule's FOLLOW set), so an entry shared by grammars
+    /// shares it: a string value's closing-quote tokens are split once per
+    /// compiler, not once per schema (60-90 us each, twice that cold).
+    handover: OnceLock<Arc<Handover>>,
 }
 
 /// A lexical walk's DFA state with its hand-over flag (see
@@ -98,8 +104,6 @@ pub struct CompiledGrammar {
     lexical: Option<Arc<LexicalCache>>,
     /// Entries of register-rule states, keyed by (state, register class).
     aux_cache: RwLock<FxHashMap<(u32, u64), Arc<CacheEntry>>>,
-    /// Uncertain tokens split at their completion points, per (state, register class).
-    handovers: RwLock<FxHashMap<(u32, u64), Arc<Handover>>>,
     /// Parse contexts (see [`CompiledGrammar::context_of`]) and the uncertain
     /// tokens found valid in them.
     contexts: Mutex<Contexts>,
@@ -228,7 +232,6 @@ impl CompiledGrammar {
             cache,
             lexical: None,
             aux_cache: RwLock::default(),
-            handovers: RwLock::default(),
             contexts: Mutex::default(),
             handed: RwLock::default(),
             counter_reach: OnceLock::new(),
@@ -1246,9 +1249,10 @@ impl CompiledGrammar {
         &self,
         parser: &mut Parser,
         it: Item,
-        uncertain: &[u32],
+        entry: &CacheEntry,
         ctx: Option<u32>,
     ) -> Arc<TokenSet> {
+        let uncertain = &entry.uncertain;
         let class = self.aux_class(it.state, it.aux);
         if let Some(c) = ctx {
             let memo = self.handed.read().unwrap_or_else(|p| p.into_inner());
@@ -1259,7 +1263,7 @@ impl CompiledGrammar {
         let valid = if uncertain.len() > self.walked_handover {
             self.handed_over_by_walk(parser, it, uncertain)
         } else {
-            self.handed_over_by_suffix(parser, it, class, uncertain)
+            self.handed_over_by_suffix(parser, it, entry)
         };
         let valid = Arc::new(valid);
         if let Some(c) = ctx {
@@ -1304,15 +1308,11 @@ impl CompiledGrammar {
     }
 
     /// [`Self::handed_over`] suffix by suffix (see [`Handover`]).
-    fn handed_over_by_suffix(
-        &self,
-        parser: &mut Parser,
-        it: Item,
-        class: u64,
-        uncertain: &[u32],
-    ) -> TokenSet {
+    fn handed_over_by_suffix(&self, parser: &mut Parser, it: Item, entry: &CacheEntry) -> TokenSet {
         let a = &self.automaton;
-        let h = self.handover(it, class, uncertain);
+        let h = entry
+            .handover
+            .get_or_init(|| self.handover(it, &entry.uncertain));
         let mut valid: Vec<TokenId> = Vec::new();
         let base = parser.num_sets();
         if parser.push_completion(a, a.state_rule[it.state as usize], it.origin) {
@@ -1407,15 +1407,9 @@ impl CompiledGrammar {
     }
 
     /// The [`Handover`] of `it`'s entry (uncertain tokens `uncertain`),
-    /// computed once per (state, register class): each uncertain token is
-    /// walked from the item's state alone, as in its classification.
-    fn handover(&self, it: Item, class: u64, uncertain: &[u32]) -> Arc<Handover> {
-        {
-            let r = self.handovers.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(h) = r.get(&(it.state, class)) {
-                return h.clone();
-            }
-        }
+    /// kept in the entry: each uncertain token is walked from the item's
+    /// state alone, as in its classification.
+    fn handover(&self, it: Item, uncertain: &[u32]) -> Arc<Handover> {
         let a = &self.automaton;
         let order = self.vocab.trie().tokens_in_order();
         let follow = &a.follow[a.state_rule[it.state as usize] as usize];
@@ -1458,9 +1452,7 @@ impl CompiledGrammar {
                 n.min(usize::from(u16::MAX)) as u16
             }))
             .collect();
-        let h = Arc::new(h);
-        let mut w = self.handovers.write().unwrap_or_else(|p| p.into_inner());
-        w.entry((it.state, class)).or_insert(h).clone()
+        Arc::new(h)
     }
 
     /// Heap bytes of the automaton tables and the classification cache as
@@ -1489,13 +1481,9 @@ impl CompiledGrammar {
         // hashbrown: one control byte per bucket plus the (key, value) slot.
         let buckets = aux.capacity() * (1 + size_of::<((u32, u64), Arc<CacheEntry>)>());
         let entries: usize = aux.values().map(|e| arc(e)).sum();
-        let handovers: usize = {
-            let h = self.handovers.read().unwrap_or_else(|p| p.into_inner());
-            h.values().map(|h| h.heap_bytes() + 64).sum()
-        };
         // Interned contexts and memoised hand-overs, as counted against their cap.
         let contexts = self.contexts.lock().map_or(0, |c| c.bytes);
-        slots + plain + buckets + entries + handovers + contexts
+        slots + plain + buckets + entries + contexts
     }
 }
 
@@ -1734,6 +1722,7 @@ impl CacheEntry {
             uncertain,
             ranks: OnceLock::new(),
             via: None,
+            handover: OnceLock::new(),
         }
     }
 
@@ -1761,6 +1750,7 @@ impl CacheEntry {
                 .get()
                 .map_or(0, crate::trie::RankBits::heap_bytes)
             + self.via.as_ref().map_or(0, |v| v.1.capacity() * 8)
+            + self.handover.get().map_or(0, |h| h.heap_bytes() + 64)
     }
 }
 

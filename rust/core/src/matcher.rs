@@ -301,11 +301,11 @@ impl Matcher {
         // parents alone (the union over items is the parser's answer).
         for (it, aux_entry) in pending.drain(..) {
             let ctx = g.context_of(&self.parser, it.origin as usize, &mut self.contexts);
-            let uncertain = match &aux_entry {
-                Some(e) => &e.uncertain,
-                None => &g.entry(it.state).uncertain,
+            let entry = match &aux_entry {
+                Some(e) => e,
+                None => g.entry(it.state),
             };
-            let valid = g.handed_over(&mut self.parser, it, uncertain, ctx);
+            let valid = g.handed_over(&mut self.parser, it, entry, ctx);
             match &*valid {
                 crate::mask::TokenSet::Bits(_) => dense = true,
                 crate::mask::TokenSet::List(ids) => listed += ids.len(),
