@@ -2538,6 +2538,13 @@ struct LocalStepper<'a> {
     /// groups known to loop and the groups already tried.
     dfa_loops: LoopCache<'a>,
     ctx_loops: Vec<(Groups, Groups)>,
+    /// Per DFA state the walk went from DFA mode into Earley mode at, the
+    /// context of the parser seeded there; and the state whose seeded
+    /// parser `parser` stands for but is not built yet. A search state's
+    /// walk enters Earley mode after each of 19,000 first characters, and
+    /// building a parser and interning its set each time was most of it.
+    seeds: FxHashMap<u32, u32>,
+    unbuilt: Option<u32>,
     /// DFA states of the instance, one per byte consumed in DFA mode (the seed first).
     dfa: Vec<u32>,
     /// Byte depth at which the Earley parser took over, if it has.
@@ -2585,6 +2592,8 @@ impl<'a> LocalStepper<'a> {
             memo_off: false,
             dfa_loops: LoopCache::new(None),
             ctx_loops: Vec::new(),
+            seeds: FxHashMap::default(),
+            unbuilt: None,
             dfa: vec![state],
             earley_from: if dfa_mode { None } else { Some(0) },
             completed: Vec::with_capacity(64),
@@ -2640,6 +2649,10 @@ impl<'a> LocalStepper<'a> {
 impl LocalStepper<'_> {
     /// Replay the walk's path into the real parser up to relative Earley depth `r`.
     fn sync_to(&mut self, r: usize) {
+        if let Some(t) = self.unbuilt.take() {
+            let mode = self.parser.unbounded();
+            self.parser = Parser::starting_at_unbounded(self.a, t, 0, mode);
+        }
         let d = self.earley_from.unwrap_or(0);
         while self.synced < r {
             let ok = self.parser.push_byte(self.a, self.path[d + self.synced]);
@@ -2827,10 +2840,23 @@ impl ByteStepper for LocalStepper<'_> {
             if a.rule_edges(t).is_empty() {
                 a.accepting[t as usize]
             } else {
-                let mode = self.parser.unbounded();
-                self.parser = Parser::starting_at_unbounded(a, t, 0, mode);
                 self.earley_from = Some(self.completed.len() + 1);
-                self.enter_earley();
+                match self.seeds.get(&t) {
+                    // The parser is built when a transition needs it.
+                    Some(&c) => {
+                        self.unbuilt = Some(t);
+                        self.ctx.clear();
+                        self.synced = 0;
+                        self.ctx.push(c);
+                    }
+                    None => {
+                        let mode = self.parser.unbounded();
+                        self.parser = Parser::starting_at_unbounded(a, t, 0, mode);
+                        self.unbuilt = None;
+                        self.enter_earley();
+                        self.seeds.insert(t, self.ctx[0]);
+                    }
+                }
                 self.memo.flags[self.ctx[0] as usize]
             }
         };
@@ -2853,6 +2879,7 @@ impl ByteStepper for LocalStepper<'_> {
             Some(d) if d > 0 => {
                 // Back out of the byte that entered Earley mode.
                 self.earley_from = None;
+                self.unbuilt = None;
                 self.dfa.pop();
             }
             Some(_) => {}
