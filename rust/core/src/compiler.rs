@@ -107,6 +107,11 @@ pub struct CompiledGrammar {
     /// Parse contexts (see [`CompiledGrammar::context_of`]) and the uncertain
     /// tokens found valid in them.
     contexts: Mutex<Contexts>,
+    /// Per lexical reference state (see [`CompiledGrammar::lexical_reference`]),
+    /// its shared entry: a reference serves many states (a key complement's
+    /// prefixes, a pattern's steps) and its key was computed twice per state
+    /// (30 us each for a thousand-state pattern).
+    references: Mutex<FxHashMap<u32, Option<Arc<CacheEntry>>>>,
     handed: RwLock<HandedMemo>,
     /// See [`CompiledGrammar::counter_reach`].
     counter_reach: OnceLock<Vec<CounterReach>>,
@@ -233,6 +238,7 @@ impl CompiledGrammar {
             lexical: None,
             aux_cache: RwLock::default(),
             contexts: Mutex::default(),
+            references: Mutex::default(),
             handed: RwLock::default(),
             counter_reach: OnceLock::new(),
             item_runs: OnceLock::new(),
@@ -306,13 +312,9 @@ impl CompiledGrammar {
                     // completion could hand over (FOLLOW = any byte), so they
                     // fit any grammar; this grammar's FOLLOW then filters them.
                     let e = shared.get_or_insert(key, || {
-                        let r = self.lexical_reference(state).and_then(|r| {
-                            let key = lexical_key(a, r)?;
-                            let e = shared.get_or_insert(key, || {
-                                self.classify_lexical(r, &ANY_BYTE, None, true)
-                            });
-                            Some((r, e))
-                        });
+                        let r = self
+                            .lexical_reference(state)
+                            .and_then(|r| Some((r, self.reference_entry(r, shared)?)));
                         let (mut ce, clean) = self.classify_lexical_copies(
                             state,
                             &ANY_BYTE,
@@ -1016,6 +1018,22 @@ impl CompiledGrammar {
         (e, clean)
     }
 
+    /// The shared entry of reference state `r`, computed as if any byte
+    /// could follow (None where `r` is not lexical); memoised per grammar.
+    fn reference_entry(&self, r: u32, shared: &LexicalCache) -> Option<Arc<CacheEntry>> {
+        let known = |m: &FxHashMap<u32, Option<Arc<CacheEntry>>>| m.get(&r).cloned();
+        if let Some(e) = self.references.lock().ok().and_then(|m| known(&m)) {
+            return e;
+        }
+        let e = lexical_key(&self.automaton, r).map(|key| {
+            shared.get_or_insert(key, || self.classify_lexical(r, &ANY_BYTE, None, true))
+        });
+        if let Ok(mut m) = self.references.lock() {
+            return m.entry(r).or_insert(e).clone();
+        }
+        e
+    }
+
     /// A reference for [`Self::classify_lexical`] of lexical `state`: the
     /// state most bytes lead to, when it loops on at least 32 of those bytes
     /// itself (so both walks meet after one byte) and has no reference of
@@ -1070,11 +1088,10 @@ impl CompiledGrammar {
         e: &CacheEntry,
         shared: &LexicalCache,
     ) -> Vec<u32> {
-        let a = &self.automaton;
         let via = e.via.as_ref().and_then(|(re, clean)| {
             let r = self.lexical_reference(state)?;
-            let same = shared
-                .get(&lexical_key(a, r)?)
+            let same = self
+                .reference_entry(r, shared)
                 .is_some_and(|x| Arc::ptr_eq(&x, re));
             same.then_some((r, re, clean))
         });
@@ -1535,11 +1552,6 @@ impl LexicalCache {
             self.bytes.fetch_add(size, Ordering::Relaxed);
         }
         kept
-    }
-
-    /// The shared entry of sub-automaton `key`, if there is one.
-    fn get(&self, key: &[u32]) -> Option<Arc<CacheEntry>> {
-        self.map.lock().ok().and_then(|m| m.get(key).cloned())
     }
 
     /// Shared entry `e` filtered by `follow` (`make` builds it), memoised.
