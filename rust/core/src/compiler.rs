@@ -208,6 +208,14 @@ pub const CONTEXT_MEMO_BYTES: usize = 8 << 20;
 /// building state masks ahead (see [`CompiledGrammar::precompute`]).
 pub const PRECOMPUTE_BUDGET: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Time [`Compiler::compile_json_schema`] spends building state masks
+/// ahead. A schema's states are hundreds to thousands, mostly visited by
+/// no generation, and its compile is about a millisecond, so the budget is
+/// small: in state order it covers the root rule's first states, which
+/// every generation's first steps visit, after idle time with cold caches
+/// (their first visits were a third of the benchmark's slow masks).
+pub const SCHEMA_PRECOMPUTE_BUDGET: std::time::Duration = std::time::Duration::from_micros(300);
+
 /// The context id of an origin that is its own set (the root item of set 0).
 const SELF_CONTEXT: u32 = u32::MAX;
 /// Not yet computed, in a matcher's context vector.
@@ -3105,7 +3113,8 @@ impl Compiler {
 
     /// Compile a JSON Schema value. The front-end runs on every call (it is
     /// cheap, and its coverage report is returned); the automaton is cached by
-    /// the schema's compact text and the options.
+    /// the schema's compact text and the options. The masks of the first
+    /// states are built here, within [`SCHEMA_PRECOMPUTE_BUDGET`].
     pub fn compile_json_schema_value(
         &self,
         schema: &serde_json::Value,
@@ -3130,6 +3139,7 @@ impl Compiler {
                     e
                 }
             })?;
+        g.precompute(SCHEMA_PRECOMPUTE_BUDGET);
         Ok((g, report))
     }
 

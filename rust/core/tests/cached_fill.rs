@@ -45,20 +45,28 @@ fn cached_fills_are_settled_entries_only() {
     // After `ac` or `aac` the token `bb` is right at one depth only: the
     // parser's context decides it (a hand-over), on every fill.
     assert!(kept_uncached > 0);
-    // Nothing is computed before the first fill of a fresh schema grammar;
-    // regexes and GBNF grammars build their states' masks at compile.
+    // Nothing is computed before the first fill of the builtin JSON grammar;
+    // regexes and GBNF grammars build their states' masks at compile, and
+    // so does a schema's precompute given the time (its compile spends a
+    // small budget on it, which a slow build may not fit).
     let fresh = compiler
-        .compile_json_schema(
-            r#"{"type": "array", "items": {"enum": ["ab", "c"]}}"#,
-            &SchemaOptions::default(),
-        )
+        .compile_builtin_json(&SchemaOptions::default())
+        .expect("json");
+    assert!(!Matcher::new(fresh).mask_is_cached());
+    let schema = compiler
+        .compile_json_schema(r#"{"enum": ["ab", "c"]}"#, &SchemaOptions::default())
         .expect("schema")
         .0;
-    assert!(!Matcher::new(fresh).mask_is_cached());
+    schema.precompute(std::time::Duration::from_secs(60));
     let regex = compiler.compile_regex("[ab]{2}c").expect("regex");
     let gbnf = compiler
         .compile_gbnf(b"root ::= [ab] [ab] \"c\"\n", "root")
         .expect("gbnf");
+    let mut m = Matcher::new(schema);
+    for b in *b"\"ab\"" {
+        assert!(m.mask_is_cached());
+        assert!(m.accept_bytes(&[b]));
+    }
     for g in [regex, gbnf] {
         let mut m = Matcher::new(g);
         for b in [b'a', b'b', b'c'] {
