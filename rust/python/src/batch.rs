@@ -5,13 +5,14 @@ use crate::buffers::MaskRow;
 use crate::matcher::PyGrammarMatcher;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Pools built for an explicit `num_threads`, kept for reuse (building one
-/// costs far more than a mask fill).
+/// costs far more than a mask fill): `num_threads - 1` workers, since the
+/// calling thread fills rows too.
 fn pool(num_threads: usize) -> PyResult<Arc<ThreadPool>> {
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
     let mut pools = POOLS
@@ -22,7 +23,7 @@ fn pool(num_threads: usize) -> PyResult<Arc<ThreadPool>> {
         return Ok(Arc::clone(p));
     }
     let p = ThreadPoolBuilder::new()
-        .num_threads(num_threads)
+        .num_threads(num_threads - 1)
         .thread_name(|i| format!("corral-fill-{i}"))
         .build()
         .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread pool: {e}")))?;
@@ -82,13 +83,48 @@ fn batch_fill_next_token_bitmask(
         let fill =
             |(m, row): &mut (&mut PyGrammarMatcher, MaskRow)| m.fill_into(row.as_mut_slice());
         if sequential {
-            work.iter_mut().map(fill).collect()
-        } else if let Some(p) = pool {
-            p.install(|| work.par_iter_mut().map(fill).collect())
-        } else {
-            work.par_iter_mut().map(fill).collect()
+            return work.iter_mut().map(fill).collect();
         }
+        // The calling thread fills rows too, and every thread takes the
+        // next row left: a warm fill is a copy of about a microsecond, so
+        // 64 rows are ~50 us, and a worker woken on this call may start
+        // late (handing the whole call to the pool, with the caller
+        // waiting, made two threads slower than one).
+        let rows: Vec<Mutex<(&mut (&mut PyGrammarMatcher, MaskRow), bool)>> =
+            work.iter_mut().map(|w| Mutex::new((w, false))).collect();
+        let next = AtomicUsize::new(0);
+        let drain = || {
+            while let Some(cell) = rows.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let mut cell = cell
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                cell.1 = fill(cell.0);
+            }
+        };
+        let helpers = rows.len() - 1;
+        match pool {
+            Some(p) => p.in_place_scope(|s| spread(s, p.current_num_threads(), helpers, &drain)),
+            None => rayon::in_place_scope(|s| {
+                spread(s, rayon::current_num_threads() - 1, helpers, &drain);
+            }),
+        }
+        rows.into_iter()
+            .map(|c| {
+                c.into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .1
+            })
+            .collect()
     }))
+}
+
+/// Run `drain` on the current thread and on up to `workers` of the scope's
+/// pool (at most `helpers`).
+fn spread<'a>(s: &rayon::Scope<'a>, workers: usize, helpers: usize, drain: &'a (dyn Fn() + Sync)) {
+    for _ in 0..workers.min(helpers) {
+        s.spawn(move |_| drain());
+    }
+    drain();
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
