@@ -565,9 +565,10 @@ def batch_fill_next_token_bitmask(
 
     Row `indices[i]` (default `i`) of `bitmask` gets the mask of `matchers[i]`,
     exactly what `matchers[i].fill_next_token_bitmask(bitmask, indices[i])`
-    writes. The rows are filled on a Rust thread pool (rayon) with the GIL
-    released, so other Python threads keep running meanwhile; one slow matcher
-    does not hold up the others.
+    writes. The rows are filled by the calling thread and Rust pool threads
+    (rayon), each taking the next row left, with the GIL released, so other
+    Python threads keep running meanwhile; one slow matcher does not hold up
+    the others.
 
     Example::
 
@@ -580,10 +581,10 @@ def batch_fill_next_token_bitmask(
         bitmask: A writable, C-contiguous int32 buffer in CPU memory of shape
             `(batch, words)` (as for `GrammarMatcher.fill_next_token_bitmask`).
         indices: The row of each matcher, all distinct; defaults to `0..len(matchers)`.
-        num_threads: Threads to use: `None` for rayon's global pool (one
-            thread per core, or `RAYON_NUM_THREADS`), 1 to fill the rows one
-            after another on the calling thread, `n` for a pool of `n` threads
-            (kept for reuse).
+        num_threads: Threads to use, the calling thread included: `None`
+            for one per core (rayon's global pool, or `RAYON_NUM_THREADS`),
+            1 to fill the rows one after another on the calling thread, `n`
+            for the calling thread and a pool of `n - 1` (kept for reuse).
 
     Returns:
         For each matcher, whether some token is disallowed in its row.
