@@ -320,9 +320,7 @@ impl CompiledGrammar {
                     // completion could hand over (FOLLOW = any byte), so they
                     // fit any grammar; this grammar's FOLLOW then filters them.
                     let e = shared.get_or_insert(key, || {
-                        let r = self
-                            .lexical_reference(state)
-                            .and_then(|r| Some((r, self.reference_entry(r, shared)?)));
+                        let r = self.reference(state, shared);
                         let (mut ce, clean) = self.classify_lexical_copies(
                             state,
                             &ANY_BYTE,
@@ -1026,6 +1024,13 @@ impl CompiledGrammar {
         (e, clean)
     }
 
+    /// The reference of lexical `state` (see [`Self::lexical_reference`])
+    /// with its shared entry.
+    fn reference(&self, state: u32, shared: &LexicalCache) -> Option<(u32, Arc<CacheEntry>)> {
+        let r = self.lexical_reference(state)?;
+        Some((r, self.reference_entry(r, shared)?))
+    }
+
     /// The shared entry of reference state `r`, computed as if any byte
     /// could follow (None where `r` is not lexical); memoised per grammar.
     fn reference_entry(&self, r: u32, shared: &LexicalCache) -> Option<Arc<CacheEntry>> {
@@ -1097,11 +1102,8 @@ impl CompiledGrammar {
         shared: &LexicalCache,
     ) -> Vec<u32> {
         let via = e.via.as_ref().and_then(|(re, clean)| {
-            let r = self.lexical_reference(state)?;
-            let same = self
-                .reference_entry(r, shared)
-                .is_some_and(|x| Arc::ptr_eq(&x, re));
-            same.then_some((r, re, clean))
+            let (r, x) = self.reference(state, shared)?;
+            Arc::ptr_eq(&x, re).then_some((r, re, clean))
         });
         let Some((r, re, clean)) = via else {
             return self.hand_over(state, follow, &e.uncertain);
@@ -2861,23 +2863,25 @@ impl ByteStepper for LocalStepper<'_> {
                 a.accepting[t as usize]
             } else {
                 self.earley_from = Some(self.completed.len() + 1);
-                match self.seeds.get(&t) {
+                self.ctx.clear();
+                self.synced = 0;
+                let c = match self.seeds.get(&t) {
                     // The parser is built when a transition needs it.
                     Some(&c) => {
                         self.unbuilt = Some(t);
-                        self.ctx.clear();
-                        self.synced = 0;
-                        self.ctx.push(c);
+                        c
                     }
                     None => {
                         let mode = self.parser.unbounded();
                         self.parser = Parser::starting_at_unbounded(a, t, 0, mode);
                         self.unbuilt = None;
-                        self.enter_earley();
-                        self.seeds.insert(t, self.ctx[0]);
+                        let c = self.intern_current();
+                        self.seeds.insert(t, c);
+                        c
                     }
-                }
-                self.memo.flags[self.ctx[0] as usize]
+                };
+                self.ctx.push(c);
+                self.memo.flags[c as usize]
             }
         };
         self.completed.push(c);
