@@ -18,7 +18,9 @@
 //! 103 -> 140 µs, compile p50 0.47 -> 0.90 ms, as in the benchmark);
 //! `TRACE=1` prints every step with the token that follows;
 //! `PRECOMPUTE=ms` runs `CompiledGrammar::precompute` after each compile;
-//! `DIGEST=1` prints a hash of all masks, to check two builds agree).
+//! `DIGEST=1` prints a hash of all masks, to check two builds agree;
+//! `ROLLBACK=n` gives every matcher a rollback window of n tokens, so its
+//! chart is compacted: the digest must not change).
 
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
@@ -81,6 +83,8 @@ fn main() {
     let precompute = std::env::var("PRECOMPUTE")
         .ok()
         .and_then(|v| v.parse::<f64>().ok());
+    // `ROLLBACK=n` sets every matcher's rollback window.
+    let rollback: Option<usize> = std::env::var("ROLLBACK").ok().and_then(|v| v.parse().ok());
     let mut flush_buf = vec![0u8; if flush { 256 << 20 } else { 0 }];
     for g in (0..repeat).flat_map(|_| {
         let compiler = Arc::new(Compiler::new(vocab.clone()));
@@ -139,6 +143,7 @@ fn main() {
         for (n, text) in g["texts"].as_array().into_iter().flatten().enumerate() {
             for pass in 0..passes {
                 let mut m = Matcher::new(compiled.clone());
+                m.set_max_rollback(rollback);
                 let ids: Vec<u32> = text
                     .as_array()
                     .into_iter()

@@ -1,6 +1,6 @@
 """Memory of compiled grammars with a warm cache, the vocabulary and matchers.
 
-Run: python benches/python/memory.py [--schemas 300] [--seed 5]
+Run: python benches/python/memory.py [--schemas 300] [--seed 5] [--window 8]
 
 The comparative benchmark's MaskBench sample (benches/compare: `--schemas`
 schemas that have a valid instance, fixed seed) compiled on Qwen2.5, each
@@ -9,8 +9,10 @@ the cache holds an entry for every state on the path). Reports, from the
 `memory_usage()` accounting: grammar tables + cache bytes cold and warm
 (p50 / p90 / max), the vocabulary (token trie included; the trie alone:
 `cargo run --release -p corral-benches --example vocab_memory`), and each
-matcher fresh and at the end of its instance (its chart keeps every byte's
-Earley set, so it grows with the text). Also the process RSS growth over the
+matcher fresh and at the end of its instance: with no rollback limit its
+chart keeps every byte's Earley set, so it grows with the text; with a
+rollback window of `--window` tokens the chart before the window keeps only
+what completions can reach (see `Parser::compact`). Also the process RSS growth over the
 whole run, with every grammar and matcher kept alive.
 """
 
@@ -51,6 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--schemas", type=int, default=300)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--window", type=int, default=8, help="rollback window (tokens)")
     args = ap.parse_args()
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f} (1 min)")
 
@@ -65,7 +68,7 @@ def main() -> None:
     rss0 = rss()
     t0 = time.perf_counter()
     kept = []
-    cold, warm, fresh, end, per_byte, tokens = [], [], [], [], [], []
+    cold, warm, fresh, end, per_byte, tokens, windowed = [], [], [], [], [], [], []
     worst = ("", 0)
     refused = 0
     for case in picked:
@@ -86,7 +89,10 @@ def main() -> None:
         n = len(case.text.encode())
         per_byte.append((end[-1] - fresh[-1]) / n)
         tokens.append(len(case.ids))
-        kept.append((compiled, matcher))
+        w_matcher = GrammarMatcher(compiled, max_rollback_tokens=args.window)
+        wl.teacher_force(w_matcher, case.ids, bitmask)
+        windowed.append(w_matcher.memory_usage())
+        kept.append((compiled, matcher, w_matcher))
     rss1 = rss()
     secs = time.perf_counter() - t0
     print(
@@ -101,13 +107,14 @@ def main() -> None:
     print(f"  over 5 MB: {over}; total warm {sum(warm) / 1e6:.1f} MB")
     print(f"matcher, fresh:        {pcts(fresh)}")
     print(f"matcher, end of text:  {pcts(end)}")
+    print(f"  with a {args.window}-token rollback window: {pcts(windowed)}")
     print(
         f"  chart growth: p50 {statistics.median(per_byte):.0f} B per text byte, "
         f"max {max(per_byte):.0f}"
     )
     print(
         f"process RSS growth over the run: {(rss1 - rss0) / 1e6:.1f} MB "
-        f"(accounted: {(sum(warm) + sum(end)) / 1e6:.1f} MB)"
+        f"(accounted: {(sum(warm) + sum(end) + sum(windowed)) / 1e6:.1f} MB)"
     )
 
 

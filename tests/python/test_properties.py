@@ -807,3 +807,128 @@ def test_qwen_padding_never_allowed(qwen, qwen_compiler, qv):
         assert bits[: qv.tokenizer_size].sum() > 100_000
         for i in range(qv.tokenizer_size, qv.vocab_size):
             assert not m.fork().accept_token(i)
+
+
+# ---------------------------------------------------------------------------
+# f. a rollback window: a matcher with `max_rollback_tokens` compacts its
+# chart (sets before the window keep only what completions can reach); its
+# masks must equal an unlimited matcher's at every step, also after rollbacks
+# within the window, after fork() and after reset()
+# ---------------------------------------------------------------------------
+
+
+def check_window(compiled, ids: list[int], v: Vocab, rng: random.Random, window: int) -> int:
+    """Feed `ids` to an unlimited matcher and one with a rollback window side
+    by side, comparing masks; returns the windowed matcher's final bytes
+    (the caller checks the chart was compacted)."""
+    full = GrammarMatcher(compiled)
+    win = GrammarMatcher(compiled, max_rollback_tokens=window)
+    fork_at = rng.randrange(len(ids)) if ids else -1
+    for i, t in enumerate(ids):
+        a, _ = allowed_ids(full, v.vocab_size)
+        b, _ = allowed_ids(win, v.vocab_size)
+        assert np.array_equal(a, b), f"window {window}: masks differ after {ids[:i]}"
+        if i == fork_at:
+            # A fork of a compacted matcher is a matcher like any other.
+            f = win.fork()
+            for u in ids[i:]:
+                assert f.accept_token(u)
+            assert f.num_accepted_tokens == len(ids)
+        assert full.accept_token(t), f"{t} refused after {ids[:i]}"
+        assert win.accept_token(t), f"{t} refused after {ids[:i]} with window {window}"
+        if window and i < len(ids) - 1 and rng.random() < 0.2:
+            j = rng.randint(1, min(window, i + 1))
+            full.rollback(j)
+            win.rollback(j)
+            a, _ = allowed_ids(full, v.vocab_size)
+            b, _ = allowed_ids(win, v.vocab_size)
+            assert np.array_equal(a, b), f"window {window}: rollback({j}) after {ids[: i + 1]}"
+            for u in ids[i + 1 - j : i + 1]:
+                assert full.accept_token(u)
+                assert win.accept_token(u)
+    assert win.num_accepted_tokens == full.num_accepted_tokens == len(ids)
+    if len(ids) > window:
+        with pytest.raises(ValueError, match="only"):
+            win.rollback(window + 1)
+    if not win.is_terminated():
+        a, _ = allowed_ids(full, v.vocab_size)
+        b, _ = allowed_ids(win, v.vocab_size)
+        assert np.array_equal(a, b), f"window {window}: masks differ at the end of {ids}"
+    used = win.memory_usage()
+    win.reset()
+    assert win.num_accepted_tokens == 0
+    a, _ = allowed_ids(GrammarMatcher(compiled), v.vocab_size)
+    b, _ = allowed_ids(win, v.vocab_size)
+    assert np.array_equal(a, b), "reset() after compaction is not the start"
+    if ids:
+        assert win.accept_token(ids[0])
+    return used
+
+
+def long_walk(compiled, v: Vocab, rng: random.Random, steps: int, pick=None) -> list[int]:
+    """Up to `steps` allowed tokens, never a stop token (generated texts are
+    mostly too short for a chart to need compacting)."""
+    m = GrammarMatcher(compiled)
+    ids: list[int] = []
+    for _ in range(steps):
+        _, allowed = allowed_ids(m, v.vocab_size)
+        allowed = [int(i) for i in allowed if int(i) not in v.stop_ids]
+        if not allowed:
+            break
+        t = pick(np.array(allowed), rng) if pick else rng.choice(allowed)
+        assert m.accept_token(t)
+        ids.append(t)
+    return ids
+
+
+@pytest.mark.parametrize("name", CORPUS_NAMES)
+def test_byte_rollback_window(byte_compiler, bv, name):
+    text = (CORPORA / "gbnf" / f"{name}.gbnf").read_text(encoding="utf-8")
+    ref = Grammar.parse(text)
+    compiled = byte_compiler.compile_grammar(text)
+    rng = random.Random(f"window-{name}")
+    for k in range(4):
+        units = ref.generate(rng, max_len=600)
+        assert units is not None
+        check_window(compiled, [*byte_ids_of_units(units), BYTE_EOS], bv, rng, k)
+    for window in (0, 1, 3, 8):
+        ids = long_walk(compiled, bv, rng, 1500)
+        used = check_window(compiled, ids, bv, rng, window)
+        full = GrammarMatcher(compiled)
+        for t in ids:
+            assert full.accept_token(t)
+        # The window's chart ends smaller than the whole chart.
+        if len(ids) >= 1000:
+            assert used < full.memory_usage() / 2, (name, window, len(ids))
+
+
+@settings(SETTINGS, max_examples=150)
+@given(text=gbnf_grammars(BYTE_TOKEN_ELEMS), seed=st.integers(0, 2**32 - 1))
+def test_byte_random_grammars_rollback_window(byte_compiler, bv, text, seed):
+    ref = reference_for(text, BYTE_TOKEN_NAMES)
+    note(f"grammar:\n{text}")
+    compiled = compile_or_fail(byte_compiler, text)
+    rng = random.Random(seed)
+    for _ in range(3):
+        units = ref.generate(rng, max_len=300)
+        assert units is not None
+        ids = byte_ids_of_units(units)
+        stops = [k for k, t in enumerate(ids) if t in bv.stop_ids]
+        if stops:  # a named stop token ends generation there
+            ids = ids[: stops[0]]
+        check_window(compiled, ids, bv, rng, rng.choice((0, 1, 2, 5)))
+
+
+@pytest.mark.parametrize("name", QWEN_CORPUS)
+def test_qwen_rollback_window(qwen, qwen_compiler, qv, name):
+    text = (CORPORA / "gbnf" / f"{name}.gbnf").read_text(encoding="utf-8")
+    ref = Grammar.parse(text)
+    compiled = qwen_compiler.compile_grammar(text)
+    rng = random.Random(f"qwen-window-{name}")
+    for k in range(2):
+        units = ref.generate(rng, max_len=400)
+        ids = qwen_segments(qwen, units, rng, canonical=k % 2 == 0)
+        check_window(compiled, ids, qv, rng, (0, 2)[k % 2])
+    for window in (0, 3):
+        ids = long_walk(compiled, qv, rng, 300, qwen_picker(qwen))
+        check_window(compiled, ids, qv, rng, window)

@@ -17,8 +17,9 @@ sequences into matcher states and the matcher states into one bitmask:
   sampling never sees a row of all -inf.
 - Rows without a grammar (`None`) are left alone.
 
-The rows' masks are filled with one `batch_fill_next_token_bitmask` call (in
-parallel, without the GIL).
+Matchers made here never roll back, so they keep no rollback window (their
+chart stays small however long the generation). The rows' masks are filled
+with one `batch_fill_next_token_bitmask` call (in parallel, without the GIL).
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ class RowMatchers:
                 todo = ()
             if parent is None:  # untraceable: replay from the start
                 spec = self._specs[group]
-                m = None if spec is None else GrammarMatcher(_compiled(spec))
+                m = None if spec is None else GrammarMatcher(_compiled(spec), max_rollback_tokens=0)
                 new.append(_Row(group, m, tokens))
                 pending.append(tokens)
                 continue
@@ -246,4 +247,5 @@ def _new_matcher(spec: GrammarSpec, *, first: bool) -> GrammarMatcher | None:
         return None
     if isinstance(spec, GrammarMatcher):
         return spec if first else spec.fork()
-    return GrammarMatcher(spec)
+    # Rows never roll back: a window of 0 lets the matcher compact its chart.
+    return GrammarMatcher(spec, max_rollback_tokens=0)

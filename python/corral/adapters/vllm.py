@@ -136,7 +136,8 @@ class CorralBackend:
         tokenizer_info: The model's vocabulary (`TokenizerInfo.from_huggingface(
             tokenizer, vocab_size=model_config.vocab_size)` for a vLLM model).
         max_rollback_tokens: How far each request's matcher can roll back
-            (the speculative window); -1 for no limit.
+            (the speculative window); -1 for no limit. A limit also bounds
+            each matcher's memory (its chart before the window is compacted).
     """
 
     def __init__(self, tokenizer_info: TokenizerInfo, *, max_rollback_tokens: int = -1) -> None:

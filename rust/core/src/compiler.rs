@@ -191,10 +191,13 @@ const SORTED_HANDOVER: usize = 4096;
 /// the trie in context (see [`CompiledGrammar::handed_over_by_walk`]).
 const WALKED_HANDOVER: usize = 4096;
 
-/// Interned parse contexts of one grammar: a context is the live kernel
-/// items of an Earley set (see [`is_live`]) with each origin replaced by its
-/// own context, so equal contexts parse every continuation alike whatever
-/// the positions.
+/// Interned parse contexts of one grammar: a context is the kernel items of
+/// an Earley set that wait for a rule, with each origin replaced by its own
+/// context, so equal contexts parse every continuation alike whatever the
+/// positions. Contexts are of origins, which are read only when a rule
+/// instance begun there completes, and so only through the items waiting for
+/// a rule (the rest are all a matcher's compacted chart keeps of an old set;
+/// see [`crate::automaton::earley::Parser::compact`]).
 #[derive(Debug, Default)]
 struct Contexts {
     ids: FxHashMap<Box<[u32]>, u32>,
@@ -1213,7 +1216,7 @@ impl CompiledGrammar {
                 parser
                     .set(q)
                     .iter()
-                    .filter(|it| it.kernel && is_live(a, it.state))
+                    .filter(|it| it.kernel && !a.rule_edges(it.state).is_empty())
             };
             // Origins first (they are earlier sets, so this ends).
             if let Some(it) = kernel()

@@ -7,7 +7,7 @@
 //! once), plus tokens named by token elements, plus the stop tokens when the
 //! grammar can end here.
 
-use crate::automaton::earley::{Item, Parser};
+use crate::automaton::earley::{Item, Parser, DROPPED};
 use crate::compiler::{CacheEntry, CompiledGrammar};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{get_bit, set_bit};
@@ -19,8 +19,15 @@ use std::sync::Arc;
 pub struct Matcher {
     grammar: Arc<CompiledGrammar>,
     parser: Parser,
-    /// Number of parser sets before each accepted token (for rollback).
+    /// Number of parser sets before each accepted token that can still be
+    /// rolled back.
     history: Vec<u32>,
+    /// Accepted tokens whose history is gone: past the rollback window, their
+    /// sets were compacted (see [`Matcher::compact`]).
+    forgotten: usize,
+    /// Items the parser held after its last compaction (the next waits for
+    /// twice as many, so compaction is amortised O(1) per item).
+    compacted_items: usize,
     terminated: bool,
     stop_ids: Vec<TokenId>,
     max_rollback: Option<usize>,
@@ -43,6 +50,8 @@ impl Matcher {
             grammar,
             parser,
             history: Vec::new(),
+            forgotten: 0,
+            compacted_items: 0,
             terminated: false,
             stop_ids,
             max_rollback: None,
@@ -85,7 +94,7 @@ impl Matcher {
 
     /// Number of tokens accepted since the start (or last reset).
     pub fn num_accepted_tokens(&self) -> usize {
-        self.history.len()
+        self.forgotten + self.history.len()
     }
 
     /// Has a stop token been accepted?
@@ -128,9 +137,16 @@ impl Matcher {
 
     /// Back to the start of the grammar.
     pub fn reset(&mut self) {
-        self.parser.truncate(1);
+        if self.forgotten > 0 {
+            // Compaction kept only set 0's waiting items.
+            self.parser = Parser::new(self.grammar.automaton());
+            self.compacted_items = 0;
+        } else {
+            self.parser.truncate(1);
+        }
         self.contexts.truncate(1);
         self.history.clear();
+        self.forgotten = 0;
         self.terminated = false;
         self.error = None;
     }
@@ -182,6 +198,7 @@ impl Matcher {
         self.scratch_items = seeds;
         if ok {
             self.history.push(before as u32);
+            self.compact();
         }
         ok
     }
@@ -198,11 +215,53 @@ impl Matcher {
             .all(|&b| self.parser.push_byte(g.automaton(), b))
         {
             self.history.push(before as u32);
+            self.compact();
             true
         } else {
             self.parser.truncate(before);
             false
         }
+    }
+
+    /// With a rollback window, drop what the chart holds before it that no
+    /// completion can reach (see [`Parser::compact`]) once the chart has
+    /// doubled since the last compaction, and the history of tokens past
+    /// the window. Without a window every set may come back, so all stay.
+    fn compact(&mut self) {
+        const SLACK_ITEMS: usize = 256;
+        let Some(w) = self.max_rollback else { return };
+        let len = self.history.len();
+        if len <= w || self.parser.num_items() < 2 * self.compacted_items + SLACK_ITEMS {
+            return;
+        }
+        // Rolling back the oldest token of the window makes the set before
+        // it current again, so that set stays whole.
+        let oldest = self
+            .history
+            .get(len - w)
+            .map_or(self.parser.num_sets(), |&h| h as usize);
+        let map = self.parser.compact(self.grammar.automaton(), oldest - 1);
+        let frozen = map.len();
+        let kept = map.iter().filter(|&&m| m != DROPPED).count();
+        let shift = (frozen - kept) as u32;
+        self.forgotten += len - w;
+        self.history.drain(..len - w);
+        for h in &mut self.history {
+            *h -= shift;
+        }
+        // Context ids move with their sets.
+        let mut c = 0;
+        for q in 0..self.contexts.len() {
+            let to = map.get(q).copied().unwrap_or_else(|| q as u32 - shift);
+            if to != DROPPED {
+                self.contexts[to as usize] = self.contexts[q];
+                c = to as usize + 1;
+            }
+        }
+        self.contexts.truncate(c);
+        self.contexts.shrink_to(self.parser.num_sets());
+        self.history.shrink_to(2 * w.max(8));
+        self.compacted_items = self.parser.num_items();
     }
 
     /// Undo the last `n` accepted tokens (or `accept_bytes` calls).

@@ -87,6 +87,9 @@ impl Unbounded {
     }
 }
 
+/// [`Parser::compact`]'s index for a set it dropped.
+pub const DROPPED: u32 = u32::MAX;
+
 /// Sets smaller than this are scanned, not indexed.
 const INDEX_FROM: usize = 32;
 
@@ -181,6 +184,96 @@ impl Parser {
             self.set_start.truncate(n);
             self.index.len = usize::MAX; // stale
         }
+    }
+
+    /// Forget what the sets before `frozen` hold beyond what completions can
+    /// still reach, and renumber the sets. The caller promises never to
+    /// truncate below `frozen + 1` sets again (its rollback window ends
+    /// there), so those sets are only ever read as origins, by
+    /// [`Parser::advance_parents`]: a set no later item reaches through
+    /// origins is dropped, and a reached one keeps only the items that wait
+    /// for a rule. Set 0 stays (origin 0 means the root's instance).
+    ///
+    /// Returns the new index of each set before `frozen` ([`DROPPED`] for a
+    /// dropped one); a set from `frozen` on moves down by
+    /// `frozen - kept`, where `kept` is how many sets before it remain.
+    /// Linear in the items.
+    pub fn compact(&mut self, a: &Automaton, frozen: usize) -> Vec<u32> {
+        let n = self.set_start.len();
+        let frozen = frozen.min(n.saturating_sub(1));
+        let mut map = vec![DROPPED; frozen];
+        if frozen <= 1 {
+            map.iter_mut().enumerate().for_each(|(i, m)| *m = i as u32);
+            return map;
+        }
+        let waits = |it: &Item| !a.rule_edges(it.state).is_empty();
+        // Reached: origins of the window's items, then (origins point back)
+        // those of each reached set's waiting items, latest set first.
+        let mut reached = vec![false; frozen];
+        reached[0] = true;
+        for it in &self.items[self.set_start[frozen] as usize..] {
+            if (it.origin as usize) < frozen {
+                reached[it.origin as usize] = true;
+            }
+        }
+        for q in (1..frozen).rev() {
+            if reached[q] {
+                for it in self.set(q).iter().filter(|it| waits(it)) {
+                    reached[it.origin as usize] = true;
+                }
+            }
+        }
+        let mut kept = 0u32;
+        for (q, m) in map.iter_mut().enumerate() {
+            if reached[q] {
+                *m = kept;
+                kept += 1;
+            }
+        }
+        let shift = (frozen as u32) - kept;
+        let renumber = |o: u32| {
+            if (o as usize) < frozen {
+                map[o as usize]
+            } else {
+                o - shift
+            }
+        };
+        // In place: items only move down.
+        let mut w = 0usize;
+        let mut starts = Vec::with_capacity(kept as usize + n - frozen);
+        for q in 0..n {
+            let (lo, hi) = (
+                self.set_start[q] as usize,
+                self.set_start
+                    .get(q + 1)
+                    .map_or(self.items.len(), |&h| h as usize),
+            );
+            if reached.get(q) == Some(&false) {
+                continue;
+            }
+            starts.push(w as u32);
+            for k in lo..hi {
+                let it = self.items[k];
+                if q >= frozen || waits(&it) {
+                    self.items[w] = Item {
+                        origin: renumber(it.origin),
+                        ..it
+                    };
+                    w += 1;
+                }
+            }
+        }
+        self.items.truncate(w);
+        self.items.shrink_to(w + w / 2 + 64);
+        self.set_start = starts;
+        self.index = SetIndex::default();
+        map
+    }
+
+    /// Number of items in all sets.
+    #[inline]
+    pub fn num_items(&self) -> usize {
+        self.items.len()
     }
 
     /// Items of set `i`.
