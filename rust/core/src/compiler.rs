@@ -893,14 +893,10 @@ impl CompiledGrammar {
             if r.state() == DEAD {
                 return None;
             }
-            let nc = a.num_classes;
-            let (rq, rr) = (
-                &a.byte_next[p.state() as usize * nc..][..nc],
-                &a.byte_next[r.state() as usize * nc..][..nc],
-            );
+            let (rq, rr) = (a.byte_next.row(p.state()), a.byte_next.row(r.state()));
             let mut d: ByteSet = [0; 4];
             for (c, bytes) in class_bytes.iter().enumerate() {
-                if rq[c] != rr[c] {
+                if rq.get(c) != rr.get(c) {
                     for w in 0..4 {
                         d[w] |= bytes[w];
                     }
@@ -1066,7 +1062,7 @@ impl CompiledGrammar {
                 ((end - b) as usize, c as usize)
             })
             .collect();
-        let next = |q: u32, c: usize| a.byte_next[q as usize * a.num_classes + c];
+        let next = |q: u32, c: usize| a.byte_next.get(q, c);
         let agreeing = |q: u32, r: u32| {
             runs.iter()
                 .filter(|&&(_, c)| next(q, c) == r && next(r, c) == r)
@@ -1656,12 +1652,12 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
             return None;
         }
         key.push(u32::from(a.accepting[s as usize]));
-        let row = &a.byte_next[s as usize * a.num_classes..][..a.num_classes];
+        let row = a.byte_next.row(s);
         // Maximal runs of bytes with one target, over the class runs.
         let mut run_start = 0u32;
         let mut run_to = u32::MAX;
         for (k, &(b, class)) in runs.iter().enumerate() {
-            let to = match row[class as usize] {
+            let to = match row.get(class as usize) {
                 crate::automaton::DEAD => u32::MAX,
                 t => {
                     let known = ids.get(t);
@@ -1822,12 +1818,12 @@ fn single_piece(a: &Automaton, start: u32) -> bool {
         if a.aux_state[q as usize] || !a.rule_edges(q).is_empty() || !a.token_edges(q).is_empty() {
             return false;
         }
-        let row = &a.byte_next[q as usize * a.num_classes..][..a.num_classes];
-        let live = row.iter().any(|&t| t != crate::automaton::DEAD);
+        let row = a.byte_next.row(q);
+        let live = row.is_live();
         if a.accepting[q as usize] == (live || q == start) {
             return false;
         }
-        for &t in row {
+        for t in row.iter() {
             if t != crate::automaton::DEAD && known.insert(t) {
                 seen.push(t);
             }
@@ -1898,9 +1894,9 @@ impl<'a> LoopCache<'a> {
         }
         let slot = &mut self.slots[q as usize % LOOP_SLOTS];
         if slot.state != q {
-            let row = &a.byte_next[q as usize * a.num_classes..][..a.num_classes];
+            let row = a.byte_next.row(q);
             let (mut leave, mut refused) = (0, 0);
-            for (&t, &cg) in row.iter().zip(&self.class_groups) {
+            for (t, &cg) in row.iter().zip(&self.class_groups) {
                 if t != q {
                     leave |= cg;
                 }
@@ -2104,15 +2100,13 @@ fn next_characters(
     mut take: impl FnMut(u32, bool) -> Option<bool>,
 ) -> Option<Vec<u32>> {
     use crate::trie::U_START;
-    let nc = a.num_classes;
     let mut next: Vec<u32> = Vec::new();
     let mut mid: Vec<(u32, u8)> = Vec::new();
     for &s in layer {
         if !at(s, U_START) {
             return None;
         }
-        let row = &a.byte_next[s as usize * nc..][..nc];
-        for (&t, &cg) in row.iter().zip(class_groups) {
+        for (t, &cg) in a.byte_next.row(s).iter().zip(class_groups) {
             if cg & ascii != 0 && take(t, true)? && !next.contains(&t) {
                 next.push(t);
             }
@@ -2448,8 +2442,7 @@ fn closed_groups(
                 }
             };
             if u == U_START {
-                let row = &a.byte_next[s as usize * nc..][..nc];
-                for (c, &t) in row.iter().enumerate() {
+                for (c, t) in a.byte_next.row(s).iter().enumerate() {
                     let g = class_groups[c] & groups;
                     if g != 0 {
                         if plain(t) {

@@ -320,7 +320,7 @@ impl Parser {
         let class = a.class_of[byte as usize] as usize;
         for k in lo..hi {
             let it = self.items[k];
-            let t = a.byte_next[it.state as usize * a.num_classes + class];
+            let t = a.byte_next.get(it.state, class);
             if t != DEAD {
                 let item = Item {
                     state: t,
