@@ -1,13 +1,13 @@
 //! `batch_fill_next_token_bitmask`: one call fills the mask rows of many
 //! matchers, in parallel on a rayon pool, with the GIL released.
 
-use crate::buffers::MaskRow;
+use crate::buffers::{BufferRow, MaskBuffer};
 use crate::matcher::PyGrammarMatcher;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Pools built for an explicit `num_threads`, kept for reuse (building one
@@ -50,28 +50,27 @@ fn batch_fill_next_token_bitmask(
             rows_of.len()
         )));
     }
-    // Distinct rows and distinct matchers: each task owns its row and matcher.
-    let mut seen = HashSet::new();
-    if let Some(r) = rows_of.iter().find(|r| !seen.insert(**r)) {
+    // Distinct matchers (and distinct rows, checked by `MaskBuffer::rows`):
+    // each task owns its row and matcher.
+    let mut by_ptr: Vec<(*mut pyo3::ffi::PyObject, usize)> = matchers
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_ptr(), i))
+        .collect();
+    by_ptr.sort_unstable();
+    if let Some(w) = by_ptr.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(PyValueError::new_err(format!(
-            "row {r} appears twice in indices"
-        )));
-    }
-    let mut seen = HashSet::new();
-    if let Some(i) = matchers.iter().position(|m| !seen.insert(m.as_ptr())) {
-        return Err(PyValueError::new_err(format!(
-            "matcher {i} appears twice; fork() it to fill two rows"
+            "matcher {} appears twice; fork() it to fill two rows",
+            w[1].1
         )));
     }
     let mut refs = matchers
         .iter()
         .map(Bound::try_borrow_mut)
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = refs
-        .iter()
-        .zip(&rows_of)
-        .map(|(m, &r)| MaskRow::new(bitmask, r, m.mask_words()))
-        .collect::<PyResult<Vec<_>>>()?;
+    // One buffer for every row: acquiring it per row was a third of a warm call.
+    let buffer = MaskBuffer::new(bitmask)?;
+    let rows = buffer.rows(rows_of.iter().zip(&refs).map(|(&r, m)| (r, m.mask_words())))?;
     let mut work: Vec<_> = refs.iter_mut().map(|m| &mut **m).zip(rows).collect();
     let pool = match num_threads {
         Some(0) => return Err(PyValueError::new_err("num_threads must be positive")),
@@ -81,20 +80,20 @@ fn batch_fill_next_token_bitmask(
     let sequential = num_threads == Some(1) || work.len() < 2;
     Ok(py.detach(|| {
         let fill =
-            |(m, row): &mut (&mut PyGrammarMatcher, MaskRow)| m.fill_into(row.as_mut_slice());
+            |(m, row): &mut (&mut PyGrammarMatcher, BufferRow<'_>)| m.fill_into(row.as_mut_slice());
         if sequential {
             return work.iter_mut().map(fill).collect();
         }
-        // The calling thread fills rows too, and every thread takes the
-        // next row left: a warm fill is a copy of about a microsecond, so
-        // 64 rows are ~50 us, and a worker woken on this call may start
-        // late (handing the whole call to the pool, with the caller
-        // waiting, made two threads slower than one).
-        let rows: Vec<Mutex<(&mut (&mut PyGrammarMatcher, MaskRow), bool)>> =
+        // The calling thread fills rows too (from the front; helpers from
+        // the back, see `Ends`): a warm fill is a copy of about a
+        // microsecond, so 64 rows are ~40 us, and a worker woken on this
+        // call may start late (handing the whole call to the pool, with the
+        // caller waiting, made two threads slower than one).
+        let rows: Vec<Mutex<(&mut (&mut PyGrammarMatcher, BufferRow<'_>), bool)>> =
             work.iter_mut().map(|w| Mutex::new((w, false))).collect();
-        let next = AtomicUsize::new(0);
-        let drain = || {
-            while let Some(cell) = rows.get(next.fetch_add(1, Ordering::Relaxed)) {
+        let left = Ends::new(rows.len());
+        let drain = |front: bool| {
+            while let Some(cell) = left.take(front).and_then(|r| rows.get(r)) {
                 let mut cell = cell
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -102,12 +101,27 @@ fn batch_fill_next_token_bitmask(
             }
         };
         let helpers = rows.len() - 1;
-        match pool {
-            Some(p) => p.in_place_scope(|s| spread(s, p.current_num_threads(), helpers, &drain)),
-            None => rayon::in_place_scope(|s| {
-                spread(s, rayon::current_num_threads() - 1, helpers, &drain);
-            }),
-        }
+        let busy = AtomicUsize::new(0);
+        let help = || {
+            busy.fetch_add(1, Ordering::AcqRel);
+            drain(false);
+            busy.fetch_sub(1, Ordering::AcqRel);
+        };
+        let drain = || drain(true);
+        let close = linger::begin();
+        let workers = match &pool {
+            Some(p) => {
+                let w = p.current_num_threads();
+                p.in_place_scope(|s| spread(s, w, helpers, &help, &drain, &busy));
+                w
+            }
+            None => {
+                let w = rayon::current_num_threads() - 1;
+                rayon::in_place_scope(|s| spread(s, w, helpers, &help, &drain, &busy));
+                w
+            }
+        };
+        linger::end(pool.as_deref(), workers, close);
         rows.into_iter()
             .map(|c| {
                 c.into_inner()
@@ -118,13 +132,133 @@ fn batch_fill_next_token_bitmask(
     }))
 }
 
-/// Run `drain` on the current thread and on up to `workers` of the scope's
-/// pool (at most `helpers`).
-fn spread<'a>(s: &rayon::Scope<'a>, workers: usize, helpers: usize, drain: &'a (dyn Fn() + Sync)) {
+/// The rows not yet taken, `lo..hi` in one word. The caller takes them
+/// from the front and helpers from the back, so from call to call each
+/// thread writes mostly the same rows: a row the other core wrote last is
+/// first fetched from that core's cache, line by line.
+struct Ends(AtomicU64);
+
+impl Ends {
+    fn new(n: usize) -> Ends {
+        Ends(AtomicU64::new((n as u64) << 32))
+    }
+
+    fn take(&self, front: bool) -> Option<usize> {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let (lo, hi) = (cur & 0xffff_ffff, cur >> 32);
+            if lo >= hi {
+                return None;
+            }
+            let (next, row) = if front {
+                (cur + 1, lo)
+            } else {
+                (cur - (1 << 32), hi - 1)
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some(row as usize),
+                Err(c) => cur = c,
+            }
+        }
+    }
+}
+
+/// Run `help` on up to `workers` of the scope's pool (at most `helpers`)
+/// and `drain` on the current thread. Then, while a helper is on its last
+/// row (`busy`), spin rather than leave the scope: the scope's wait blocks
+/// the caller on a condition variable, a sleep and a wake that cost tens of
+/// microseconds on this machine, as much as a whole warm call. A helper
+/// that has not started (its worker was asleep) is left to the scope.
+fn spread<'a>(
+    s: &rayon::Scope<'a>,
+    workers: usize,
+    helpers: usize,
+    help: &'a (dyn Fn() + Sync),
+    drain: &dyn Fn(),
+    busy: &AtomicUsize,
+) {
     for _ in 0..workers.min(helpers) {
-        s.spawn(move |_| drain());
+        s.spawn(move |_| help());
     }
     drain();
+    let t0 = std::time::Instant::now();
+    while busy.load(Ordering::Acquire) > 0 && t0.elapsed() < std::time::Duration::from_micros(200) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Keeping the pool's workers awake between calls. A worker that went to
+/// sleep after one call is woken by the next, which on this machine (a VM)
+/// takes longer than a 64-row warm call (~50 us): such calls ran slower on
+/// two threads than on one. So after a call, each worker spins for up to
+/// [`LINGER`] waiting for the next, but only when calls have been coming
+/// closer together than that (a decoding loop on a small model, a batch
+/// benchmark): a server calling every 10-30 ms sees no spinning.
+mod linger {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    /// How long a worker waits, spinning, for the next call.
+    pub const LINGER: Duration = Duration::from_micros(500);
+
+    /// Parallel calls begun so far (a lingering worker stops when it changes).
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    /// When the last parallel call ended (nanoseconds since [`epoch`]).
+    static LAST_END: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    fn epoch() -> Instant {
+        static EPOCH: OnceLock<Instant> = OnceLock::new();
+        *EPOCH.get_or_init(Instant::now)
+    }
+
+    fn now_ns() -> u64 {
+        epoch().elapsed().as_nanos() as u64
+    }
+
+    /// A parallel call begins: stop lingering workers; returns whether this
+    /// call came within [`LINGER`] of the last one's end.
+    pub fn begin() -> bool {
+        CALLS.fetch_add(1, Ordering::AcqRel);
+        let last = LAST_END.load(Ordering::Relaxed);
+        last != u64::MAX && now_ns().saturating_sub(last) < LINGER.as_nanos() as u64
+    }
+
+    /// A parallel call ended: when calls come close together (`close`, or
+    /// the first call), leave each of `workers` spinning for the next.
+    pub fn end(pool: Option<&rayon::ThreadPool>, workers: usize, close: bool) {
+        let first = LAST_END.swap(now_ns(), Ordering::Relaxed) == u64::MAX;
+        if !(close || first) {
+            return;
+        }
+        let seen = CALLS.load(Ordering::Acquire);
+        let wait = move || {
+            let t0 = Instant::now();
+            'spin: loop {
+                for _ in 0..64 {
+                    if CALLS.load(Ordering::Acquire) != seen {
+                        break 'spin;
+                    }
+                    std::hint::spin_loop();
+                }
+                if t0.elapsed() >= LINGER {
+                    break;
+                }
+                // Give way to a thread the OS put on this CPU (the caller's
+                // Python thread, between its calls).
+                std::thread::yield_now();
+            }
+        };
+        for _ in 0..workers {
+            match pool {
+                Some(p) => p.spawn(wait),
+                None => rayon::spawn(wait),
+            }
+        }
+    }
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

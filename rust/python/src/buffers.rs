@@ -1,4 +1,4 @@
-//! The only `unsafe` in the bindings: writing a mask row into a caller's
+//! The only `unsafe` in the bindings: writing mask rows into a caller's
 //! int32 buffer (numpy array, CPU torch tensor, array.array, memoryview), or
 //! at a raw address the caller passes (the pointer entry point).
 #![allow(unsafe_code)]
@@ -20,10 +20,17 @@ pub(crate) struct MaskRow {
 // the `&mut [u32]` handed out by `as_mut_slice`, by one thread at a time.
 unsafe impl Send for MaskRow {}
 
-impl MaskRow {
-    /// Check `obj` (1-D or 2-D, C-contiguous, writable, int32) and select row `index`
-    /// of width at least `min_words`.
-    pub(crate) fn new(obj: &Bound<'_, PyAny>, index: usize, min_words: usize) -> PyResult<MaskRow> {
+/// A checked, writable int32 bitmask buffer (1-D or 2-D, C-contiguous),
+/// acquired once for any number of rows.
+pub(crate) struct MaskBuffer {
+    buf: PyBuffer<i32>,
+    rows: usize,
+    width: usize,
+}
+
+impl MaskBuffer {
+    /// Check `obj` (1-D or 2-D, C-contiguous, writable, int32).
+    pub(crate) fn new(obj: &Bound<'_, PyAny>) -> PyResult<MaskBuffer> {
         let wrong = |err: PyErr| {
             PyTypeError::new_err(format!(
                 "bitmask must be an int32 array in CPU memory (allocate it with \
@@ -55,23 +62,83 @@ impl MaskRow {
                 )))
             }
         };
-        if width < min_words {
+        Ok(MaskBuffer { buf, rows, width })
+    }
+
+    /// The start of row `index`, checked to exist and to hold `min_words`.
+    fn row_ptr(&self, index: usize, min_words: usize) -> PyResult<*mut u32> {
+        if self.width < min_words {
             return Err(PyValueError::new_err(format!(
-                "bitmask rows have {width} words, need at least {min_words} for the vocabulary"
+                "bitmask rows have {} words, need at least {min_words} for the vocabulary",
+                self.width
             )));
         }
-        if index >= rows {
+        if index >= self.rows {
             return Err(PyValueError::new_err(format!(
-                "index {index} is out of range for a bitmask with {rows} rows"
+                "index {index} is out of range for a bitmask with {} rows",
+                self.rows
             )));
         }
         // SAFETY: the buffer is C-contiguous with rows*width i32 elements, so the row
         // `index` lies inside it; i32 and u32 have the same size and alignment.
-        let ptr = unsafe { (buf.buf_ptr() as *mut u32).add(index * width) };
+        Ok(unsafe { (self.buf.buf_ptr() as *mut u32).add(index * self.width) })
+    }
+
+    /// Rows `(index, min_words)`, each checked; an index may appear once
+    /// only (each row is written through its own `&mut` slice).
+    pub(crate) fn rows(
+        &self,
+        wanted: impl Iterator<Item = (usize, usize)>,
+    ) -> PyResult<Vec<BufferRow<'_>>> {
+        let mut taken = vec![false; self.rows];
+        wanted
+            .map(|(index, min_words)| {
+                let ptr = self.row_ptr(index, min_words)?;
+                if std::mem::replace(&mut taken[index], true) {
+                    return Err(PyValueError::new_err(format!(
+                        "row {index} appears twice in indices"
+                    )));
+                }
+                Ok(BufferRow {
+                    ptr,
+                    len: self.width,
+                    _buf: std::marker::PhantomData,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One row of a [`MaskBuffer`], distinct from every other row handed out.
+pub(crate) struct BufferRow<'a> {
+    ptr: *mut u32,
+    len: usize,
+    _buf: std::marker::PhantomData<&'a MaskBuffer>,
+}
+
+// SAFETY: the buffer outlives the row (the borrow), and no two rows of one
+// `rows` call overlap, so each is written by one thread at a time.
+unsafe impl Send for BufferRow<'_> {}
+
+impl BufferRow<'_> {
+    /// The row as a mutable slice.
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u32] {
+        // SAFETY: `ptr..ptr+len` is a row of the live, writable buffer (checked
+        // in `MaskBuffer::rows`), and `&mut self` makes this the only slice of it.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl MaskRow {
+    /// Check `obj` (1-D or 2-D, C-contiguous, writable, int32) and select row `index`
+    /// of width at least `min_words`.
+    pub(crate) fn new(obj: &Bound<'_, PyAny>, index: usize, min_words: usize) -> PyResult<MaskRow> {
+        let buf = MaskBuffer::new(obj)?;
+        let ptr = buf.row_ptr(index, min_words)?;
         Ok(MaskRow {
-            _buf: Some(buf),
+            len: buf.width,
+            _buf: Some(buf.buf),
             ptr,
-            len: width,
         })
     }
 
