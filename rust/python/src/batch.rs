@@ -91,37 +91,39 @@ fn batch_fill_next_token_bitmask(
         // caller waiting, made two threads slower than one).
         let rows: Vec<Mutex<(&mut (&mut PyGrammarMatcher, BufferRow<'_>), bool)>> =
             work.iter_mut().map(|w| Mutex::new((w, false))).collect();
-        let left = Ends::new(rows.len());
+        let helpers = rows.len() - 1;
+        let workers = match &pool {
+            Some(p) => p.current_num_threads(),
+            None => rayon::current_num_threads() - 1,
+        };
+        let left = Ends::new(rows.len(), workers.min(helpers) + 1);
         let drain = |front: bool| {
-            while let Some(cell) = left.take(front).and_then(|r| rows.get(r)) {
-                let mut cell = cell
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                cell.1 = fill(cell.0);
+            while let Some(taken) = left.take(front) {
+                for cell in &rows[taken] {
+                    let mut cell = cell
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    cell.1 = fill(cell.0);
+                }
             }
         };
-        let helpers = rows.len() - 1;
         let busy = AtomicUsize::new(0);
+        let linger = linger::begin();
         let help = || {
             busy.fetch_add(1, Ordering::AcqRel);
             drain(false);
             busy.fetch_sub(1, Ordering::AcqRel);
+            // Queued on this worker's own deque: no cost to the caller.
+            if let Some(seen) = linger {
+                rayon::spawn(move || linger::wait(seen));
+            }
         };
         let drain = || drain(true);
-        let close = linger::begin();
-        let workers = match &pool {
-            Some(p) => {
-                let w = p.current_num_threads();
-                p.in_place_scope(|s| spread(s, w, helpers, &help, &drain, &busy));
-                w
-            }
-            None => {
-                let w = rayon::current_num_threads() - 1;
-                rayon::in_place_scope(|s| spread(s, w, helpers, &help, &drain, &busy));
-                w
-            }
-        };
-        linger::end(pool.as_deref(), workers, close);
+        match &pool {
+            Some(p) => p.in_place_scope(|s| spread(s, workers, helpers, &help, &drain, &busy)),
+            None => rayon::in_place_scope(|s| spread(s, workers, helpers, &help, &drain, &busy)),
+        }
+        linger::end();
         rows.into_iter()
             .map(|c| {
                 c.into_inner()
@@ -134,32 +136,42 @@ fn batch_fill_next_token_bitmask(
 
 /// The rows not yet taken, `lo..hi` in one word. The caller takes them
 /// from the front and helpers from the back, so from call to call each
-/// thread writes mostly the same rows: a row the other core wrote last is
-/// first fetched from that core's cache, line by line.
-struct Ends(AtomicU64);
+/// thread writes mostly the same rows (a row the other core wrote last is
+/// first fetched from that core's cache, line by line). A take is a quarter
+/// of an even share of what is left (guided scheduling: runs first, single
+/// rows at the end), since every take moves the word between cores (~0.1 us;
+/// a warm row is ~0.6); half a share balanced cold calls worse.
+struct Ends {
+    left: AtomicU64,
+    threads: u64,
+}
 
 impl Ends {
-    fn new(n: usize) -> Ends {
-        Ends(AtomicU64::new((n as u64) << 32))
+    fn new(n: usize, threads: usize) -> Ends {
+        Ends {
+            left: AtomicU64::new((n as u64) << 32),
+            threads: threads as u64,
+        }
     }
 
-    fn take(&self, front: bool) -> Option<usize> {
-        let mut cur = self.0.load(Ordering::Relaxed);
+    fn take(&self, front: bool) -> Option<std::ops::Range<usize>> {
+        let mut cur = self.left.load(Ordering::Relaxed);
         loop {
             let (lo, hi) = (cur & 0xffff_ffff, cur >> 32);
             if lo >= hi {
                 return None;
             }
-            let (next, row) = if front {
-                (cur + 1, lo)
+            let k = ((hi - lo) / (4 * self.threads)).max(1);
+            let (next, taken) = if front {
+                (cur + k, lo..lo + k)
             } else {
-                (cur - (1 << 32), hi - 1)
+                (cur - (k << 32), hi - k..hi)
             };
             match self
-                .0
+                .left
                 .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => return Some(row as usize),
+                Ok(_) => return Some(taken.start as usize..taken.end as usize),
                 Err(c) => cur = c,
             }
         }
@@ -192,11 +204,12 @@ fn spread<'a>(
 
 /// Keeping the pool's workers awake between calls. A worker that went to
 /// sleep after one call is woken by the next, which on this machine (a VM)
-/// takes longer than a 64-row warm call (~50 us): such calls ran slower on
-/// two threads than on one. So after a call, each worker spins for up to
-/// [`LINGER`] waiting for the next, but only when calls have been coming
-/// closer together than that (a decoding loop on a small model, a batch
-/// benchmark): a server calling every 10-30 ms sees no spinning.
+/// takes longer than a 64-row warm call (~40 us): such calls ran slower on
+/// two threads than on one. So after helping with a call, each worker spins
+/// (yielding often) for up to [`LINGER`] waiting for the next, but only when
+/// calls have been coming closer together than that (a decoding loop on a
+/// small model, a batch benchmark): a server calling every 10-30 ms sees no
+/// spinning.
 mod linger {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
@@ -219,44 +232,37 @@ mod linger {
         epoch().elapsed().as_nanos() as u64
     }
 
-    /// A parallel call begins: stop lingering workers; returns whether this
-    /// call came within [`LINGER`] of the last one's end.
-    pub fn begin() -> bool {
-        CALLS.fetch_add(1, Ordering::AcqRel);
+    /// A parallel call begins: stop lingering workers. Returns what a
+    /// helper waits on for the next call when calls come close together
+    /// (within [`LINGER`] of the last one's end, or this is the first).
+    pub fn begin() -> Option<u64> {
+        let seen = CALLS.fetch_add(1, Ordering::AcqRel) + 1;
         let last = LAST_END.load(Ordering::Relaxed);
-        last != u64::MAX && now_ns().saturating_sub(last) < LINGER.as_nanos() as u64
+        let close = last == u64::MAX || now_ns().saturating_sub(last) < LINGER.as_nanos() as u64;
+        close.then_some(seen)
     }
 
-    /// A parallel call ended: when calls come close together (`close`, or
-    /// the first call), leave each of `workers` spinning for the next.
-    pub fn end(pool: Option<&rayon::ThreadPool>, workers: usize, close: bool) {
-        let first = LAST_END.swap(now_ns(), Ordering::Relaxed) == u64::MAX;
-        if !(close || first) {
-            return;
-        }
-        let seen = CALLS.load(Ordering::Acquire);
-        let wait = move || {
-            let t0 = Instant::now();
-            'spin: loop {
-                for _ in 0..64 {
-                    if CALLS.load(Ordering::Acquire) != seen {
-                        break 'spin;
-                    }
-                    std::hint::spin_loop();
+    /// A parallel call ended.
+    pub fn end() {
+        LAST_END.store(now_ns(), Ordering::Relaxed);
+    }
+
+    /// Spin, yielding often, until a call after `seen` begins or [`LINGER`] passes.
+    pub fn wait(seen: u64) {
+        let t0 = Instant::now();
+        loop {
+            for _ in 0..64 {
+                if CALLS.load(Ordering::Acquire) != seen {
+                    return;
                 }
-                if t0.elapsed() >= LINGER {
-                    break;
-                }
-                // Give way to a thread the OS put on this CPU (the caller's
-                // Python thread, between its calls).
-                std::thread::yield_now();
+                std::hint::spin_loop();
             }
-        };
-        for _ in 0..workers {
-            match pool {
-                Some(p) => p.spawn(wait),
-                None => rayon::spawn(wait),
+            if t0.elapsed() >= LINGER {
+                return;
             }
+            // Give way to a thread the OS put on this CPU (the caller's
+            // Python thread, between its calls).
+            std::thread::yield_now();
         }
     }
 }
