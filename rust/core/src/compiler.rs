@@ -895,10 +895,24 @@ impl CompiledGrammar {
             }
             let (rq, rr) = (a.byte_next.row(p.state()), a.byte_next.row(r.state()));
             let mut d: ByteSet = [0; 4];
-            for (c, bytes) in class_bytes.iter().enumerate() {
-                if rq.get(c) != rr.get(c) {
-                    for w in 0..4 {
-                        d[w] |= bytes[w];
+            let mut differ = |bytes: &ByteSet| {
+                for w in 0..4 {
+                    d[w] |= bytes[w];
+                }
+            };
+            if let (Some(q), Some(r)) = (rq.as_slice(), rr.as_slice()) {
+                for ((q, r), bytes) in q.iter().zip(r).zip(&class_bytes) {
+                    if q != r {
+                        differ(bytes);
+                    }
+                }
+            } else {
+                // Banded rows: outside both bands both are dead.
+                let (sq, sr) = (rq.span(), rr.span());
+                let (lo, hi) = (sq.start.min(sr.start), sq.end.max(sr.end));
+                for (c, bytes) in class_bytes.iter().enumerate().take(hi).skip(lo) {
+                    if rq.get(c) != rr.get(c) {
+                        differ(bytes);
                     }
                 }
             }

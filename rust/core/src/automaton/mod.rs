@@ -117,18 +117,25 @@ pub enum RuleKind {
     },
 }
 
-/// Byte transitions, a row of targets by byte class per state, each stored
-/// only from its first to its last class with a live target (its band).
-/// Most states of big schema grammars take one class (the next letter of a
-/// key) or none (they only reference rules): the dense table of a
-/// 22,770-state Kubernetes grammar, 93 classes wide, was 8.3 MB, its bands
-/// are 1.4 MB. A lookup reads the band, then the cell.
+/// Byte transitions, a row of targets by byte class per state. Up to
+/// [`DENSE_ROWS_MAX_BYTES`] the table is dense (one load per lookup: a
+/// classification walk steps a DFA state at every node of the trie, ~400,000
+/// times, so an extra dependent load costs up to a millisecond per walk).
+/// Above that, each row is stored only from its first to its last class with
+/// a live target (its band): most states of big schema grammars take one
+/// class (the next letter of a key) or none (they only reference rules), so
+/// a 22,770-state Kubernetes grammar's 8.3 MB dense table takes 1.4 MB.
 #[derive(Clone, Debug, Default)]
 pub struct ByteRows {
+    /// The dense table (`state * num_classes + class`), or empty when banded.
+    dense: Vec<u32>,
     bands: Vec<Band>,
     cells: Vec<u32>,
     num_classes: usize,
 }
+
+/// Dense byte tables up to this size; bands above (see [`ByteRows`]).
+pub const DENSE_ROWS_MAX_BYTES: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Band {
@@ -140,10 +147,21 @@ struct Band {
 impl ByteRows {
     /// From a dense table, `num_classes` targets per state.
     pub fn from_dense(dense: &[u32], num_classes: usize) -> ByteRows {
+        if std::mem::size_of_val(dense) <= DENSE_ROWS_MAX_BYTES {
+            return ByteRows {
+                dense: dense.to_vec(),
+                num_classes,
+                ..ByteRows::default()
+            };
+        }
+        Self::banded(dense, num_classes)
+    }
+
+    fn banded(dense: &[u32], num_classes: usize) -> ByteRows {
         let mut rows = ByteRows {
             bands: Vec::with_capacity(dense.len() / num_classes.max(1)),
-            cells: Vec::new(),
             num_classes,
+            ..ByteRows::default()
         };
         for row in dense.chunks(num_classes.max(1)) {
             rows.push_row(row);
@@ -166,6 +184,9 @@ impl ByteRows {
     /// Target of `state` on byte class `class`.
     #[inline]
     pub fn get(&self, state: u32, class: usize) -> u32 {
+        if !self.dense.is_empty() {
+            return self.dense[state as usize * self.num_classes + class];
+        }
         let b = self.bands[state as usize];
         let d = class.wrapping_sub(b.lo as usize);
         if d < b.len as usize {
@@ -178,6 +199,14 @@ impl ByteRows {
     /// The row of `state`.
     #[inline]
     pub fn row(&self, state: u32) -> Row<'_> {
+        if !self.dense.is_empty() {
+            let nc = self.num_classes;
+            return Row {
+                lo: 0,
+                cells: &self.dense[state as usize * nc..][..nc],
+                width: nc,
+            };
+        }
         let b = self.bands[state as usize];
         Row {
             lo: b.lo as usize,
@@ -188,23 +217,26 @@ impl ByteRows {
 
     /// Every target replaced by `f(target)` (DEAD cells are not passed).
     pub fn retarget(&mut self, f: impl Fn(u32) -> u32) {
-        let old = std::mem::take(self);
-        self.num_classes = old.num_classes;
-        self.bands.reserve(old.bands.len());
-        let mut row = vec![DEAD; old.num_classes];
-        for s in 0..old.bands.len() {
-            for (c, t) in old.row(s as u32).iter().enumerate() {
-                row[c] = if t == DEAD { DEAD } else { f(t) };
+        let n = if self.dense.is_empty() {
+            self.bands.len()
+        } else {
+            self.dense.len() / self.num_classes.max(1)
+        };
+        let mut dense = vec![DEAD; n * self.num_classes];
+        for (s, row) in dense.chunks_mut(self.num_classes.max(1)).enumerate() {
+            for (c, t) in self.row(s as u32).iter().enumerate() {
+                if t != DEAD {
+                    row[c] = f(t);
+                }
             }
-            self.push_row(&row);
         }
-        self.cells.shrink_to_fit();
+        *self = ByteRows::from_dense(&dense, self.num_classes);
     }
 
-    /// Heap bytes of the bands and cells.
+    /// Heap bytes of the table.
     pub fn heap_bytes(&self) -> usize {
-        self.bands.capacity() * std::mem::size_of::<Band>()
-            + self.cells.capacity() * std::mem::size_of::<u32>()
+        (self.dense.capacity() + self.cells.capacity()) * std::mem::size_of::<u32>()
+            + self.bands.capacity() * std::mem::size_of::<Band>()
     }
 }
 
@@ -231,6 +263,19 @@ impl<'a> Row<'a> {
     /// Targets of every class in order, [`DEAD`] included.
     pub fn iter(self) -> impl Iterator<Item = u32> + 'a {
         (0..self.width).map(move |c| self.get(c))
+    }
+
+    /// The classes outside which the row is all [`DEAD`].
+    #[inline]
+    pub fn span(&self) -> std::ops::Range<usize> {
+        self.lo..self.lo + self.cells.len()
+    }
+
+    /// The whole row as a slice, when stored whole (a dense table's rows):
+    /// hot loops over two rows compare slices without a bounds check per class.
+    #[inline]
+    pub fn as_slice(&self) -> Option<&'a [u32]> {
+        (self.lo == 0 && self.cells.len() == self.width).then_some(self.cells)
     }
 
     /// Does some class lead somewhere?
@@ -1863,6 +1908,43 @@ fn trim(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn banded_rows_read_as_the_dense_table() {
+        use super::{ByteRows, DEAD};
+        let nc = 7;
+        // Rows: all dead, one class, a band with a dead hole, full, dead ends.
+        let dense: Vec<u32> = [
+            [DEAD; 7],
+            [DEAD, DEAD, 3, DEAD, DEAD, DEAD, DEAD],
+            [DEAD, 1, DEAD, 2, DEAD, DEAD, DEAD],
+            [0, 1, 2, 3, 4, 5, 6],
+            [5, DEAD, DEAD, DEAD, DEAD, DEAD, 4],
+        ]
+        .concat();
+        let (d, mut b) = (
+            ByteRows::from_dense(&dense, nc),
+            ByteRows::banded(&dense, nc),
+        );
+        assert!(!d.dense.is_empty() && b.dense.is_empty());
+        assert!(b.heap_bytes() < d.heap_bytes() + 5 * 8);
+        for s in 0..5u32 {
+            let row: Vec<u32> = d.row(s).iter().collect();
+            assert_eq!(row, &dense[s as usize * nc..][..nc]);
+            assert_eq!(b.row(s).iter().collect::<Vec<_>>(), row);
+            assert_eq!(b.row(s).is_live(), s != 0);
+            for c in 0..nc {
+                assert_eq!(b.get(s, c), d.get(s, c));
+                let sp = b.row(s).span();
+                assert!(sp.contains(&c) || b.get(s, c) == DEAD);
+            }
+        }
+        // Retargeting keeps the representation's reading.
+        b.retarget(|t| if t == 3 { DEAD } else { t + 10 });
+        assert_eq!(b.get(1, 2), DEAD);
+        assert_eq!(b.get(3, 6), 16);
+        assert!(!b.row(1).is_live());
+    }
+
     use super::*;
 
     fn class(negated: bool, ranges: &[(u32, u32)]) -> Expr {
