@@ -135,7 +135,7 @@ pub struct ByteRows {
 }
 
 /// Dense byte tables up to this size; bands above (see [`ByteRows`]).
-pub const DENSE_ROWS_MAX_BYTES: usize = 1 << 20;
+pub const DENSE_ROWS_MAX_BYTES: usize = 2 << 20;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Band {
