@@ -145,16 +145,17 @@ struct Band {
 }
 
 impl ByteRows {
-    /// From a dense table, `num_classes` targets per state.
-    pub fn from_dense(dense: &[u32], num_classes: usize) -> ByteRows {
-        if std::mem::size_of_val(dense) <= DENSE_ROWS_MAX_BYTES {
+    /// From a dense table, `num_classes` targets per state (kept as it is
+    /// when small enough).
+    pub fn from_dense(dense: Vec<u32>, num_classes: usize) -> ByteRows {
+        if std::mem::size_of_val(dense.as_slice()) <= DENSE_ROWS_MAX_BYTES {
             return ByteRows {
-                dense: dense.to_vec(),
+                dense,
                 num_classes,
                 ..ByteRows::default()
             };
         }
-        Self::banded(dense, num_classes)
+        Self::banded(&dense, num_classes)
     }
 
     fn banded(dense: &[u32], num_classes: usize) -> ByteRows {
@@ -230,7 +231,7 @@ impl ByteRows {
                 }
             }
         }
-        *self = ByteRows::from_dense(&dense, self.num_classes);
+        *self = ByteRows::from_dense(dense, self.num_classes);
     }
 
     /// Heap bytes of the table.
@@ -1248,7 +1249,7 @@ impl<'a> Builder<'a> {
         let mut a = Automaton {
             class_of,
             num_classes,
-            byte_next: ByteRows::from_dense(&out.byte_next, num_classes),
+            byte_next: ByteRows::from_dense(out.byte_next, num_classes),
             rule_trans: Vec::new(),
             rule_trans_start: Vec::new(),
             token_trans: Vec::new(),
@@ -1922,7 +1923,7 @@ mod tests {
         ]
         .concat();
         let (d, mut b) = (
-            ByteRows::from_dense(&dense, nc),
+            ByteRows::from_dense(dense.clone(), nc),
             ByteRows::banded(&dense, nc),
         );
         assert!(!d.dense.is_empty() && b.dense.is_empty());
