@@ -611,6 +611,11 @@ impl CompiledGrammar {
             state,
             self.count_cap(),
         );
+        // A few tokens share little but their prefixes, which the parser's
+        // sets keep anyway: interning each set would cost more than the
+        // memo saves (the longest whitespace tokens, rechecked against a
+        // 64-space limit, made 65 sets of one walk).
+        st.memo_off = recheck.len() <= DIRECT_RECHECK;
         let mut pushed: &[u8] = &[];
         for &r in &recheck {
             let t = self.vocab.token_bytes(order[r as usize]);
@@ -3025,6 +3030,10 @@ impl SetMemo {
 /// [`SetMemo::next`]: transition not computed yet / byte refused.
 const NEXT_UNKNOWN: u32 = u32::MAX;
 const NEXT_DEAD: u32 = u32::MAX - 1;
+/// [`CompiledGrammar::reclassify`] drives the parser directly for at most
+/// this many tokens.
+const DIRECT_RECHECK: usize = 64;
+
 /// Contexts one classification walk memoises (a transition row is a u32
 /// per byte class, 1 KiB at most).
 const LOCAL_CONTEXTS: usize = 4096;
