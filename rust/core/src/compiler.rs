@@ -317,8 +317,7 @@ impl CompiledGrammar {
         self.cache[state as usize].get_or_init(|| {
             let a = &self.automaton;
             let follow = &a.follow[a.state_rule[state as usize] as usize];
-            let runs = self.closed.class_runs.get_or_init(|| ClassRuns::new(a));
-            match (lexical_key_with(a, runs, state), &self.lexical) {
+            match (lexical_key(a, state), &self.lexical) {
                 (Some(key), Some(shared)) => {
                     // Shared entries leave every token uncertain that a
                     // completion could hand over (FOLLOW = any byte), so they
@@ -1057,9 +1056,7 @@ impl CompiledGrammar {
         if let Some(e) = self.references.lock().ok().and_then(|m| known(&m)) {
             return e;
         }
-        let a = &self.automaton;
-        let runs = self.closed.class_runs.get_or_init(|| ClassRuns::new(a));
-        let e = lexical_key_with(a, runs, r).map(|key| {
+        let e = lexical_key(&self.automaton, r).map(|key| {
             shared.get_or_insert(key, || self.classify_lexical(r, &ANY_BYTE, None, true))
         });
         if let Ok(mut m) = self.references.lock() {
@@ -1636,17 +1633,10 @@ impl LexicalCache {
 const MAX_LEXICAL_STATES: usize = 1024;
 
 /// The sub-automaton reachable from `state` in canonical form (states
-/// numbered in breadth-first order; per state its acceptance, then its live
-/// byte transitions as maximal runs `first, last, target` in byte order,
-/// then `u32::MAX`); None if it reaches a rule reference, a token element
+/// numbered in breadth-first order; per state its acceptance, then its byte
+/// transitions as runs); None if it reaches a rule reference, a token element
 /// or a register rule.
-#[cfg(test)]
 fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
-    lexical_key_with(a, &ClassRuns::new(a), state)
-}
-
-/// [`lexical_key`] with the grammar's [`ClassRuns`].
-fn lexical_key_with(a: &Automaton, runs: &ClassRuns, state: u32) -> Option<Vec<u32>> {
     // A state the parser needs (a rule reference, token element or register).
     let parsed = |s: u32| {
         a.aux_state[s as usize] || !a.rule_edges(s).is_empty() || !a.token_edges(s).is_empty()
@@ -1654,6 +1644,7 @@ fn lexical_key_with(a: &Automaton, runs: &ClassRuns, state: u32) -> Option<Vec<u
     if parsed(state) {
         return None;
     }
+    let runs = class_runs(a);
     let mut key: Vec<u32> = Vec::new();
     // Byte transitions stay inside the rule, whose states are numbered from
     // `lo`: the BFS numbers them in a table, not a hash map (a lookup per
@@ -1672,8 +1663,6 @@ fn lexical_key_with(a: &Automaton, runs: &ClassRuns, state: u32) -> Option<Vec<u
     };
     ids.set(state, 0);
     let mut order = vec![state];
-    // A state's live runs (first byte, last byte, target), before merging.
-    let mut live: Vec<(u8, u8, u32)> = Vec::with_capacity(32);
     let mut i = 0;
     while i < order.len() {
         let s = order[i];
@@ -1682,72 +1671,39 @@ fn lexical_key_with(a: &Automaton, runs: &ClassRuns, state: u32) -> Option<Vec<u
             return None;
         }
         key.push(u32::from(a.accepting[s as usize]));
-        // Only the live classes' runs: a row is mostly dead, and a grammar
-        // with Unicode classes has hundreds of runs (walking them all per
-        // state was most of a key's cost).
-        live.clear();
-        for (class, t) in a.byte_next.row(s).iter().enumerate() {
-            if t != crate::automaton::DEAD {
-                live.extend(runs.of(class).iter().map(|&(f, l)| (f, l, t)));
+        let row = a.byte_next.row(s);
+        // Maximal runs of bytes with one target, over the class runs.
+        let mut run_start = 0u32;
+        let mut run_to = u32::MAX;
+        for (k, &(b, class)) in runs.iter().enumerate() {
+            let to = match row.get(class as usize) {
+                crate::automaton::DEAD => u32::MAX,
+                t => {
+                    let known = ids.get(t);
+                    if known == u32::MAX {
+                        if order.len() >= MAX_LEXICAL_STATES {
+                            return None;
+                        }
+                        let id = order.len() as u32;
+                        ids.set(t, id);
+                        order.push(t);
+                        id
+                    } else {
+                        known
+                    }
+                }
+            };
+            if k == 0 {
+                run_to = to;
+            } else if to != run_to {
+                key.extend([run_start, run_to]);
+                run_start = b;
+                run_to = to;
             }
         }
-        live.sort_unstable_by_key(|r| r.0);
-        let mut k = 0;
-        while k < live.len() {
-            let (first, mut last, t) = live[k];
-            k += 1;
-            while let Some(&(f, l, u)) = live.get(k) {
-                if u != t || u16::from(f) != u16::from(last) + 1 {
-                    break;
-                }
-                last = l;
-                k += 1;
-            }
-            let mut id = ids.get(t);
-            if id == u32::MAX {
-                if order.len() >= MAX_LEXICAL_STATES {
-                    return None;
-                }
-                id = order.len() as u32;
-                ids.set(t, id);
-                order.push(t);
-            }
-            key.extend([u32::from(first), u32::from(last), id]);
-        }
-        key.push(u32::MAX);
+        key.extend([run_start, run_to]);
     }
     Some(key)
-}
-
-/// Per byte class, its maximal runs of bytes (first, last), ascending.
-#[derive(Debug)]
-struct ClassRuns {
-    start: Vec<u32>,
-    runs: Vec<(u8, u8)>,
-}
-
-impl ClassRuns {
-    fn new(a: &Automaton) -> Self {
-        let mut per: Vec<Vec<(u8, u8)>> = vec![Vec::new(); a.num_classes];
-        for b in 0..=255u8 {
-            let runs = &mut per[a.class_of[b as usize] as usize];
-            match runs.last_mut() {
-                Some(r) if u16::from(r.1) + 1 == u16::from(b) => r.1 = b,
-                _ => runs.push((b, b)),
-            }
-        }
-        let mut start = vec![0u32];
-        let mut runs = Vec::new();
-        for r in per {
-            runs.extend(r);
-            start.push(runs.len() as u32);
-        }
-        ClassRuns { start, runs }
-    }
-
-    fn of(&self, class: usize) -> &[(u8, u8)] {
-        &self.runs[self.start[class] as usize..self.start[class + 1] as usize]
-    }
 }
 
 /// Rules of up to this many states get a table in [`lexical_key`] (16 KiB).
@@ -2273,8 +2229,6 @@ struct ClosedGroups {
     /// Per state: does it loop over every non-ASCII `\w` character (0
     /// unknown, 1 no, 2 yes; see [`loops_over_words`]).
     words: OnceLock<Box<[std::sync::atomic::AtomicU8]>>,
-    /// For [`lexical_key_with`], asked at every first entry of a state.
-    class_runs: OnceLock<ClassRuns>,
 }
 
 /// [`ClosedGroups`]: the value is known.
@@ -2296,7 +2250,6 @@ impl ClosedGroups {
             high: OnceLock::new(),
             short: OnceLock::new(),
             words: OnceLock::new(),
-            class_runs: OnceLock::new(),
         }
     }
 
@@ -3281,28 +3234,6 @@ mod tests {
         tokens.push(b"<eos>".to_vec());
         let eos = (tokens.len() - 1) as u32;
         Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocabulary"))
-    }
-
-    /// Equal sub-automata get equal keys across grammars whose byte classes
-    /// and state numbers differ; one byte more or less makes another key.
-    #[test]
-    fn lexical_keys_are_canonical() {
-        let compiler = Compiler::new(vocab());
-        let key = |src: &str| {
-            let g = compiler.compile_gbnf(src.as_bytes(), "root").expect("gbnf");
-            let a = g.automaton();
-            let rule = a.rule_names.iter().position(|n| n == "str").expect("rule");
-            lexical_key(a, a.rule_start[rule]).expect("lexical")
-        };
-        let plain = key(r#"root ::= "x" str
-str ::= "\"" [a-z]* "\"""#);
-        let other_classes = key(r#"root ::= "yy" [0-9m] other str other
-other ::= "q" | "-"
-str ::= "\"" [a-z]* "\"""#);
-        let one_byte_less = key(r#"root ::= "x" str
-str ::= "\"" [a-y]* "\"""#);
-        assert_eq!(plain, other_classes);
-        assert_ne!(plain, one_byte_less);
     }
 
     /// Lexical state `s` walked against reference `r` (whose entry keeps
