@@ -320,11 +320,6 @@ impl Parser {
         let class = a.class_of[byte as usize] as usize;
         for k in lo..hi {
             let it = self.items[k];
-            // Most of a set's items wait for a rule: skip their rows (a
-            // cache miss each in a cold walk) on a flag byte.
-            if !a.has_bytes[it.state as usize] {
-                continue;
-            }
             let t = a.byte_next.get(it.state, class);
             if t != DEAD {
                 let item = Item {
