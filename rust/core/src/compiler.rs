@@ -3236,6 +3236,28 @@ mod tests {
         Arc::new(Vocabulary::new(tokens, None, vec![eos], vec![eos]).expect("vocabulary"))
     }
 
+    /// Equal sub-automata get equal keys across grammars whose byte classes
+    /// and state numbers differ; one byte more or less makes another key.
+    #[test]
+    fn lexical_keys_are_canonical() {
+        let compiler = Compiler::new(vocab());
+        let key = |src: &str| {
+            let g = compiler.compile_gbnf(src.as_bytes(), "root").expect("gbnf");
+            let a = g.automaton();
+            let rule = a.rule_names.iter().position(|n| n == "str").expect("rule");
+            lexical_key(a, a.rule_start[rule]).expect("lexical")
+        };
+        let plain = key(r#"root ::= "x" str
+str ::= "\"" [a-z]* "\"""#);
+        let other_classes = key(r#"root ::= "yy" [0-9m] other str other
+other ::= "q" | "-"
+str ::= "\"" [a-z]* "\"""#);
+        let one_byte_less = key(r#"root ::= "x" str
+str ::= "\"" [a-y]* "\"""#);
+        assert_eq!(plain, other_classes);
+        assert_ne!(plain, one_byte_less);
+    }
+
     /// Lexical state `s` walked against reference `r` (whose entry keeps
     /// its ranks or gathers them later, as `keep` says) classifies as `s`
     /// walked alone, with FOLLOW set `f`.
