@@ -1,7 +1,8 @@
 //! Cold classification walks on the Qwen2.5 vocabulary: the first mask inside
 //! a JSON string (json.gbnf, so a fresh grammar each round), inside the key
 //! of a schema object with unnamed keys allowed, and before the keys of an
-//! object whose keys are all named (after `{` and after a member). For
+//! object whose keys are all named (after `{`, which the compile's
+//! precompute usually covers, and after a member). For
 //! profiling the walk: `CASE=text` runs only the cases whose name holds it,
 //! `ROUNDS=n` sets the rounds (20), each on a fresh compiler.
 //!

@@ -2569,7 +2569,8 @@ struct LocalStepper<'a> {
     synced: usize,
     /// The contexts met so far; their flag: does the seed's rule instance end there?
     memo: SetMemo,
-    /// Past [`LOCAL_CONTEXTS`] contexts the walk drives the parser directly.
+    /// Past [`LOCAL_CONTEXTS`] contexts, or for a recheck of a few tokens
+    /// (see [`DIRECT_RECHECK`]), the walk drives the parser directly.
     memo_off: bool,
     /// Byte groups a DFA state takes back to itself; per context (by id), the
     /// groups known to loop and the groups already tried.
