@@ -214,6 +214,13 @@ def compile_or_fail(compiler, text: str):
         raise
 
 
+def random_grammar_case(compiler, text: str, special_names, seed: int):
+    """A generated grammar's reference recogniser, compiled grammar and RNG."""
+    ref = reference_for(text, special_names)
+    note(f"grammar:\n{text}")
+    return ref, compile_or_fail(compiler, text), random.Random(seed)
+
+
 # ---------------------------------------------------------------------------
 # checks shared by the byte and Qwen tests
 # ---------------------------------------------------------------------------
@@ -450,10 +457,7 @@ def test_tricky_grammars(request, vocab, text):
 @SETTINGS
 @given(text=gbnf_grammars(BYTE_TOKEN_ELEMS), seed=st.integers(0, 2**32 - 1))
 def test_byte_random_grammars(byte_compiler, bv, text, seed):
-    ref = reference_for(text, BYTE_TOKEN_NAMES)
-    note(f"grammar:\n{text}")
-    compiled = compile_or_fail(byte_compiler, text)
-    rng = random.Random(seed)
+    ref, compiled, rng = random_grammar_case(byte_compiler, text, BYTE_TOKEN_NAMES, seed)
     # a. soundness (+ c. full mask vs accept every 4th step, d. rollback/fork)
     for _ in range(2):
         random_walk(compiled, ref, bv, rng, max_steps=30, full_check_every=4)
@@ -560,10 +564,7 @@ def test_toy_self_recursion_after_a_multibyte_token(toy_compiler, tv):
 @settings(SETTINGS, max_examples=1000)
 @given(text=gbnf_grammars(BYTE_TOKEN_ELEMS), seed=st.integers(0, 2**32 - 1))
 def test_toy_random_grammars(toy_compiler, tv, text, seed):
-    ref = reference_for(text, BYTE_TOKEN_NAMES)
-    note(f"grammar:\n{text}")
-    compiled = compile_or_fail(toy_compiler, text)
-    rng = random.Random(seed)
+    ref, compiled, rng = random_grammar_case(toy_compiler, text, BYTE_TOKEN_NAMES, seed)
     for _ in range(2):
         random_walk(compiled, ref, tv, rng, max_steps=16, full_check_every=2)
     for _ in range(3):
@@ -755,10 +756,7 @@ def test_qwen_random_grammars(qwen, qwen_compiler, qv, text, seed):
     random ids plus up to 3,000 of the allowed ids (all 151,936 ids per state
     would cost ~0.1-15 s per state here, depending on the grammar's ambiguity;
     the corpus tests and test_qwen_mask_vs_accept_every_token do all ids)."""
-    ref = reference_for(text, qwen.special_names)
-    note(f"grammar:\n{text}")
-    compiled = compile_or_fail(qwen_compiler, text)
-    rng = random.Random(seed)
+    ref, compiled, rng = random_grammar_case(qwen_compiler, text, qwen.special_names, seed)
     random_walk(
         compiled,
         ref,
@@ -905,10 +903,7 @@ def test_byte_rollback_window(byte_compiler, bv, name):
 @settings(SETTINGS, max_examples=150)
 @given(text=gbnf_grammars(BYTE_TOKEN_ELEMS), seed=st.integers(0, 2**32 - 1))
 def test_byte_random_grammars_rollback_window(byte_compiler, bv, text, seed):
-    ref = reference_for(text, BYTE_TOKEN_NAMES)
-    note(f"grammar:\n{text}")
-    compiled = compile_or_fail(byte_compiler, text)
-    rng = random.Random(seed)
+    ref, compiled, rng = random_grammar_case(byte_compiler, text, BYTE_TOKEN_NAMES, seed)
     for _ in range(3):
         units = ref.generate(rng, max_len=300)
         assert units is not None
