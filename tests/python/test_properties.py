@@ -214,6 +214,12 @@ def compile_or_fail(compiler, text: str):
         raise
 
 
+def corpus_case(compiler, name: str, seed: str):
+    """A corpus grammar's reference recogniser, compiled grammar and RNG."""
+    text = (CORPORA / "gbnf" / f"{name}.gbnf").read_text(encoding="utf-8")
+    return Grammar.parse(text), compiler.compile_grammar(text), random.Random(seed)
+
+
 def random_grammar_case(compiler, text: str, special_names, seed: int):
     """A generated grammar's reference recogniser, compiled grammar and RNG."""
     ref = reference_for(text, special_names)
@@ -470,10 +476,7 @@ def test_byte_random_grammars(byte_compiler, bv, text, seed):
 
 @pytest.mark.parametrize("name", CORPUS_NAMES)
 def test_byte_corpus_grammars(byte_compiler, bv, name):
-    text = (CORPORA / "gbnf" / f"{name}.gbnf").read_text(encoding="utf-8")
-    ref = Grammar.parse(text)
-    compiled = byte_compiler.compile_grammar(text)
-    rng = random.Random(f"byte-{name}")
+    ref, compiled, rng = corpus_case(byte_compiler, name, f"byte-{name}")
     for _ in range(6):
         random_walk(compiled, ref, bv, rng, max_steps=60, full_check_every=10)
     for _ in range(15):
@@ -578,10 +581,7 @@ def test_toy_random_grammars(toy_compiler, tv, text, seed):
 
 @pytest.mark.parametrize("name", CORPUS_NAMES)
 def test_toy_corpus_grammars(toy_compiler, tv, name):
-    text = (CORPORA / "gbnf" / f"{name}.gbnf").read_text(encoding="utf-8")
-    ref = Grammar.parse(text)
-    compiled = toy_compiler.compile_grammar(text)
-    rng = random.Random(f"toy-{name}")
+    ref, compiled, rng = corpus_case(toy_compiler, name, f"toy-{name}")
     for _ in range(4):
         random_walk(compiled, ref, tv, rng, max_steps=40, full_check_every=2)
     for _ in range(10):
@@ -721,10 +721,7 @@ def test_qwen_counted_repetitions(qwen, qwen_compiler, qv, text):
 
 @pytest.mark.parametrize("name", QWEN_CORPUS)
 def test_qwen_corpus_grammars(qwen, qwen_compiler, qv, name):
-    text = (CORPORA / "gbnf" / f"{name}.gbnf").read_text(encoding="utf-8")
-    ref = Grammar.parse(text)
-    compiled = qwen_compiler.compile_grammar(text)
-    rng = random.Random(f"qwen-{name}")
+    ref, compiled, rng = corpus_case(qwen_compiler, name, f"qwen-{name}")
     for k in range(4):
         # c. every 5th state of two walks: all 151,936 ids through fork + accept_token
         # (about 0.1 s per state); the other two walks: all set bits plus 2,000 random ids
@@ -881,10 +878,7 @@ def long_walk(compiled, v: Vocab, rng: random.Random, steps: int, pick=None) -> 
 
 @pytest.mark.parametrize("name", CORPUS_NAMES)
 def test_byte_rollback_window(byte_compiler, bv, name):
-    text = (CORPORA / "gbnf" / f"{name}.gbnf").read_text(encoding="utf-8")
-    ref = Grammar.parse(text)
-    compiled = byte_compiler.compile_grammar(text)
-    rng = random.Random(f"window-{name}")
+    ref, compiled, rng = corpus_case(byte_compiler, name, f"window-{name}")
     for k in range(4):
         units = ref.generate(rng, max_len=600)
         assert units is not None
@@ -916,10 +910,7 @@ def test_byte_random_grammars_rollback_window(byte_compiler, bv, text, seed):
 
 @pytest.mark.parametrize("name", QWEN_CORPUS)
 def test_qwen_rollback_window(qwen, qwen_compiler, qv, name):
-    text = (CORPORA / "gbnf" / f"{name}.gbnf").read_text(encoding="utf-8")
-    ref = Grammar.parse(text)
-    compiled = qwen_compiler.compile_grammar(text)
-    rng = random.Random(f"qwen-window-{name}")
+    ref, compiled, rng = corpus_case(qwen_compiler, name, f"qwen-window-{name}")
     for k in range(2):
         units = ref.generate(rng, max_len=400)
         ids = qwen_segments(qwen, units, rng, canonical=k % 2 == 0)
