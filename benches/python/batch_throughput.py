@@ -134,7 +134,9 @@ def main() -> None:
             util[threads].append(cpu / wall)
 
     # CPU/wall: how many cores the fills actually got (2 threads on a busy
-    # 2-core machine may get far less than 2).
+    # 2-core machine may get far less than 2). A helper that polls without
+    # system calls is charged its CPU at scheduler ticks, mostly outside
+    # these 20 us windows, so the 2-thread figure reads low since the crew.
     head = ("", "cold masks/s", "warm median", "warm best", "CPU/wall", "masks/CPU-s")
     print("{:6} {:>13} {:>12} {:>10} {:>9} {:>12}".format(*head))
     for threads in (1, 2):

@@ -569,13 +569,16 @@ def batch_fill_next_token_bitmask(
 
     Row `indices[i]` (default `i`) of `bitmask` gets the mask of `matchers[i]`,
     exactly what `matchers[i].fill_next_token_bitmask(bitmask, indices[i])`
-    writes. The rows are filled by the calling thread and Rust pool threads
-    (rayon), each taking the next row left, with the GIL released, so other
-    Python threads keep running meanwhile; one slow matcher does not hold up
-    the others. When calls come less than 0.5 ms apart, the pool threads
-    wait for the next one spinning (up to 0.5 ms, yielding the CPU often)
-    rather than sleeping, since waking a thread costs more than a call of
-    warm rows; calls further apart never spin.
+    writes. The rows are filled by the calling thread and helper threads
+    started on first use, each taking the next row left, with the GIL
+    released, so other Python threads keep running meanwhile; one slow
+    matcher does not hold up the others, and a helper that wakes after the
+    caller has taken every row is not waited for. When calls come less than
+    0.5 ms apart, the helpers wait for the next one spinning (up to 0.5 ms,
+    yielding the CPU often) rather than sleeping, since waking a thread
+    costs more than a call of warm rows; calls further apart never spin.
+    Calls from several Python threads at once share the helpers: a call
+    that finds them busy fills its rows on its own thread.
 
     Example::
 
@@ -584,14 +587,16 @@ def batch_fill_next_token_bitmask(
         apply_token_bitmask_inplace(logits, bitmask)
 
     Args:
-        matchers: The matchers, each at most once (`fork()` one to fill two rows).
+        matchers: The matchers (a list, tuple or other iterable), each at
+            most once (`fork()` one to fill two rows).
         bitmask: A writable, C-contiguous int32 buffer in CPU memory of shape
             `(batch, words)` (as for `GrammarMatcher.fill_next_token_bitmask`).
         indices: The row of each matcher, all distinct; defaults to `0..len(matchers)`.
         num_threads: Threads to use, the calling thread included: `None`
-            for one per core (rayon's global pool, or `RAYON_NUM_THREADS`),
-            1 to fill the rows one after another on the calling thread, `n`
-            for the calling thread and a pool of `n - 1` (kept for reuse).
+            for one per core this process may use (CPU affinity and cgroup
+            quota counted), 1 to fill the rows one after another on the
+            calling thread, `n` for the calling thread and `n - 1` helpers
+            (kept for reuse).
 
     Returns:
         For each matcher, whether some token is disallowed in its row.

@@ -105,15 +105,55 @@ def test_batch_errors(byte_compiler):
         batch_fill_next_token_bitmask([m1], bm, num_threads=0)
     with pytest.raises(TypeError):
         batch_fill_next_token_bitmask([m1], bm.astype(np.int64))
-    with pytest.raises(TypeError):
-        batch_fill_next_token_bitmask(["not a matcher"], bm)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="matcher 1"):
+        batch_fill_next_token_bitmask([m1, "not a matcher"], bm)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="not str"):
+        batch_fill_next_token_bitmask("ab", bm)  # type: ignore[arg-type]
     assert batch_fill_next_token_bitmask([], bm) == []
+    # any iterable of matchers, not only a list; a failed call leaves no
+    # matcher borrowed
+    scratch = allocate_token_bitmask(2, g.tokenizer_info.vocab_size)
+    assert batch_fill_next_token_bitmask((m1, m2), scratch) == [True, True]
+    assert batch_fill_next_token_bitmask(iter([m2, m1]), scratch, num_threads=2) == [True, True]
     # a terminated matcher fills an all-zero row; its neighbour is untouched
     assert m1.accept_string("a")
     assert m1.accept_token(m1.stop_token_ids[0])
     batch_fill_next_token_bitmask([m1], bm, indices=[1])
     assert not bm[1].any()
     assert (bm[0] == -1).all()
+
+
+def test_batch_concurrent_callers(qwen_compiler):
+    """Python threads calling at once share the helper threads (a call that
+    finds them busy fills its rows alone), and calls further apart than the
+    helpers linger find them parked: every call writes the per-matcher masks."""
+    compiled = qwen_compiler.compile_grammar(JSON_GBNF)
+    vocab = qwen_compiler.tokenizer_info.vocab_size
+    groups = [_matchers(compiled, 11 + k) for k in range(4)]
+    wants = []
+    for ms in groups:
+        want = allocate_token_bitmask(len(ms), vocab)
+        for i, m in enumerate(ms):
+            m.fill_next_token_bitmask(want, i)
+        wants.append(want)
+    wrong: list[tuple[int, int]] = []
+
+    def call(k: int) -> None:
+        got = np.zeros_like(wants[k])
+        for i in range(40):
+            got[:] = 0
+            batch_fill_next_token_bitmask(groups[k], got, num_threads=2)
+            if not np.array_equal(got, wants[k]):
+                wrong.append((k, i))
+            if i % 8 == 0:
+                time.sleep(0.002)  # past the 0.5 ms linger: helpers park
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(len(groups))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
 
 
 def _other_thread_ran_during_fill(qwen, num_threads) -> bool:

@@ -1,4 +1,4 @@
-//! The only `unsafe` in the bindings: writing mask rows into a caller's
+//! The bindings' `unsafe` for buffers: writing mask rows into a caller's
 //! int32 buffer (numpy array, CPU torch tensor, array.array, memoryview), or
 //! at a raw address the caller passes (the pointer entry point).
 #![allow(unsafe_code)]
