@@ -3,9 +3,11 @@ with the GIL released, and writes exactly what the per-matcher fills write."""
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,6 +156,38 @@ def test_batch_concurrent_callers(qwen_compiler):
     for t in threads:
         t.join()
     assert wrong == []
+
+
+def _fill_in_child(conn, matchers, want) -> None:  # type: ignore[no-untyped-def]
+    """In a forked child: fill with 2 threads, report (rows right, helper running)."""
+    got = np.zeros_like(want)
+    batch_fill_next_token_bitmask(matchers, got, num_threads=2)
+    tasks = Path("/proc/self/task")
+    names = {(t / "comm").read_text().strip() for t in tasks.iterdir()}
+    conn.send((bool(np.array_equal(got, want)), "corral-fill-0" in names))
+
+
+def test_batch_after_fork(qwen_compiler):
+    """A child forked after the helper threads started (which it does not
+    inherit) starts its own and fills right."""
+    compiled = qwen_compiler.compile_grammar(JSON_GBNF)
+    matchers = _matchers(compiled, 16)
+    want = allocate_token_bitmask(len(matchers), qwen_compiler.tokenizer_info.vocab_size)
+    for i, m in enumerate(matchers):
+        m.fill_next_token_bitmask(want, i)
+    got = np.zeros_like(want)
+    batch_fill_next_token_bitmask(matchers, got, num_threads=2)  # the parent's helpers
+    assert np.array_equal(got, want)
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    p = ctx.Process(target=_fill_in_child, args=(child, matchers, want))
+    p.start()
+    assert parent.poll(60), "the forked child did not answer"
+    right, helper = parent.recv()
+    p.join(10)
+    assert p.exitcode == 0
+    assert right
+    assert helper, "the child filled without a helper thread of its own"
 
 
 def _other_thread_ran_during_fill(qwen, num_threads) -> bool:

@@ -221,6 +221,9 @@ mod crew {
     pub struct Crew {
         shared: Arc<Shared>,
         threads: Vec<Thread>,
+        /// The process that started the threads: a child forked after that
+        /// has none of them, and starts its own crew.
+        pid: u32,
     }
 
     /// One thread per core (`available_parallelism`, which counts the
@@ -236,7 +239,8 @@ mod crew {
             .get_or_init(|| Mutex::new(HashMap::new()))
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(c) = crews.get(&helpers) {
+        let pid = std::process::id();
+        if let Some(c) = crews.get(&helpers).filter(|c| c.pid == pid) {
             return Ok(Arc::clone(c));
         }
         let shared = Arc::new(Shared {
@@ -259,7 +263,11 @@ mod crew {
                     })
             })
             .collect::<PyResult<Vec<_>>>()?;
-        let crew = Arc::new(Crew { shared, threads });
+        let crew = Arc::new(Crew {
+            shared,
+            threads,
+            pid,
+        });
         crews.insert(helpers, Arc::clone(&crew));
         Ok(crew)
     }
