@@ -578,7 +578,8 @@ def batch_fill_next_token_bitmask(
     yielding the CPU often) rather than sleeping, since waking a thread
     costs more than a call of warm rows; calls further apart never spin.
     Calls from several Python threads at once share the helpers: a call
-    that finds them busy fills its rows on its own thread.
+    that finds them busy fills its rows on its own thread. A process forked
+    after the helpers started starts helpers of its own.
 
     Example::
 
