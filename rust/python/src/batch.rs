@@ -293,7 +293,6 @@ mod crew {
         /// `job` must leave nothing undone that `own` would not do (both
         /// drain one queue of rows). While another thread's call holds the
         /// crew, `own` runs alone.
-        #[allow(unsafe_code)]
         pub fn run(&self, job: Job<'_>, own: impl FnOnce()) {
             let sh = &*self.shared;
             if sh.in_use.swap(true, Ordering::Acquire) {
