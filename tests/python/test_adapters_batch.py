@@ -162,7 +162,10 @@ def _fill_in_child(conn, matchers, want) -> None:  # type: ignore[no-untyped-def
     """In a forked child: fill with 2 threads, report (rows right, a helper
     thread started). The child begins with the forking thread alone; a
     thread's name is set by the thread itself, later, so threads are counted."""
-    threads = lambda: len(list(Path("/proc/self/task").iterdir()))  # noqa: E731
+
+    def threads() -> int:
+        return len(list(Path("/proc/self/task").iterdir()))
+
     before = threads()
     got = np.zeros_like(want)
     batch_fill_next_token_bitmask(matchers, got, num_threads=2)

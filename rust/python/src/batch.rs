@@ -6,7 +6,7 @@ use crate::buffers::{BufferRow, MaskBuffer};
 use crate::matcher::PyGrammarMatcher;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::PyString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -102,21 +102,10 @@ fn borrow_all<'py>(matchers: &Bound<'py, PyAny>) -> PyResult<Vec<PyRefMut<'py, P
             }
         })
     };
-    let mut refs = Vec::new();
-    match matchers.cast::<PyList>() {
-        Ok(list) => {
-            refs.reserve(list.len());
-            for (i, m) in list.iter().enumerate() {
-                let r = borrow(i, m, &refs)?;
-                refs.push(r);
-            }
-        }
-        Err(_) => {
-            for (i, m) in matchers.try_iter()?.enumerate() {
-                let r = borrow(i, m?, &refs)?;
-                refs.push(r);
-            }
-        }
+    let mut refs = Vec::with_capacity(matchers.len().unwrap_or(0));
+    for (i, m) in matchers.try_iter()?.enumerate() {
+        let r = borrow(i, m?, &refs)?;
+        refs.push(r);
     }
     Ok(refs)
 }
