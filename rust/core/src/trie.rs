@@ -377,6 +377,11 @@ impl RankBits {
         self.0.capacity() * 8
     }
 
+    /// Is the set empty?
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
     /// Is rank `r` in the set?
     #[inline]
     pub fn contains(&self, r: u32) -> bool {

@@ -325,6 +325,15 @@ pub struct Automaton {
     pub rule_names: Vec<String>,
     /// The start rule.
     pub root: RuleId,
+    /// Per rule, its *relaxed twin*: a plain rule, never referenced, with
+    /// every counter the rule refers to written as an unbounded repetition
+    /// of the counter's item (for a counter, its item repeated), where the
+    /// result reaches no rule, token element or register. Its states are
+    /// lexical, so a walk with counter bounds ignored can be answered from
+    /// the shared lexical entries of the twin's states (see
+    /// `CompiledGrammar::relaxed_entry`): a string under `maxLength: 255`
+    /// is then an unbounded JSON string.
+    pub relaxed: Vec<Option<RuleId>>,
 }
 
 impl Automaton {
@@ -467,7 +476,8 @@ impl Automaton {
             + size_of::<bool>()
             + size_of::<ByteSet>()
             + size_of::<RuleKind>()
-            + size_of::<String>();
+            + size_of::<String>()
+            + size_of::<Option<RuleId>>();
         let kinds: usize = self
             .rule_kind
             .iter()
@@ -611,7 +621,16 @@ enum Lowered {
 struct Lowering {
     names: Vec<String>,
     bodies: Vec<Lowered>,
+    /// Counters of a lexical item, with that item repeated without bound.
+    stars: FxHashMap<RuleId, Expr>,
+    /// (rule, its relaxed twin): see [`Automaton::relaxed`].
+    twins: Vec<(RuleId, RuleId)>,
 }
+
+/// Relaxed twins (see [`Automaton::relaxed`]) are built up to this size
+/// ([`estimate`]): they are copies, and the rules that need one are strings
+/// and patterns of a few states.
+const TWIN_BUDGET: u64 = 4096;
 
 impl Lowering {
     fn run(g: Grammar) -> Result<Lowering> {
@@ -620,12 +639,32 @@ impl Lowering {
             bodies: (0..g.rules.len())
                 .map(|_| Lowered::Body(Expr::Empty))
                 .collect(),
+            stars: FxHashMap::default(),
+            twins: Vec::new(),
         };
         for (i, r) in g.rules.into_iter().enumerate() {
             let body = l.expr(r.body, &r.name)?;
             l.bodies[i] = Lowered::Body(body);
+            l.add_twin(i as RuleId);
         }
         Ok(l)
+    }
+
+    /// Give `rule` a relaxed twin if its body refers to counters of lexical
+    /// items and to nothing else that is not lexical.
+    fn add_twin(&mut self, rule: RuleId) {
+        let Lowered::Body(body) = &self.bodies[rule as usize] else {
+            return;
+        };
+        let mut counters = false;
+        let Some(twin) = relaxed_body(body, &self.stars, &mut counters) else {
+            return;
+        };
+        if counters && estimate(&twin) <= TWIN_BUDGET {
+            let name = format!("{}/relaxed", self.names[rule as usize]);
+            let t = self.rule(name, Lowered::Body(twin));
+            self.twins.push((rule, t));
+        }
     }
 
     /// Merge rules whose bodies are identical once their references are
@@ -701,6 +740,9 @@ impl Lowering {
                 self.bodies[r] = Lowered::Body(Expr::Empty);
             }
         }
+        for (rule, twin) in &mut self.twins {
+            (*rule, *twin) = (rep[*rule as usize], rep[*twin as usize]);
+        }
         rep[root as usize]
     }
 
@@ -714,7 +756,9 @@ impl Lowering {
     fn sub_rule(&mut self, e: Expr, owner: &str, what: &str) -> Result<RuleId> {
         let name = format!("{owner}/{what}");
         let body = self.expr(e, &name)?;
-        Ok(self.rule(name, Lowered::Body(body)))
+        let r = self.rule(name, Lowered::Body(body));
+        self.add_twin(r);
+        Ok(r)
     }
 
     fn expr(&mut self, e: Expr, owner: &str) -> Result<Expr> {
@@ -763,13 +807,30 @@ impl Lowering {
                     }
                 } else {
                     let name = format!("{owner}/item");
+                    let mut lexical = false;
+                    let star = relaxed_body(&inner, &FxHashMap::default(), &mut lexical)
+                        .filter(|e| estimate(e) <= TWIN_BUDGET)
+                        .map(|e| Expr::Repeat {
+                            expr: Box::new(e),
+                            min: 0,
+                            max: None,
+                        });
                     let item = self.rule(name, Lowered::Body(inner));
                     let kind = RuleKind::Counter {
                         item,
                         min,
                         max: max.unwrap_or(u32::MAX),
                     };
-                    Expr::Rule(self.rule(format!("{owner}/repeat"), Lowered::Special(kind)))
+                    let counter = self.rule(format!("{owner}/repeat"), Lowered::Special(kind));
+                    if let Some(star) = star {
+                        let t = self.rule(
+                            format!("{owner}/repeat/relaxed"),
+                            Lowered::Body(star.clone()),
+                        );
+                        self.twins.push((counter, t));
+                        self.stars.insert(counter, star);
+                    }
+                    Expr::Rule(counter)
                 }
             }
             Expr::Permutation {
@@ -814,6 +875,36 @@ impl Lowering {
             other => other,
         })
     }
+}
+
+/// `e` with every reference to a counter of `stars` replaced by its
+/// unbounded repetition (`counters` set if there was one); None if `e`
+/// holds any other rule reference, a token element or a permutation.
+fn relaxed_body(e: &Expr, stars: &FxHashMap<RuleId, Expr>, counters: &mut bool) -> Option<Expr> {
+    Some(match e {
+        Expr::Rule(r) => {
+            let star = stars.get(r)?.clone();
+            *counters = true;
+            star
+        }
+        Expr::Token { .. } | Expr::Permutation { .. } => return None,
+        Expr::Seq(v) => Expr::Seq(
+            v.iter()
+                .map(|x| relaxed_body(x, stars, counters))
+                .collect::<Option<_>>()?,
+        ),
+        Expr::Alt(v) => Expr::Alt(
+            v.iter()
+                .map(|x| relaxed_body(x, stars, counters))
+                .collect::<Option<_>>()?,
+        ),
+        Expr::Repeat { expr, min, max } => Expr::Repeat {
+            expr: Box::new(relaxed_body(expr, stars, counters)?),
+            min: *min,
+            max: *max,
+        },
+        Expr::Empty | Expr::Literal(_) | Expr::Class { .. } | Expr::Bytes(_) => e.clone(),
+    })
 }
 
 /// `e` without single-element sequence / alternation wrappers (groups).
@@ -1198,6 +1289,10 @@ impl<'a> Builder<'a> {
         let (num_rules, g_root) = (g.rules.len(), g.root);
         let mut low = Lowering::run(g)?;
         let root = low.merge_identical(g_root);
+        let mut relaxed = vec![None; low.bodies.len()];
+        for &(rule, twin) in &low.twins {
+            relaxed[rule as usize].get_or_insert(twin);
+        }
         let mut nfas = Vec::with_capacity(low.bodies.len());
         let mut rule_kind = Vec::with_capacity(low.bodies.len());
         for body in &low.bodies {
@@ -1265,6 +1360,7 @@ impl<'a> Builder<'a> {
             token_elems: std::mem::take(&mut self.token_elems),
             rule_names: low.names,
             root,
+            relaxed,
         };
         trim(&mut a, out.rule_edges, out.token_edges)?;
         a.follow = follow_sets(&a);
