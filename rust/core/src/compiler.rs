@@ -955,16 +955,25 @@ impl CompiledGrammar {
         // else ranges (a small walk's result then costs its own size).
         // A state inside a short string: the trie lists what it accepts of
         // the tokens without escapes or quotes, and the walk visits only
-        // the subtrees that hold one.
-        let short = if reference.is_none() {
-            let high = self.closed.high.get_or_init(|| high_bytes(a));
-            let (groups, invalid) = self
-                .closed
-                .short
-                .get_or_init(|| (class_groups(a), invalid_bytes(a)));
-            short_string(a, groups, high, invalid, state).and_then(|n| trie.short(n))
-        } else {
-            None
+        // the subtrees that hold one. Likewise a count of letters and
+        // digits (`[0-9A-Za-z]{8}`) and the words.
+        let (run_groups, short) = match reference {
+            None => {
+                let high = self.closed.high.get_or_init(|| high_bytes(a));
+                let (groups, invalid) = self
+                    .closed
+                    .short
+                    .get_or_init(|| (class_groups(a), invalid_bytes(a)));
+                let unquoted = crate::trie::ALL_GROUPS & !QUOTED;
+                short_run(a, groups, high, invalid, state, unquoted)
+                    .map(|n| (unquoted, n))
+                    .or_else(|| {
+                        let words = word_groups(a, groups, state)?;
+                        short_run(a, groups, high, invalid, state, words).map(|n| (words, n))
+                    })
+                    .map_or((0, None), |(g, n)| (g, Some(trie.within(g, n))))
+            }
+            Some(_) => (0, None),
         };
         let mut accepted = if reference.is_some() || keep_ranks || short.is_some() {
             crate::trie::RankSet::Bits(crate::trie::RankBits::new(trie))
@@ -1051,8 +1060,8 @@ impl CompiledGrammar {
                 if t == DEAD {
                     return Step::Dead;
                 }
-                let unquoted = p.is_unquoted() && crate::trie::byte_group(byte) & QUOTED == 0;
-                if unquoted && below & QUOTED == 0 {
+                let unquoted = p.is_unquoted() && crate::trie::byte_group(byte) & !run_groups == 0;
+                if unquoted && below & crate::trie::ALL_GROUPS & !run_groups == 0 {
                     // `short` holds this subtree's outcome; the skip hands
                     // nothing over (no state on the way accepts).
                     return Step::Dead;
@@ -1112,7 +1121,7 @@ impl CompiledGrammar {
             },
         );
         if let (Some(short), crate::trie::RankSet::Bits(accepted)) = (short, &mut accepted) {
-            accepted.union_with(short);
+            accepted.union_with(&short);
         }
         if let (Some((_, e)), crate::trie::RankSet::Bits(accepted)) = (reference, &mut accepted) {
             let from = e.ranks(trie);
@@ -2279,26 +2288,45 @@ fn plain_state(a: &Automaton, s: u32) -> bool {
         && a.token_edges(s).is_empty()
 }
 
+/// The ASCII byte groups whose every byte `q` takes, if the letters of
+/// one case are among them: a count of `[0-9A-Za-z]` reads words, most
+/// of a vocabulary's tokens, which [`short_run`] may list instead of a walk.
+fn word_groups(a: &Automaton, class_groups: &[Groups], q: u32) -> Option<Groups> {
+    use crate::trie::{byte_group, ALL_GROUPS, GROUPS_HIGH};
+    let refused = a
+        .byte_next
+        .row(q)
+        .iter()
+        .zip(class_groups)
+        .filter(|&(t, _)| t == crate::automaton::DEAD)
+        .fold(0, |g, (_, &cg)| g | cg);
+    let groups = ALL_GROUPS & !GROUPS_HIGH & !refused;
+    (groups & (byte_group(b'a') | byte_group(b'A')) != 0).then_some(groups)
+}
+
 /// The number of characters `q` reads at most, if it reads any string of
-/// at most that many (up to [`crate::trie::SHORT_CHARS`]) and none longer,
-/// over the bytes outside [`QUOTED`] and every valid non-ASCII character,
-/// refusing invalid UTF-8 and meeting no accepting state or rule reference
-/// on the way: the inside of a `maxLength: 3` string, whose tokens without
-/// escapes or quotes the trie lists by length (see `TokenTrie::short`).
-fn short_string(
+/// at most that many (up to [`crate::trie::SHORT_CHARS`]) and none longer
+/// over the bytes of `groups` (with [`crate::trie::GROUPS_HIGH`] among
+/// them, every valid non-ASCII character, and invalid UTF-8 refused),
+/// meeting no accepting state or rule reference on the way: the inside of
+/// a `maxLength: 3` string (every group but [`QUOTED`]) or a count of
+/// `[0-9A-Za-z]{8}` (letters and digits), whose tokens of those groups the
+/// trie lists by length (see `TokenTrie::within`).
+fn short_run(
     a: &Automaton,
     class_groups: &[Groups],
     high: &HighBytes,
     invalid: &[Vec<u8>; 8],
     q: u32,
+    groups: Groups,
 ) -> Option<u32> {
     use crate::automaton::DEAD;
-    use crate::trie::{ALL_GROUPS, GROUPS_HIGH};
+    use crate::trie::GROUPS_HIGH;
     let inner = |s: u32| plain_state(a, s) && !a.accepting[s as usize];
     if !inner(q) {
         return None;
     }
-    let ascii = ALL_GROUPS & !GROUPS_HIGH & !QUOTED;
+    let (ascii, chars) = (groups & !GROUPS_HIGH, groups & GROUPS_HIGH != 0);
     let mut layer = vec![q];
     for n in 0..=crate::trie::SHORT_CHARS {
         // Every character refused at its first byte, or read whole, and
@@ -2310,11 +2338,12 @@ fn short_string(
             high,
             &layer,
             ascii,
-            true,
+            chars,
             |s, u| {
-                invalid[u as usize]
-                    .iter()
-                    .all(|&b| a.next_byte(s, b) == DEAD)
+                !chars
+                    || invalid[u as usize]
+                        .iter()
+                        .all(|&b| a.next_byte(s, b) == DEAD)
             },
             |t, first| {
                 if t == DEAD && first {
@@ -4134,7 +4163,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
         let compiler = Compiler::new(vocab.clone());
         let opts = lenient();
         let schema = |s: &str| compiler.compile_json_schema(s, &opts).expect("schema").0;
-        let (mut short, mut lexical) = (0, 0);
+        let (mut short, mut words, mut lexical) = (0, 0, 0);
         for g in [
             // Strings of a few characters: what their states accept of the
             // tokens without quotes or escapes is listed by the trie.
@@ -4152,6 +4181,11 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                     "root",
                 )
                 .expect("gbnf"),
+            // Counts of letters and digits: the words are listed too.
+            compiler
+                .compile_regex(r"[0-9A-Za-z]{3}-[a-z]{2}\.[a-zA-Z]{4}")
+                .expect("regex"),
+            schema(r#"{"type":"string","pattern":"^[a-z]{2}[a-z.]{3}$"}"#),
         ] {
             let a = g.automaton();
             let high = high_bytes(a);
@@ -4159,8 +4193,13 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
             for s in 0..g.num_states() as u32 {
                 if lexical_key(a, s).is_some() {
                     lexical += 1;
-                    let n = short_string(a, &class_groups(a), &high, &invalid, s);
+                    let unquoted = crate::trie::ALL_GROUPS & !QUOTED;
+                    let groups = class_groups(a);
+                    let n = short_run(a, &groups, &high, &invalid, s, unquoted);
                     short += usize::from(n.is_some());
+                    let run = word_groups(a, &groups, s)
+                        .and_then(|w| short_run(a, &groups, &high, &invalid, s, w));
+                    words += usize::from(n.is_none() && run.is_some());
                 }
                 let entries = [
                     lexical_key(a, s).map(|_| g.classify_lexical(s, &ANY_BYTE, None, false)),
@@ -4172,8 +4211,8 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
             }
         }
         assert!(
-            short >= 8,
-            "{short} of {lexical} lexical states in short strings"
+            short >= 8 && words >= 6,
+            "{short} of {lexical} lexical states in short strings, {words} in counts of letters"
         );
     }
 

@@ -46,19 +46,35 @@ pub struct TokenTrie {
     child_start: Vec<u32>,
     child_nodes: Vec<u32>,
     child_bytes: Vec<u8>,
-    /// `short[c]`: the ranks of the tokens of at most `c` characters, none
-    /// of them in [`QUOTED`] groups, valid UTF-8 (the last character may be
-    /// cut short, and counts), for `c` up to [`SHORT_CHARS`]: what a
-    /// state inside a `maxLength: 3` string accepts of the vocabulary
-    /// without a walk.
-    short: Vec<RankBits>,
+    /// Per rank: the groups of the token's bytes, with [`INVALID_UTF8`]
+    /// unless it is valid UTF-8 (its last character may be cut short).
+    rank_groups: Vec<Groups>,
+    /// Per rank: the token's characters (a cut last one counts), up to 255.
+    rank_chars: Vec<u8>,
+    /// [`Self::within`]'s sets by groups, one per count of characters up
+    /// to [`SHORT_CHARS`].
+    within: std::sync::Mutex<rustc_hash::FxHashMap<Groups, std::sync::Arc<[RankBits]>>>,
 }
 
+/// One of [`TokenTrie::within`]'s sets (shared, kept by the trie).
+#[derive(Clone, Debug)]
+pub struct WithinSet(std::sync::Arc<[RankBits]>, usize);
+
+impl std::ops::Deref for WithinSet {
+    type Target = RankBits;
+    fn deref(&self) -> &RankBits {
+        &self.0[self.1]
+    }
+}
+
+/// In [`TokenTrie`]'s per-rank groups: the token is not valid UTF-8.
+const INVALID_UTF8: Groups = 1 << 27;
+
 /// The byte groups a JSON string spells only escaped: `"` and `\`,
-/// controls, newline (see [`TokenTrie::short`]).
+/// controls, newline (see [`TokenTrie::within`]).
 pub const QUOTED: Groups = 16 | 32 | 1 << 8;
 
-/// See [`TokenTrie::short`].
+/// The most characters [`TokenTrie::within`] is asked for by walks.
 pub const SHORT_CHARS: u32 = 16;
 
 /// A set of byte groups (see [`byte_group`]), one bit each, plus
@@ -619,25 +635,25 @@ impl TokenTrie {
                 }
             }
         }
-        trie.short = vec![RankBits::new(&trie); SHORT_CHARS as usize + 1];
-        for (r, &id) in sorted.iter().enumerate() {
-            let (mut u, mut chars) = (U_START, 0);
+        trie.rank_groups = Vec::with_capacity(sorted.len());
+        trie.rank_chars = Vec::with_capacity(sorted.len());
+        for &id in &sorted {
+            let (mut u, mut chars, mut groups) = (U_START, 0u32, 0);
             for &b in bytes_of(id) {
                 u = utf8_step(u, b);
                 chars += u32::from(starts_char(b));
-                if u == U_INVALID || byte_group(b) & QUOTED != 0 || chars > SHORT_CHARS {
-                    chars = u32::MAX;
-                    break;
+                groups |= byte_group(b);
+                if u == U_INVALID {
+                    groups |= INVALID_UTF8;
                 }
             }
-            for set in trie
-                .short
-                .iter_mut()
-                .skip(chars.min(SHORT_CHARS + 1) as usize)
-            {
-                set.set(r as u32);
-            }
+            trie.rank_groups.push(groups);
+            trie.rank_chars.push(chars.min(255) as u8);
         }
+        // Every string state's, and the counts of `[0-9A-Za-z]` (ids and
+        // keys of patterns), at build: a pass over the tokens each.
+        let _ = trie.within(ALL_GROUPS & !QUOTED, 0);
+        let _ = trie.within(byte_group(b'a') | byte_group(b'A') | byte_group(b'0'), 0);
         trie.in_trie = vec![0; crate::mask::words_for(trie.rank.len())];
         for &id in &trie.token_ids {
             crate::mask::set_bit(&mut trie.in_trie, id);
@@ -719,9 +735,35 @@ impl TokenTrie {
         }
     }
 
-    /// See [`TokenTrie::short`] (`chars` at most [`SHORT_CHARS`]).
-    pub fn short(&self, chars: u32) -> Option<&RankBits> {
-        self.short.get(chars as usize)
+    /// The ranks of the tokens of at most `chars` characters (a cut last
+    /// one counts) whose bytes are all in `groups`, valid UTF-8: what a
+    /// state that reads every such string of up to `chars` characters and
+    /// none longer accepts of them (inside a `maxLength: 3` string: the
+    /// tokens without quotes or escapes; a `[0-9A-Za-z]{8}` count: the
+    /// words), without a walk. Built on first use by a pass over the
+    /// tokens, then kept.
+    ///
+    /// `chars` is at most [`SHORT_CHARS`]; the sets of every count for
+    /// `groups` are built together, by one pass.
+    pub fn within(&self, groups: Groups, chars: u32) -> WithinSet {
+        let mut memo = self.within.lock().unwrap_or_else(|p| p.into_inner());
+        let sets = memo.entry(groups).or_insert_with(|| {
+            // Each token in the set of its own count, then each set
+            // joined with the one below.
+            let mut sets = vec![RankBits::new(self); SHORT_CHARS as usize + 1];
+            for (r, (&g, &c)) in self.rank_groups.iter().zip(&self.rank_chars).enumerate() {
+                if g & !groups == 0 && u32::from(c) <= SHORT_CHARS {
+                    sets[c as usize].set(r as u32);
+                }
+            }
+            for c in 1..sets.len() {
+                let (below, above) = sets.split_at_mut(c);
+                above[0].union_with(&below[c - 1]);
+            }
+            sets.into()
+        });
+        debug_assert!(chars <= SHORT_CHARS, "within {chars} characters");
+        WithinSet(sets.clone(), chars.min(SHORT_CHARS) as usize)
     }
 
     /// Ranks of the tokens longer than `n` bytes (in no particular order).
@@ -910,7 +952,14 @@ impl TokenTrie {
             + self.with_byte.len() * 4
             + (self.child_start.len() + self.child_nodes.len()) * 4
             + self.child_bytes.len()
-            + self.short.iter().map(RankBits::heap_bytes).sum::<usize>()
+            + self.rank_groups.len() * std::mem::size_of::<Groups>()
+            + self.rank_chars.len()
+            + self.within.lock().map_or(0, |m| {
+                m.values()
+                    .flat_map(|sets| sets.iter())
+                    .map(|s| s.heap_bytes() + 24)
+                    .sum()
+            })
     }
 
     /// Walk the whole trie with a recogniser whose state after a byte is a
@@ -1450,8 +1499,9 @@ mod tests {
         assert_eq!(at(b"b"), CHARS_CAP);
     }
 
-    /// `short[c]` lists the tokens of at most `c` characters (a cut one
-    /// counts) without quotes, backslashes or controls, valid UTF-8.
+    /// `within(groups, c)` lists the tokens of at most `c` characters (a
+    /// cut one counts) of those groups, valid UTF-8: here without quotes,
+    /// backslashes or controls, and of letters alone.
     #[test]
     fn short_tokens_are_listed_by_characters() {
         let long = "x".repeat(SHORT_CHARS as usize + 1);
@@ -1468,17 +1518,20 @@ mod tests {
         ];
         let ids: Vec<u32> = (0..tokens.len() as u32).collect();
         let trie = TokenTrie::build(&ids, |i| tokens[i as usize]);
-        let most = |id: u32| {
-            (0..=SHORT_CHARS).find(|&c| {
-                trie.short(c)
-                    .is_some_and(|s| s.contains(trie.rank[id as usize]))
-            })
+        let most = |groups: Groups, id: u32| {
+            (0..=SHORT_CHARS).find(|&c| trie.within(groups, c).contains(trie.rank[id as usize]))
         };
-        assert_eq!(most(0), Some(2));
-        assert_eq!(most(1), Some(2));
-        assert_eq!(most(2), Some(2), "a, then é cut short");
+        let unquoted = ALL_GROUPS & !QUOTED;
+        assert_eq!(most(unquoted, 0), Some(2));
+        assert_eq!(most(unquoted, 1), Some(2));
+        assert_eq!(most(unquoted, 2), Some(2), "a, then é cut short");
         for id in 3..tokens.len() as u32 {
-            assert_eq!(most(id), None, "{:?}", tokens[id as usize]);
+            assert_eq!(most(unquoted, id), None, "{:?}", tokens[id as usize]);
+        }
+        let letters = byte_group(b'a') | byte_group(b'A');
+        assert_eq!(most(letters, 0), Some(2));
+        for id in 1..tokens.len() as u32 {
+            assert_eq!(most(letters, id), None, "{:?}", tokens[id as usize]);
         }
     }
 
