@@ -754,14 +754,15 @@ impl CompiledGrammar {
     /// byte of its FOLLOW set.
     fn recheck_set(&self, reach: &CounterReach) -> crate::trie::RankBits {
         let trie = self.vocab.trie();
-        let mut again = crate::trie::RankBits::new(trie);
+        let mut again = if reach.follow == [0; 4] {
+            crate::trie::RankBits::new(trie)
+        } else {
+            (*trie.ranks_with_bytes(reach.follow)).clone()
+        };
         if reach.floor < self.count_cap() {
             for &r in trie.ranks_longer_than(reach.floor as usize) {
                 again.set(r);
             }
-        }
-        if reach.follow != [0; 4] {
-            trie.mark_ranks_with_byte(&mut again, |b| byte_in(&reach.follow, b));
         }
         again
     }
@@ -1761,6 +1762,7 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
         return None;
     }
     let runs = class_runs(a);
+    debug_assert_eq!(runs.len(), a.num_classes, "a byte class is one run");
     let mut key: Vec<u32> = Vec::new();
     // Byte transitions stay inside the rule, whose states are numbered from
     // `lo`: the BFS numbers them in a table, not a hash map (a lookup per
@@ -1788,10 +1790,22 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
         }
         key.push(u32::from(a.accepting[s as usize]));
         let row = a.byte_next.row(s);
-        // Maximal runs of bytes with one target, over the class runs.
+        // Maximal runs of bytes with one target, over the class runs (a
+        // class is one run of bytes, in byte order): outside the row's
+        // span every class is dead, so only the span is read.
+        let span = row.span();
         let mut run_start = 0u32;
         let mut run_to = u32::MAX;
-        for (k, &(b, class)) in runs.iter().enumerate() {
+        let mut at = |b: u32, to: u32, key: &mut Vec<u32>| {
+            if to != run_to {
+                if b > 0 {
+                    key.extend([run_start, run_to]);
+                }
+                run_start = b;
+                run_to = to;
+            }
+        };
+        for &(b, class) in &runs[span.clone()] {
             let to = match row.get(class as usize) {
                 crate::automaton::DEAD => u32::MAX,
                 t => {
@@ -1809,13 +1823,10 @@ fn lexical_key(a: &Automaton, state: u32) -> Option<Vec<u32>> {
                     }
                 }
             };
-            if k == 0 {
-                run_to = to;
-            } else if to != run_to {
-                key.extend([run_start, run_to]);
-                run_start = b;
-                run_to = to;
-            }
+            at(b, to, &mut key);
+        }
+        if let Some(&(b, _)) = runs.get(span.end) {
+            at(b, u32::MAX, &mut key);
         }
         key.extend([run_start, run_to]);
     }
