@@ -429,12 +429,22 @@ impl CompiledGrammar {
     pub fn precompute(&self, budget: std::time::Duration) {
         let start = std::time::Instant::now();
         let a = &self.automaton;
+        // Relaxed twins are no matcher's states (their entries are built
+        // when a walk with bounds ignored asks), unless merged with a rule
+        // that is referenced.
+        let mut twin = vec![false; a.rule_start.len()];
+        for &t in a.relaxed.iter().flatten() {
+            twin[t as usize] = t != a.root;
+        }
+        for &(r, _) in &a.rule_trans {
+            twin[r as usize] = false;
+        }
         for s in 0..a.num_states() {
             if start.elapsed() > budget {
                 break;
             }
             // The states whose entries masks read (see `Matcher::fill_mask`).
-            if is_live(a, s as u32) && !a.aux_state[s] {
+            if is_live(a, s as u32) && !a.aux_state[s] && !twin[a.state_rule[s] as usize] {
                 let _ = self.entry(s as u32);
             }
         }

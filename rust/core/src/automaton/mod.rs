@@ -761,18 +761,53 @@ impl Lowering {
         Ok(r)
     }
 
+    /// A counter rule repeating `inner` (with its relaxed twin where
+    /// `inner` is lexical), in place of the repetition. Apart from
+    /// [`Self::expr`], whose frame every level of nesting pays (a debug
+    /// build's stack overflowed on the written-out formats).
+    #[inline(never)]
+    fn counter(&mut self, inner: Expr, min: u32, max: Option<u32>, owner: &str) -> Expr {
+        // A lexical item (no reference: no counter to replace).
+        let mut inner_counters = false;
+        let star = relaxed_body(&inner, &FxHashMap::default(), &mut inner_counters)
+            .filter(|e| estimate(e) <= TWIN_BUDGET)
+            .map(|e| Expr::Repeat {
+                expr: Box::new(e),
+                min: 0,
+                max: None,
+            });
+        let item = self.rule(format!("{owner}/item"), Lowered::Body(inner));
+        let kind = RuleKind::Counter {
+            item,
+            min,
+            max: max.unwrap_or(u32::MAX),
+        };
+        let counter = self.rule(format!("{owner}/repeat"), Lowered::Special(kind));
+        if let Some(star) = star {
+            let t = self.rule(
+                format!("{owner}/repeat/relaxed"),
+                Lowered::Body(star.clone()),
+            );
+            self.twins.push((counter, t));
+            self.stars.insert(counter, star);
+        }
+        Expr::Rule(counter)
+    }
+
+    /// [`Self::expr`] of each of `v`: a loop, not an iterator chain, whose
+    /// adapters were a dozen frames per level of nesting in a debug build.
+    fn exprs(&mut self, v: Vec<Expr>, owner: &str) -> Result<Vec<Expr>> {
+        let mut out = Vec::with_capacity(v.len());
+        for x in v {
+            out.push(self.expr(x, owner)?);
+        }
+        Ok(out)
+    }
+
     fn expr(&mut self, e: Expr, owner: &str) -> Result<Expr> {
         Ok(match e {
-            Expr::Seq(v) => Expr::Seq(
-                v.into_iter()
-                    .map(|x| self.expr(x, owner))
-                    .collect::<Result<_>>()?,
-            ),
-            Expr::Alt(v) => Expr::Alt(
-                v.into_iter()
-                    .map(|x| self.expr(x, owner))
-                    .collect::<Result<_>>()?,
-            ),
+            Expr::Seq(v) => Expr::Seq(self.exprs(v, owner)?),
+            Expr::Alt(v) => Expr::Alt(self.exprs(v, owner)?),
             Expr::Repeat {
                 expr,
                 mut min,
@@ -806,31 +841,7 @@ impl Lowering {
                         max,
                     }
                 } else {
-                    let name = format!("{owner}/item");
-                    let mut lexical = false;
-                    let star = relaxed_body(&inner, &FxHashMap::default(), &mut lexical)
-                        .filter(|e| estimate(e) <= TWIN_BUDGET)
-                        .map(|e| Expr::Repeat {
-                            expr: Box::new(e),
-                            min: 0,
-                            max: None,
-                        });
-                    let item = self.rule(name, Lowered::Body(inner));
-                    let kind = RuleKind::Counter {
-                        item,
-                        min,
-                        max: max.unwrap_or(u32::MAX),
-                    };
-                    let counter = self.rule(format!("{owner}/repeat"), Lowered::Special(kind));
-                    if let Some(star) = star {
-                        let t = self.rule(
-                            format!("{owner}/repeat/relaxed"),
-                            Lowered::Body(star.clone()),
-                        );
-                        self.twins.push((counter, t));
-                        self.stars.insert(counter, star);
-                    }
-                    Expr::Rule(counter)
+                    self.counter(inner, min, max, owner)
                 }
             }
             Expr::Permutation {
