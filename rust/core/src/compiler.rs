@@ -78,14 +78,14 @@ impl Side {
     fn flag(self) -> bool {
         self.0 >> 32 & 1 != 0
     }
-    /// This side, reached from the walk's root by bytes outside
-    /// [`crate::trie::QUOTED`] alone (see `short_string`).
+    /// This side, reached from the walk's root by bytes of the groups
+    /// whose tokens the trie listed for it alone (see `short_run`).
     #[inline]
-    fn unquoted(self) -> Side {
+    fn in_run(self) -> Side {
         Side(self.0 | 1 << 33)
     }
     #[inline]
-    fn is_unquoted(self) -> bool {
+    fn is_in_run(self) -> bool {
         self.0 >> 33 != 0
     }
 }
@@ -709,27 +709,23 @@ impl CompiledGrammar {
     /// ended early acts only through such a byte); those few are classified
     /// again with the bounds.
     fn classify_plain(&self, state: u32) -> Arc<CacheEntry> {
+        self.classify_plain_by(state, true)
+    }
+
+    /// [`Self::classify_plain`], the walk with bounds ignored answered from
+    /// a relaxed twin where there is one if `twins` (else walked: the
+    /// tests' reference).
+    fn classify_plain_by(&self, state: u32, twins: bool) -> Arc<CacheEntry> {
         let a = &self.automaton;
         let reach = &self.counter_reach()[a.state_rule[state as usize] as usize];
         if reach.is_none() || !self.relaxed_pays(reach) {
             return Arc::new(self.classify(state, 0));
         }
         let again = self.recheck_set(reach);
-        match self.relaxed_entry(state) {
+        match twins.then(|| self.relaxed_entry(state)).flatten() {
             Some(base) => self.reclassify_shared(base, state, 0, &again, Unbounded::None),
             None => Arc::new(self.classify_relaxed(state, &again)),
         }
-    }
-
-    /// [`Self::classify_plain`] without relaxed twins: the walks.
-    #[cfg(test)]
-    fn classify_plain_walked(&self, state: u32) -> CacheEntry {
-        let a = &self.automaton;
-        let reach = &self.counter_reach()[a.state_rule[state as usize] as usize];
-        if reach.is_none() || !self.relaxed_pays(reach) {
-            return self.classify(state, 0);
-        }
-        self.classify_relaxed(state, &self.recheck_set(reach))
     }
 
     /// [`Self::reclassify`], sharing `base` when nothing is to be classified again.
@@ -1005,7 +1001,7 @@ impl CompiledGrammar {
         // loaded whole, stalled store forwarding (8% of a full walk).
         let root = (
             if short.is_some() {
-                Side::new(state, false).unquoted()
+                Side::new(state, false).in_run()
             } else {
                 Side::new(state, false)
             },
@@ -1071,8 +1067,8 @@ impl CompiledGrammar {
                 if t == DEAD {
                     return Step::Dead;
                 }
-                let unquoted = p.is_unquoted() && crate::trie::byte_group(byte) & !run_groups == 0;
-                if unquoted && below & crate::trie::ALL_GROUPS & !run_groups == 0 {
+                let in_run = p.is_in_run() && crate::trie::byte_group(byte) & !run_groups == 0;
+                if in_run && below & crate::trie::ALL_GROUPS & !run_groups == 0 {
                     // `short` holds this subtree's outcome; the skip hands
                     // nothing over (no state on the way accepts).
                     return Step::Dead;
@@ -1089,8 +1085,8 @@ impl CompiledGrammar {
                     return Step::Accept;
                 }
                 let mut next = Side::new(t, could_hand_over(p.state(), p.flag(), byte, depth));
-                if unquoted {
-                    next = next.unquoted();
+                if in_run {
+                    next = next.in_run();
                 }
                 let rnext = if r.state() == DEAD {
                     r
@@ -2515,7 +2511,7 @@ fn class_groups(a: &Automaton) -> Vec<Groups> {
 struct ClosedGroups {
     states: OnceLock<Box<[std::sync::atomic::AtomicU32]>>,
     high: OnceLock<HighBytes>,
-    /// For `short_string`, asked at every lexical walk: the byte groups of
+    /// For `short_run`, asked at every lexical walk: the byte groups of
     /// each class, and per UTF-8 decoder state a byte per class of those
     /// that make the sequence invalid there.
     short: OnceLock<(Vec<Groups>, [Vec<u8>; 8])>,
@@ -4454,7 +4450,7 @@ ch ::= [^"\\] | "\\" ["\\n]"#,
                 let name = &a.rule_names[rule];
                 match a.rule_kind[rule] {
                     RuleKind::Plain => {
-                        let (twin, walk) = (g.classify_plain(s), g.classify_plain_walked(s));
+                        let (twin, walk) = (g.classify_plain(s), g.classify_plain_by(s, false));
                         assert_eq!(bits(&twin, n), bits(&walk, n), "accepted, {name} state {s}");
                         assert_eq!(
                             twin.uncertain, walk.uncertain,
