@@ -978,7 +978,8 @@ impl CompiledGrammar {
                         let words = word_groups(a, groups, state)?;
                         short_run(a, groups, high, invalid, state, words).map(|n| (words, n))
                     })
-                    .map_or((0, None), |(g, n)| (g, Some(trie.within(g, n))))
+                    .and_then(|(g, n)| Some((g, Some(trie.within(g, n)?))))
+                    .unwrap_or((0, None))
             }
             Some(_) => (0, None),
         };

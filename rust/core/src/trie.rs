@@ -58,6 +58,14 @@ pub struct TokenTrie {
     with_bytes: std::sync::Mutex<rustc_hash::FxHashMap<[u64; 4], std::sync::Arc<RankBits>>>,
 }
 
+/// Most group sets [`TokenTrie::within`] keeps lists for (each a list per
+/// count: 17 bit sets over the tokens, 0.3 MB with Qwen2.5).
+pub const WITHIN_GROUP_SETS: usize = 16;
+
+/// Most byte sets [`TokenTrie::ranks_with_bytes`] keeps (19 KB each with
+/// Qwen2.5).
+pub const WITH_BYTES_SETS: usize = 64;
+
 /// One of [`TokenTrie::within`]'s sets (shared, kept by the trie).
 #[derive(Clone, Debug)]
 pub struct WithinSet(std::sync::Arc<[RankBits]>, usize);
@@ -747,8 +755,15 @@ impl TokenTrie {
     ///
     /// `chars` is at most [`SHORT_CHARS`]; the sets of every count for
     /// `groups` are built together, by one pass.
-    pub fn within(&self, groups: Groups, chars: u32) -> WithinSet {
+    ///
+    /// None once [`WITHIN_GROUP_SETS`] other group sets are kept (the
+    /// caller walks instead): a server compiling patterns for weeks must
+    /// not grow without bound.
+    pub fn within(&self, groups: Groups, chars: u32) -> Option<WithinSet> {
         let mut memo = self.within.lock().unwrap_or_else(|p| p.into_inner());
+        if memo.len() >= WITHIN_GROUP_SETS && !memo.contains_key(&groups) {
+            return None;
+        }
         let sets = memo.entry(groups).or_insert_with(|| {
             // Each token in the set of its own count, then each set
             // joined with the one below.
@@ -765,7 +780,7 @@ impl TokenTrie {
             sets.into()
         });
         debug_assert!(chars <= SHORT_CHARS, "within {chars} characters");
-        WithinSet(sets.clone(), chars.min(SHORT_CHARS) as usize)
+        Some(WithinSet(sets.clone(), chars.min(SHORT_CHARS) as usize))
     }
 
     /// Ranks of the tokens longer than `n` bytes (in no particular order).
@@ -925,30 +940,33 @@ impl TokenTrie {
     /// then kept: grammars ask for few sets (a string's closing quote, for
     /// the counters under `minLength`), and the walk visits much of the
     /// trie (25 µs with Qwen2.5 for `"`).
+    /// Past [`WITH_BYTES_SETS`] kept sets, a new one is found and not kept.
     pub fn ranks_with_bytes(&self, bytes: [u64; 4]) -> std::sync::Arc<RankBits> {
-        let mut memo = self.with_bytes.lock().unwrap_or_else(|p| p.into_inner());
-        memo.entry(bytes)
-            .or_insert_with(|| {
-                let wanted = |b: u8| bytes[(b >> 6) as usize] >> (b & 63) & 1 == 1;
-                let groups = (0..=255u8)
-                    .filter(|&b| wanted(b))
-                    .fold(0, |g, b| g | byte_group(b));
-                let mut ranks = RankBits::new(self);
-                let mut i = 0usize;
-                while let Some(node) = self.nodes.get(i) {
-                    let end = node.subtree_end as usize;
-                    if wanted(node.byte) {
-                        ranks.set_range(self.token_start[i], self.token_start[end]);
-                        i = end;
-                    } else if self.below[i] & groups == 0 {
-                        i = end;
-                    } else {
-                        i += 1;
-                    }
+        let find = || {
+            let wanted = |b: u8| bytes[(b >> 6) as usize] >> (b & 63) & 1 == 1;
+            let groups = (0..=255u8)
+                .filter(|&b| wanted(b))
+                .fold(0, |g, b| g | byte_group(b));
+            let mut ranks = RankBits::new(self);
+            let mut i = 0usize;
+            while let Some(node) = self.nodes.get(i) {
+                let end = node.subtree_end as usize;
+                if wanted(node.byte) {
+                    ranks.set_range(self.token_start[i], self.token_start[end]);
+                    i = end;
+                } else if self.below[i] & groups == 0 {
+                    i = end;
+                } else {
+                    i += 1;
                 }
-                std::sync::Arc::new(ranks)
-            })
-            .clone()
+            }
+            std::sync::Arc::new(ranks)
+        };
+        let mut memo = self.with_bytes.lock().unwrap_or_else(|p| p.into_inner());
+        if memo.len() >= WITH_BYTES_SETS && !memo.contains_key(&bytes) {
+            return find();
+        }
+        memo.entry(bytes).or_insert_with(find).clone()
     }
 
     /// Approximate heap bytes used.
@@ -1516,6 +1534,35 @@ mod tests {
         assert_eq!(at(b"b"), CHARS_CAP);
     }
 
+    /// The lists by group set and the ranks by byte set are kept up to a
+    /// number of sets; past it, `within` declines a new group set (the
+    /// caller walks) and `ranks_with_bytes` answers without keeping.
+    #[test]
+    fn kept_sets_are_bounded() {
+        let tokens: Vec<&[u8]> = vec![b"a", b"b,", b"c.", b"1-2", b"x_y"];
+        let ids: Vec<u32> = (0..tokens.len() as u32).collect();
+        let trie = TokenTrie::build(&ids, |i| tokens[i as usize]);
+        let letters = byte_group(b'a');
+        let kept = trie.within.lock().map(|m| m.len()).unwrap_or(0);
+        let mut asked = 0;
+        for extra in 0..NUM_GROUPS {
+            if trie.within(letters | 1 << extra, 3).is_some() {
+                asked += 1;
+            }
+        }
+        assert_eq!(kept + asked, WITHIN_GROUP_SETS.min(kept + NUM_GROUPS as usize));
+        assert!(trie.within(letters, 3).is_some_and(|s| s.contains(trie.rank[0])));
+        for b in 0..=255u8 {
+            let mut set = [0u64; 4];
+            set[(b >> 6) as usize] |= 1 << (b & 63);
+            let ranks = trie.ranks_with_bytes(set);
+            for (id, t) in tokens.iter().enumerate() {
+                assert_eq!(ranks.contains(trie.rank[id]), t.contains(&b), "{b} in {t:?}");
+            }
+        }
+        assert_eq!(trie.with_bytes.lock().map(|m| m.len()).unwrap_or(0), WITH_BYTES_SETS);
+    }
+
     /// `within(groups, c)` lists the tokens of at most `c` characters (a
     /// cut one counts) of those groups, valid UTF-8: here without quotes,
     /// backslashes or controls, and of letters alone.
@@ -1536,7 +1583,11 @@ mod tests {
         let ids: Vec<u32> = (0..tokens.len() as u32).collect();
         let trie = TokenTrie::build(&ids, |i| tokens[i as usize]);
         let most = |groups: Groups, id: u32| {
-            (0..=SHORT_CHARS).find(|&c| trie.within(groups, c).contains(trie.rank[id as usize]))
+            (0..=SHORT_CHARS).find(|&c| {
+                trie.within(groups, c)
+                    .expect("few group sets")
+                    .contains(trie.rank[id as usize])
+            })
         };
         let unquoted = ALL_GROUPS & !QUOTED;
         assert_eq!(most(unquoted, 0), Some(2));
