@@ -1550,17 +1550,29 @@ mod tests {
                 asked += 1;
             }
         }
-        assert_eq!(kept + asked, WITHIN_GROUP_SETS.min(kept + NUM_GROUPS as usize));
-        assert!(trie.within(letters, 3).is_some_and(|s| s.contains(trie.rank[0])));
+        assert_eq!(
+            kept + asked,
+            WITHIN_GROUP_SETS.min(kept + NUM_GROUPS as usize)
+        );
+        assert!(trie
+            .within(letters, 3)
+            .is_some_and(|s| s.contains(trie.rank[0])));
         for b in 0..=255u8 {
             let mut set = [0u64; 4];
             set[(b >> 6) as usize] |= 1 << (b & 63);
             let ranks = trie.ranks_with_bytes(set);
             for (id, t) in tokens.iter().enumerate() {
-                assert_eq!(ranks.contains(trie.rank[id]), t.contains(&b), "{b} in {t:?}");
+                assert_eq!(
+                    ranks.contains(trie.rank[id]),
+                    t.contains(&b),
+                    "{b} in {t:?}"
+                );
             }
         }
-        assert_eq!(trie.with_bytes.lock().map(|m| m.len()).unwrap_or(0), WITH_BYTES_SETS);
+        assert_eq!(
+            trie.with_bytes.lock().map(|m| m.len()).unwrap_or(0),
+            WITH_BYTES_SETS
+        );
     }
 
     /// `within(groups, c)` lists the tokens of at most `c` characters (a
