@@ -656,11 +656,12 @@ impl Lowering {
         let Lowered::Body(body) = &self.bodies[rule as usize] else {
             return;
         };
-        let mut counters = false;
-        let Some(twin) = relaxed_body(body, &self.stars, &mut counters) else {
+        // Checked before anything is copied: most rules refer to no counter.
+        if relaxable(body, &self.stars) != Some(true) {
             return;
-        };
-        if counters && estimate(&twin) <= TWIN_BUDGET {
+        }
+        let twin = relaxed_body(body, &self.stars);
+        if estimate(&twin) <= TWIN_BUDGET {
             let name = format!("{}/relaxed", self.names[rule as usize]);
             let t = self.rule(name, Lowered::Body(twin));
             self.twins.push((rule, t));
@@ -767,12 +768,11 @@ impl Lowering {
     /// build's stack overflowed on the written-out formats).
     #[inline(never)]
     fn counter(&mut self, inner: Expr, min: u32, max: Option<u32>, owner: &str) -> Expr {
-        // A lexical item (no reference: no counter to replace).
-        let mut inner_counters = false;
-        let star = relaxed_body(&inner, &FxHashMap::default(), &mut inner_counters)
-            .filter(|e| estimate(e) <= TWIN_BUDGET)
-            .map(|e| Expr::Repeat {
-                expr: Box::new(e),
+        // A lexical item: no rule reference at all.
+        let star = (relaxable(&inner, &FxHashMap::default()) == Some(false)
+            && estimate(&inner) <= TWIN_BUDGET)
+            .then(|| Expr::Repeat {
+                expr: Box::new(inner.clone()),
                 min: 0,
                 max: None,
             });
@@ -888,34 +888,35 @@ impl Lowering {
     }
 }
 
-/// `e` with every reference to a counter of `stars` replaced by its
-/// unbounded repetition (`counters` set if there was one); None if `e`
-/// holds any other rule reference, a token element or a permutation.
-fn relaxed_body(e: &Expr, stars: &FxHashMap<RuleId, Expr>, counters: &mut bool) -> Option<Expr> {
-    Some(match e {
-        Expr::Rule(r) => {
-            let star = stars.get(r)?.clone();
-            *counters = true;
-            star
-        }
-        Expr::Token { .. } | Expr::Permutation { .. } => return None,
-        Expr::Seq(v) => Expr::Seq(
-            v.iter()
-                .map(|x| relaxed_body(x, stars, counters))
-                .collect::<Option<_>>()?,
-        ),
-        Expr::Alt(v) => Expr::Alt(
-            v.iter()
-                .map(|x| relaxed_body(x, stars, counters))
-                .collect::<Option<_>>()?,
-        ),
+/// Can `e` have a relaxed twin: Some(whether it refers to a counter of
+/// `stars`) if every rule reference in it is to such a counter and it holds
+/// no token element or permutation, else None.
+fn relaxable(e: &Expr, stars: &FxHashMap<RuleId, Expr>) -> Option<bool> {
+    match e {
+        Expr::Rule(r) => stars.contains_key(r).then_some(true),
+        Expr::Token { .. } | Expr::Permutation { .. } => None,
+        Expr::Seq(v) | Expr::Alt(v) => v
+            .iter()
+            .try_fold(false, |any, x| relaxable(x, stars).map(|c| any | c)),
+        Expr::Repeat { expr, .. } => relaxable(expr, stars),
+        Expr::Empty | Expr::Literal(_) | Expr::Class { .. } | Expr::Bytes(_) => Some(false),
+    }
+}
+
+/// `e` (which [`relaxable`] accepts) with every reference to a counter of
+/// `stars` replaced by its unbounded repetition.
+fn relaxed_body(e: &Expr, stars: &FxHashMap<RuleId, Expr>) -> Expr {
+    match e {
+        Expr::Rule(r) => stars[r].clone(),
+        Expr::Seq(v) => Expr::Seq(v.iter().map(|x| relaxed_body(x, stars)).collect()),
+        Expr::Alt(v) => Expr::Alt(v.iter().map(|x| relaxed_body(x, stars)).collect()),
         Expr::Repeat { expr, min, max } => Expr::Repeat {
-            expr: Box::new(relaxed_body(expr, stars, counters)?),
+            expr: Box::new(relaxed_body(expr, stars)),
             min: *min,
             max: *max,
         },
-        Expr::Empty | Expr::Literal(_) | Expr::Class { .. } | Expr::Bytes(_) => e.clone(),
-    })
+        other => other.clone(),
+    }
 }
 
 /// `e` without single-element sequence / alternation wrappers (groups).
