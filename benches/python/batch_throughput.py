@@ -1,13 +1,16 @@
 """Batch mask fills: throughput on 1 vs 2 threads, and whether the GIL is released.
 
 Run: python benches/python/batch_throughput.py [--matchers 64] [--steps 120] [--rounds 5]
+                                               [--accept each|batch]
 
 Sixty-four matchers over mixed grammars on the Qwen2.5 vocabulary (a quarter
 each: MaskBench JSON Schemas from the compare sample, the builtin any-JSON
 grammar over MaskBench documents, the compare GBNF grammars, the compare
 regexes), each teacher-forced along a valid text (restarting it when done).
 Every step fills all rows with one `batch_fill_next_token_bitmask` call and
-then accepts each row's token; only the fill calls are timed.
+then accepts each row's token, with one `accept_token` call per row
+(`--accept each`, the default) or one `batch_accept_token` call on the
+step's thread count (`--accept batch`); only the fill calls are timed.
 
 - cold: one pass on freshly compiled grammars (the fills also classify the
   vocabulary for every state they meet), per thread count;
@@ -39,6 +42,7 @@ from corral import (
     GrammarMatcher,
     TokenizerInfo,
     allocate_token_bitmask,
+    batch_accept_token,
     batch_fill_next_token_bitmask,
 )
 
@@ -59,24 +63,31 @@ def pick(info: TokenizerInfo, n: int, seed: int) -> list[wl.Case]:
 class Rows:
     """The matchers of one run, each following its text and restarting it."""
 
-    def __init__(self, info: TokenizerInfo, picked: list[wl.Case]) -> None:
+    def __init__(self, info: TokenizerInfo, picked: list[wl.Case], batch_accept: bool) -> None:
         compiler = GrammarCompiler(info)  # fresh: cold caches
         self.cases = picked
         self.matchers = [GrammarMatcher(wl.compile_spec(compiler, c.spec)) for c in picked]
         self.pos = [0] * len(picked)
         self.bitmask = allocate_token_bitmask(len(picked), info.vocab_size)
+        self.batch_accept = batch_accept
 
     def restart(self) -> None:
         for m in self.matchers:
             m.reset()
         self.pos = [0] * len(self.cases)
 
-    def advance(self) -> None:
+    def advance(self, threads: int = 1) -> None:
         for i, (m, c) in enumerate(zip(self.matchers, self.cases, strict=True)):
             if self.pos[i] == len(c.ids):
                 m.reset()
                 self.pos[i] = 0
-            assert m.accept_token(c.ids[self.pos[i]]), (c.kind, c.name, self.pos[i])
+        tokens = [c.ids[p] for c, p in zip(self.cases, self.pos, strict=True)]
+        if self.batch_accept:
+            ok = batch_accept_token(self.matchers, tokens, num_threads=threads)
+        else:
+            ok = [m.accept_token(t) for m, t in zip(self.matchers, tokens, strict=True)]
+        for i, c in enumerate(self.cases):
+            assert ok[i], (c.kind, c.name, self.pos[i])
             self.pos[i] += 1
 
     def run(self, steps: int, threads: int) -> tuple[float, float]:
@@ -87,7 +98,7 @@ class Rows:
             batch_fill_next_token_bitmask(self.matchers, self.bitmask, num_threads=threads)
             wall += time.perf_counter() - t0
             cpu += time.process_time() - c0
-            self.advance()
+            self.advance(threads)
         return wall, cpu
 
 
@@ -110,19 +121,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--accept", choices=("each", "batch"), default="each")
     args = ap.parse_args()
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f} (1 min)")
 
     qwen = make_qwen()
     picked = pick(qwen.info, args.matchers, args.seed)
     kinds = {k: sum(c.kind == k for c in picked) for k in KINDS}
-    print(f"{len(picked)} matchers: {kinds}; {args.steps} steps")
+    print(f"{len(picked)} matchers: {kinds}; {args.steps} steps; accept {args.accept}")
+    batch_accept = args.accept == "batch"
     masks = len(picked) * args.steps
 
     cold = {}
     for threads in (1, 2):
-        cold[threads] = masks / Rows(qwen.info, picked).run(args.steps, threads)[0]
-    rows = Rows(qwen.info, picked)
+        cold[threads] = masks / Rows(qwen.info, picked, batch_accept).run(args.steps, threads)[0]
+    rows = Rows(qwen.info, picked, batch_accept)
     rows.run(args.steps, 1)  # warm-up: fill the cache for every state on the path
     warm: dict[int, list[float]] = {1: [], 2: []}
     util: dict[int, list[float]] = {1: [], 2: []}
@@ -180,7 +193,7 @@ def main() -> None:
                 batch_fill_next_token_bitmask(rows.matchers, rows.bitmask, num_threads=threads)
                 secs += time.perf_counter() - t0
                 ticks += counter.n - n0
-                rows.advance()
+                rows.advance(threads)
             rate = ticks / secs
             print(
                 f"GIL, {threads} thr: counter {rate / 1e6:.2f} M/s inside fills "

@@ -24,6 +24,7 @@ from corral._core import (
     TokenizerInfo,
     UnsupportedSchemaError,
     VocabError,
+    batch_accept_token,
     batch_fill_next_token_bitmask,
 )
 from corral.bitmask import (
@@ -58,6 +59,7 @@ __all__ = [
     "__version__",
     "allocate_token_bitmask",
     "apply_token_bitmask_inplace",
+    "batch_accept_token",
     "batch_fill_next_token_bitmask",
     "bitmask_to_bool",
     "get_bitmask_shape",

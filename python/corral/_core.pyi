@@ -18,6 +18,7 @@ __all__ = [
     "UnsupportedSchemaError",
     "VocabError",
     "__version__",
+    "batch_accept_token",
     "batch_fill_next_token_bitmask",
 ]
 
@@ -607,4 +608,45 @@ def batch_fill_next_token_bitmask(
         ValueError: If `indices` and `matchers` differ in length, a row or a
             matcher appears twice, a row is out of range, `num_threads` is 0,
             or the bitmask is read-only, not C-contiguous or too narrow.
+    """
+
+def batch_accept_token(
+    matchers: Sequence[GrammarMatcher],
+    token_ids: Sequence[int],
+    num_threads: int | None = None,
+) -> list[bool]:
+    """Accept one token in each matcher in one call, in parallel, without the GIL.
+
+    `matchers[i]` accepts `token_ids[i]`, exactly as
+    `matchers[i].accept_token(token_ids[i])` would, in place of a Python
+    loop over the batch. The rows are shared out between the calling
+    thread and the helper threads of `batch_fill_next_token_bitmask`, the
+    same way: a decoding loop that accepts with this call and then fills
+    with that one has each thread mostly meet the matchers it just
+    advanced, still in its core's cache.
+
+    Example::
+
+        batch_fill_next_token_bitmask(matchers, bitmask)
+        apply_token_bitmask_inplace(logits, bitmask)
+        sampled = sample(logits).tolist()
+        accepted = batch_accept_token(matchers, sampled)
+
+    Args:
+        matchers: The matchers (a list, tuple or other iterable), each at
+            most once.
+        token_ids: One token id (a Python `int`) per matcher; an int that is
+            no token id (negative, past the vocabulary) is refused, as by
+            `accept_token`.
+        num_threads: As for `batch_fill_next_token_bitmask`.
+
+    Returns:
+        For each matcher, whether it accepted its token (a refused token
+        leaves that matcher unchanged, as `accept_token` does).
+
+    Raises:
+        TypeError: If a token id is not an `int` (pass a tensor or array as
+            `.tolist()`), or `token_ids` is a `str`.
+        ValueError: If `token_ids` and `matchers` differ in length, a matcher
+            appears twice, or `num_threads` is 0.
     """

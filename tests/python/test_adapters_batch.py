@@ -1,5 +1,6 @@
 """`batch_fill_next_token_bitmask`: one call fills many rows, in parallel,
-with the GIL released, and writes exactly what the per-matcher fills write."""
+with the GIL released, and writes exactly what the per-matcher fills write;
+`batch_accept_token` advances many matchers as their own accepts would."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from corral import (
     GrammarCompiler,
     GrammarMatcher,
     allocate_token_bitmask,
+    batch_accept_token,
     batch_fill_next_token_bitmask,
 )
 
@@ -123,6 +125,64 @@ def test_batch_errors(byte_compiler):
     batch_fill_next_token_bitmask([m1], bm, indices=[1])
     assert not bm[1].any()
     assert (bm[0] == -1).all()
+
+
+@pytest.mark.parametrize("num_threads", [None, 1, 2, 3])
+def test_batch_accept_equals_per_matcher_accepts(qwen, qwen_compiler, num_threads):
+    """Each matcher steps along its own text, some tokens refused on the way:
+    the batch call's results, and the masks after it, are those of twin
+    matchers advanced one `accept_token` at a time."""
+    compiled = qwen_compiler.compile_grammar(JSON_GBNF)
+    texts = ['{"a": [1, 2.5e3, "x\\u00e9"]}', '[true, {"k": null}]', '"plain"', "-0.25"]
+    ids = [qwen.enc.encode(t) for t in texts]  # type: ignore[attr-defined]
+    n = 24
+    batch, each = _matchers(compiled, n), _matchers(compiled, n)
+    # row i follows text i % 4 from its start; prefixes other than "" make
+    # most of its tokens refused, which must leave the matcher unchanged
+    vocab = qwen_compiler.tokenizer_info.vocab_size
+    steps = max(len(t) for t in ids) + 1
+    bogus = [-1, vocab + 5, 2**40]
+    for step in range(steps):
+        toks = []
+        for i in range(n):
+            seq = ids[i % len(ids)]
+            toks.append(seq[step] if step < len(seq) else bogus[(i + step) % len(bogus)])
+        got = batch_accept_token(batch, toks, num_threads=num_threads)
+        want = [m.accept_token(t) for m, t in zip(each, toks, strict=True)]
+        assert got == want, step
+        a = allocate_token_bitmask(n, vocab)
+        b = allocate_token_bitmask(n, vocab)
+        batch_fill_next_token_bitmask(batch, a, num_threads=num_threads)
+        for i, m in enumerate(each):
+            m.fill_next_token_bitmask(b, i)
+        assert np.array_equal(a, b), step
+    assert [m.num_accepted_tokens for m in batch] == [m.num_accepted_tokens for m in each]
+    assert any(m.num_accepted_tokens > 5 for m in batch)  # the texts were followed
+
+
+def test_batch_accept_errors(byte_compiler):
+    g = byte_compiler.compile_grammar('root ::= "ab"')
+    m1, m2 = GrammarMatcher(g), GrammarMatcher(g)
+    a, b = byte_compiler.tokenizer_info.decoded_vocab.index(b"a"), None
+    with pytest.raises(ValueError, match="appears twice"):
+        batch_accept_token([m1, m1], [a, a])
+    with pytest.raises(ValueError, match="token ids"):
+        batch_accept_token([m1, m2], [a])
+    with pytest.raises(ValueError, match="num_threads"):
+        batch_accept_token([m1], [a], num_threads=0)
+    with pytest.raises(TypeError, match=r"token_ids\[1\] must be an int, not float"):
+        batch_accept_token([m1, m2], [a, 1.0])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"tolist"):
+        batch_accept_token([m1], np.array([a]))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not str"):
+        batch_accept_token([m1], "a")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="matcher 0"):
+        batch_accept_token([b], [a])  # type: ignore[list-item]
+    # nothing was accepted by the failed calls; a later call works
+    assert m1.num_accepted_tokens == m2.num_accepted_tokens == 0
+    assert batch_accept_token([], []) == []
+    assert batch_accept_token((m1, m2), iter([a, -3]), num_threads=2) == [True, False]
+    assert (m1.num_accepted_tokens, m2.num_accepted_tokens) == (1, 0)
 
 
 def test_batch_concurrent_callers(qwen_compiler):

@@ -19,7 +19,8 @@ sequences into matcher states and the matcher states into one bitmask:
 
 Matchers made here never roll back, so they keep no rollback window (their
 chart stays small however long the generation). The rows' masks are filled
-with one `batch_fill_next_token_bitmask` call (in parallel, without the GIL).
+with one `batch_fill_next_token_bitmask` call, and the rows' new tokens
+accepted with one `batch_accept_token` call (in parallel, without the GIL).
 """
 
 from __future__ import annotations
@@ -31,7 +32,12 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from corral._core import CompiledGrammar, GrammarMatcher, batch_fill_next_token_bitmask
+from corral._core import (
+    CompiledGrammar,
+    GrammarMatcher,
+    batch_accept_token,
+    batch_fill_next_token_bitmask,
+)
 from corral.bitmask import get_bitmask_shape
 
 __all__ = ["GrammarSpec", "RowMatchers"]
@@ -60,7 +66,8 @@ class RowMatchers:
         grammars: One spec per prompt (or one spec for all). If the sampler
             has `k` rows per prompt (beam search, `num_return_sequences`),
             each spec covers `k` consecutive rows.
-        num_threads: Passed to `batch_fill_next_token_bitmask`.
+        num_threads: Passed to `batch_fill_next_token_bitmask` and
+            `batch_accept_token`.
 
     Raises:
         ValueError: If no spec has a grammar, or the grammars' vocabularies
@@ -190,8 +197,21 @@ class RowMatchers:
             claimed.add(parent)
             new.append(_Row(group, m, tokens, p.refused))
             pending.append(todo)
-        # Pass 2: advance.
+        # Pass 2: advance. Rows with one token to accept (every row, in a
+        # steady decoding step) take it in one parallel call.
+        single = [
+            (row.matcher, todo[0], row)
+            for row, todo in zip(new, pending, strict=True)
+            if len(todo) == 1 and row.matcher is not None and not row.done()
+        ]
+        if single:
+            matchers, tokens, single_rows = zip(*single, strict=True)
+            accepted = batch_accept_token(matchers, tokens, num_threads=self.num_threads)
+            for row, ok in zip(single_rows, accepted, strict=True):
+                row.refused = not ok
         for row, todo in zip(new, pending, strict=True):
+            if len(todo) == 1:
+                continue
             for t in todo:
                 if row.done():
                     break

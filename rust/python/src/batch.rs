@@ -1,14 +1,14 @@
-//! `batch_fill_next_token_bitmask`: one call fills the mask rows of many
-//! matchers, on the calling thread and a crew of helper threads, with the
-//! GIL released.
+//! `batch_fill_next_token_bitmask` and `batch_accept_token`: one call
+//! fills the mask rows of (or accepts a token in) many matchers, on the
+//! calling thread and a crew of helper threads, with the GIL released.
 
-use crate::buffers::{BufferRow, MaskBuffer};
+use crate::buffers::MaskBuffer;
 use crate::matcher::PyGrammarMatcher;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyInt, PyString};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// See `_core.pyi`.
 #[pyfunction]
@@ -33,49 +33,111 @@ fn batch_fill_next_token_bitmask(
     let buffer = MaskBuffer::new(bitmask)?;
     let rows = buffer.rows(rows_of.iter().zip(&refs).map(|(&r, m)| (r, m.mask_words())))?;
     let mut work: Vec<_> = refs.iter_mut().map(|m| &mut **m).zip(rows).collect();
+    let crew = crew_for(num_threads, work.len())?;
+    Ok(py.detach(|| {
+        each_row(crew.as_deref(), &mut work, |(m, row)| {
+            m.fill_into(row.as_mut_slice())
+        })
+    }))
+}
+
+/// See `_core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (matchers, token_ids, num_threads=None))]
+fn batch_accept_token(
+    py: Python<'_>,
+    matchers: &Bound<'_, PyAny>,
+    token_ids: &Bound<'_, PyAny>,
+    num_threads: Option<usize>,
+) -> PyResult<Vec<bool>> {
+    let mut refs = borrow_all(matchers)?;
+    let ids = token_ids_of(token_ids)?;
+    if ids.len() != refs.len() {
+        return Err(PyValueError::new_err(format!(
+            "got {} matchers but {} token ids",
+            refs.len(),
+            ids.len()
+        )));
+    }
+    let mut work: Vec<_> = refs.iter_mut().map(|m| &mut **m).zip(ids).collect();
+    let crew = crew_for(num_threads, work.len())?;
+    Ok(py.detach(|| each_row(crew.as_deref(), &mut work, |(m, id)| m.accept_id(*id))))
+}
+
+/// The ids of `token_ids` (any sequence of `int` but `str`); an int that is
+/// no token id (negative, huge) is `None`, which no matcher accepts, as with
+/// `GrammarMatcher.accept_token`.
+fn token_ids_of(token_ids: &Bound<'_, PyAny>) -> PyResult<Vec<Option<u32>>> {
+    if token_ids.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "token_ids must be a sequence of int, not str",
+        ));
+    }
+    let mut ids = Vec::with_capacity(token_ids.len().unwrap_or(0));
+    for (i, t) in token_ids.try_iter()?.enumerate() {
+        let t = t?;
+        if !t.is_instance_of::<PyInt>() {
+            let ty = t.get_type().name()?;
+            return Err(PyTypeError::new_err(format!(
+                "token_ids[{i}] must be an int, not {ty} (pass a tensor or array as .tolist())"
+            )));
+        }
+        ids.push(t.extract::<u32>().ok());
+    }
+    Ok(ids)
+}
+
+/// The crew for a call of `rows` rows on `num_threads` threads (`None`:
+/// one per core), or `None` to work on the calling thread alone.
+fn crew_for(num_threads: Option<usize>, rows: usize) -> PyResult<Option<Arc<crew::Crew>>> {
     let threads = match num_threads {
         Some(0) => return Err(PyValueError::new_err("num_threads must be positive")),
         Some(n) => n,
         None => crew::default_threads(),
     };
-    let crew = if threads > 1 && work.len() > 1 {
-        Some(crew::get(threads - 1)?)
+    if threads > 1 && rows > 1 {
+        crew::get(threads - 1).map(Some)
     } else {
-        None
+        Ok(None)
+    }
+}
+
+/// `f` applied to every row of `work`, in order of rows; the rows are
+/// shared out between the calling thread and the crew's helpers.
+fn each_row<W: Send>(
+    crew: Option<&crew::Crew>,
+    work: &mut [W],
+    f: impl Fn(&mut W) -> bool + Sync,
+) -> Vec<bool> {
+    let Some(crew) = crew else {
+        return work.iter_mut().map(f).collect();
     };
-    Ok(py.detach(|| {
-        let fill =
-            |(m, row): &mut (&mut PyGrammarMatcher, BufferRow<'_>)| m.fill_into(row.as_mut_slice());
-        let Some(crew) = crew else {
-            return work.iter_mut().map(fill).collect();
-        };
-        // The calling thread fills rows too (from the front; helpers from
-        // the back, see `Ends`): a warm fill is a copy of about half a
-        // microsecond, so 64 rows are ~35 us, and a helper woken by this
-        // call may start late (handing the whole call to a pool, with the
-        // caller waiting, made two threads slower than one).
-        let rows: Vec<Mutex<(&mut (&mut PyGrammarMatcher, BufferRow<'_>), bool)>> =
-            work.iter_mut().map(|w| Mutex::new((w, false))).collect();
-        let left = Ends::new(rows.len(), crew.helpers().min(rows.len() - 1) + 1);
-        let drain = |front: bool| {
-            while let Some(taken) = left.take(front) {
-                for cell in &rows[taken] {
-                    let mut cell = cell
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    cell.1 = fill(cell.0);
-                }
+    // The calling thread takes rows too (from the front; helpers from the
+    // back, see `Ends`): a warm fill is a copy of about half a microsecond,
+    // so 64 rows are ~35 us, and a helper woken by this call may start late
+    // (handing the whole call to a pool, with the caller waiting, made two
+    // threads slower than one).
+    let rows: Vec<Mutex<(&mut W, bool)>> =
+        work.iter_mut().map(|w| Mutex::new((w, false))).collect();
+    let left = Ends::new(rows.len(), crew.helpers().min(rows.len() - 1) + 1);
+    let drain = |front: bool| {
+        while let Some(taken) = left.take(front) {
+            for cell in &rows[taken] {
+                let mut cell = cell
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                cell.1 = f(cell.0);
             }
-        };
-        crew.run(&|| drain(false), || drain(true));
-        rows.into_iter()
-            .map(|c| {
-                c.into_inner()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .1
-            })
-            .collect()
-    }))
+        }
+    };
+    crew.run(&|| drain(false), || drain(true));
+    rows.into_iter()
+        .map(|c| {
+            c.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .1
+        })
+        .collect()
 }
 
 /// Each matcher of `matchers` (any sequence but `str`), borrowed mutably
@@ -389,5 +451,6 @@ mod crew {
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(batch_fill_next_token_bitmask, m)?)
+    m.add_function(wrap_pyfunction!(batch_fill_next_token_bitmask, m)?)?;
+    m.add_function(wrap_pyfunction!(batch_accept_token, m)?)
 }
