@@ -16,6 +16,9 @@ step's thread count (`--accept batch`); only the fill calls are timed.
   vocabulary for every state they meet), per thread count;
 - warm: `--rounds` passes per thread count after a warm-up pass, interleaved
   so that machine load hits both alike; masks/s of the median and best round;
+- spaced: calls far apart, as a server's once per decoding step (every 2 and
+  20 ms; the same warm step refilled, 1 and 2 threads alternated), where the
+  helpers have parked between calls: median call time per thread count;
 - GIL: a Python thread counts in a loop; its rate while the main thread is
   inside batch fills, relative to its rate while the main thread sleeps
   (1.0: the fills do not slow Python threads at all; near 0: GIL held).
@@ -164,6 +167,20 @@ def main() -> None:
         f"{statistics.median(warm[2]) / statistics.median(warm[1]):.2f}, "
         f"warm best {max(warm[2]) / max(warm[1]):.2f}"
     )
+
+    # Spaced calls: the helpers park between them (past the 0.5 ms linger),
+    # and waking one blocks the caller for the wake's system call.
+    for gap_ms in (2, 20):
+        spaced: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(3):
+            for threads in (1, 2):
+                for _ in range(30):
+                    time.sleep(gap_ms / 1000)
+                    t0 = time.perf_counter()
+                    batch_fill_next_token_bitmask(rows.matchers, rows.bitmask, num_threads=threads)
+                    spaced[threads].append(time.perf_counter() - t0)
+        one, two = (statistics.median(spaced[t]) * 1e6 for t in (1, 2))
+        print(f"spaced {gap_ms:>2} ms: median call {one:.1f} us on 1 thread, {two:.1f} us on 2")
 
     # GIL: the counter's rate inside fill calls vs while the main thread
     # sleeps, and vs inside a CPU-bound call known to release the GIL (hashing

@@ -577,7 +577,10 @@ def batch_fill_next_token_bitmask(
     caller has taken every row is not waited for. When calls come less than
     0.5 ms apart, the helpers wait for the next one spinning (up to 0.5 ms,
     yielding the CPU often) rather than sleeping, since waking a thread
-    costs more than a call of warm rows; calls further apart never spin.
+    costs more than a call of warm rows; calls further apart never spin,
+    and such a call, finding the helpers asleep, fills its rows alone until
+    they turn out to be long work (more than ~0.25 ms left after its first
+    50 us, as when rows meet new grammar states), and only then wakes them.
     Calls from several Python threads at once share the helpers: a call
     that finds them busy fills its rows on its own thread. A process forked
     after the helpers started starts helpers of its own.

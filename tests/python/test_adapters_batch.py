@@ -218,6 +218,43 @@ def test_batch_concurrent_callers(qwen_compiler):
     assert wrong == []
 
 
+def _helper_run_ns() -> int:
+    """Nanoseconds the fill helper thread has run (its schedstat), 0 before it started."""
+    for task in Path("/proc/self/task").iterdir():
+        if (task / "comm").read_text().startswith("corral-fill"):
+            return int((task / "schedstat").read_text().split()[0])
+    return 0
+
+
+def test_batch_long_call_wakes_parked_helper(qwen):
+    """A call that finds the helper parked (calls far apart) fills alone
+    until its rows look like more work than a wake costs; a call of cold rows
+    (fresh grammars: milliseconds) then wakes the helper, which fills rows.
+    Up to 4 tries, each a fresh cold call after the helper has parked: a
+    wake that never comes fails them all."""
+    tries = []
+    for _ in range(4):
+        compilers = [GrammarCompiler(qwen.info) for _ in range(2)]
+        matchers = [m for c in compilers for m in _matchers(c.compile_builtin_json_grammar(), 16)]
+        bitmask = allocate_token_bitmask(len(matchers), qwen.info.vocab_size)
+        batch_fill_next_token_bitmask(matchers[:2], bitmask, num_threads=2)  # the helper exists
+        time.sleep(0.02)  # far past the 0.5 ms linger: the helper is parked
+        before = _helper_run_ns()
+        batch_fill_next_token_bitmask(matchers, bitmask, num_threads=2)
+        ran = _helper_run_ns() - before
+        tries.append(ran)
+        if ran > 200_000:  # 0.2 ms of filling: a wake, not a stray tick
+            break
+    assert tries[-1] > 200_000, f"the helper ran {tries} ns during long parked calls"
+    want = allocate_token_bitmask(len(matchers), qwen.info.vocab_size)
+    for i, m in enumerate(matchers):
+        m.fill_next_token_bitmask(want, i)
+    got = np.zeros_like(want)
+    time.sleep(0.02)
+    batch_fill_next_token_bitmask(matchers, got, num_threads=2)  # warm, parked: alone
+    assert np.array_equal(got, want)
+
+
 def _fill_in_child(conn, matchers, want) -> None:  # type: ignore[no-untyped-def]
     """In a forked child: fill with 2 threads, report (rows right, a helper
     thread started). The child begins with the forking thread alone; a

@@ -120,17 +120,20 @@ fn each_row<W: Send>(
     let rows: Vec<Mutex<(&mut W, bool)>> =
         work.iter_mut().map(|w| Mutex::new((w, false))).collect();
     let left = Ends::new(rows.len(), crew.helpers().min(rows.len() - 1) + 1);
-    let drain = |front: bool| {
-        while let Some(taken) = left.take(front) {
+    let drain = |wake: Option<&crew::Wake<'_>>| {
+        while let Some(taken) = left.take(wake.is_some()) {
             for cell in &rows[taken] {
                 let mut cell = cell
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 cell.1 = f(cell.0);
+                if let Some(w) = wake {
+                    w.row_done(|| left.remaining());
+                }
             }
         }
     };
-    crew.run(&|| drain(false), || drain(true));
+    crew.run(&|| drain(None), |wake| drain(Some(wake)));
     rows.into_iter()
         .map(|c| {
             c.into_inner()
@@ -192,6 +195,12 @@ impl Ends {
         }
     }
 
+    /// How many rows no thread has taken yet.
+    fn remaining(&self) -> usize {
+        let cur = self.left.load(Ordering::Relaxed);
+        ((cur >> 32).saturating_sub(cur & 0xffff_ffff)) as usize
+    }
+
     fn take(&self, front: bool) -> Option<std::ops::Range<usize>> {
         let mut cur = self.left.load(Ordering::Relaxed);
         loop {
@@ -225,9 +234,16 @@ impl Ends {
 /// 2 us of a 20 us warm 64-row call on two threads. Here a helper joins a
 /// call only while the call is open, the caller closes it when it runs out
 /// of rows, and then waits (spinning) only for the helpers that joined.
+///
+/// Waking a parked helper blocks the caller for the wake's system call,
+/// which on this machine (a VM: an interrupt to a halted virtual CPU) took
+/// 20-180 us, more than a whole warm 64-row call: a call that finds the
+/// helpers parked wakes them only once the rows left look like more than
+/// twice that work (see [`Wake`]).
 mod crew {
     use pyo3::exceptions::PyRuntimeError;
     use pyo3::PyResult;
+    use std::cell::Cell;
     use std::collections::HashMap;
     use std::panic::{catch_unwind, AssertUnwindSafe};
     use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -241,6 +257,18 @@ mod crew {
     /// longer than a warm 64-row call. A server calling every 10-30 ms sees
     /// no spinning.
     pub const LINGER: Duration = Duration::from_micros(500);
+
+    /// The least work left (at the call's pace so far) for which a call
+    /// wakes parked helpers. Waking costs more than its system call: on
+    /// this machine a warm 64-row call that woke the helper after 2 ms
+    /// idle took 70-150 us where the caller alone took 46 (the helper's
+    /// virtual CPU had to be scheduled, at times beside the caller's).
+    pub const WAKE_WORTH: Duration = Duration::from_micros(250);
+
+    /// How long a call runs before it may wake parked helpers: the first
+    /// rows after an idle spell are slow (cold caches), and judged by them
+    /// a warm 64-row call (~45 us after 2 ms idle here) looked long.
+    pub const WAKE_AFTER: Duration = Duration::from_micros(50);
 
     /// `state` bit: the call may still be joined.
     const OPEN: u64 = 1 << 31;
@@ -265,6 +293,11 @@ mod crew {
         linger: AtomicBool,
         /// When the last call ended, in nanoseconds since `epoch()`.
         last_end: AtomicU64,
+        /// Helpers parked, or about to park.
+        parked: AtomicUsize,
+        /// What waking parked helpers cost the caller, in nanoseconds (a
+        /// running average; 0 until first measured).
+        wake_ns: AtomicU64,
     }
 
     /// Helper threads, and what they share with callers.
@@ -301,6 +334,8 @@ mod crew {
             in_use: AtomicBool::new(false),
             linger: AtomicBool::new(false),
             last_end: AtomicU64::new(u64::MAX),
+            parked: AtomicUsize::new(0),
+            wake_ns: AtomicU64::new(0),
         });
         let threads = (0..helpers)
             .map(|i| {
@@ -343,11 +378,18 @@ mod crew {
         /// finished it. A helper that has not started by then never does, so
         /// `job` must leave nothing undone that `own` would not do (both
         /// drain one queue of rows). While another thread's call holds the
-        /// crew, `own` runs alone.
-        pub fn run(&self, job: Job<'_>, own: impl FnOnce()) {
+        /// crew, `own` runs alone. `own` reports each of its rows to the
+        /// [`Wake`] it is given.
+        pub fn run(&self, job: Job<'_>, own: impl FnOnce(&Wake<'_>)) {
             let sh = &*self.shared;
+            let mut wake = Wake {
+                crew: self,
+                pending: Cell::new(false),
+                start: Cell::new(None),
+                done: Cell::new(0),
+            };
             if sh.in_use.swap(true, Ordering::Acquire) {
-                own();
+                own(&wake);
                 return;
             }
             let last = sh.last_end.load(Ordering::Relaxed);
@@ -362,13 +404,79 @@ mod crew {
             let next = ((sh.state.load(Ordering::Relaxed) >> 32) + 1) & 0xffff_ffff;
             // Release: a helper that joins (acquiring `state`) sees `job`.
             sh.state.store(next << 32 | OPEN, Ordering::Release);
-            for t in &self.threads {
-                t.unpark(); // an atomic swap unless the helper is parked
+            // Calls coming close together pay one wake for a run of calls;
+            // a call on its own wakes parked helpers only if worth it.
+            if close || sh.parked.load(Ordering::Acquire) == 0 {
+                wake.now();
+            } else {
+                wake = Wake {
+                    pending: Cell::new(true),
+                    start: Cell::new(Some(Instant::now())),
+                    ..wake
+                };
             }
             // Closes the call and waits for the helpers that joined, also
             // if `own` unwinds: `job` lives on this frame.
             let _close = Close(sh);
-            own();
+            own(&wake);
+        }
+
+        /// Wake every helper (an atomic swap for one that is not parked).
+        fn wake_all(&self) {
+            let sh = &*self.shared;
+            let timed = (sh.parked.load(Ordering::Acquire) > 0).then(Instant::now);
+            for t in &self.threads {
+                t.unpark();
+            }
+            if let Some(t) = timed {
+                let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let old = sh.wake_ns.load(Ordering::Relaxed);
+                let avg = if old == 0 { ns } else { old - old / 4 + ns / 4 };
+                sh.wake_ns.store(avg.max(1), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A call's decision to wake parked helpers, on the calling thread.
+    pub struct Wake<'a> {
+        crew: &'a Crew,
+        /// The helpers are parked and not yet woken for this call.
+        pending: Cell<bool>,
+        /// When the call started, if pending.
+        start: Cell<Option<Instant>>,
+        /// Rows the caller has done, while pending.
+        done: Cell<u64>,
+    }
+
+    impl Wake<'_> {
+        /// Wake the helpers now.
+        fn now(&self) {
+            self.pending.set(false);
+            self.crew.wake_all();
+        }
+
+        /// After each of the caller's rows: with `left()` rows not yet
+        /// taken, wake the parked helpers if those rows, at this call's
+        /// pace so far, come to more than twice what a wake costs (the
+        /// caller is blocked for the wake, then shares the rest).
+        pub fn row_done(&self, left: impl FnOnce() -> usize) {
+            if !self.pending.get() {
+                return;
+            }
+            let done = self.done.get() + 1;
+            self.done.set(done);
+            let Some(start) = self.start.get() else {
+                return;
+            };
+            let spent = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            if spent < WAKE_AFTER.as_nanos() as u64 {
+                return;
+            }
+            let ahead = (left() as u64).saturating_mul(spent / done);
+            let cost = 2 * self.crew.shared.wake_ns.load(Ordering::Relaxed);
+            if ahead > cost.max(WAKE_WORTH.as_nanos() as u64) {
+                self.now();
+            }
         }
     }
 
@@ -416,7 +524,9 @@ mod crew {
                         std::thread::yield_now();
                     }
                 } else {
+                    sh.parked.fetch_add(1, Ordering::AcqRel);
                     std::thread::park(); // `run` unparks
+                    sh.parked.fetch_sub(1, Ordering::AcqRel);
                 }
                 continue;
             }
