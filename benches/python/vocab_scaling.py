@@ -132,8 +132,8 @@ def main() -> None:
     )
     for name, size, n, cold_t, warm in rows:
         print(
-            f"{name:10} {size:>8,} {n:>6} {p(cold_t, 0.5):>8.0f}u {p(cold_t, 0.99):>8.0f}u "
-            f"{statistics.mean(cold_t):>8.0f}u {p(warm, 0.5):>8.0f}u {p(warm, 0.99):>8.0f}u"
+            f"{name:10} {size:>8,} {n:>6} {p(cold_t, 0.5):>8.2f}u {p(cold_t, 0.99):>8.1f}u "
+            f"{statistics.mean(cold_t):>8.2f}u {p(warm, 0.5):>8.2f}u {p(warm, 0.99):>8.2f}u"
         )
     print("against Qwen2.5 (linear scaling: every time ratio equal to the size ratio)")
     print(
