@@ -238,8 +238,8 @@ impl Ends {
 /// Waking a parked helper blocks the caller for the wake's system call,
 /// which on this machine (a VM: an interrupt to a halted virtual CPU) took
 /// 20-180 us, more than a whole warm 64-row call: a call that finds the
-/// helpers parked wakes them only once the rows left look like more than
-/// twice that work (see [`Wake`]).
+/// helpers parked wakes them only once the rows left look like long work
+/// (see [`Wake`]).
 mod crew {
     use pyo3::exceptions::PyRuntimeError;
     use pyo3::PyResult;
@@ -385,7 +385,7 @@ mod crew {
             let mut wake = Wake {
                 crew: self,
                 pending: Cell::new(false),
-                start: Cell::new(None),
+                start: None,
                 done: Cell::new(0),
             };
             if sh.in_use.swap(true, Ordering::Acquire) {
@@ -411,7 +411,7 @@ mod crew {
             } else {
                 wake = Wake {
                     pending: Cell::new(true),
-                    start: Cell::new(Some(Instant::now())),
+                    start: Some(Instant::now()),
                     ..wake
                 };
             }
@@ -443,7 +443,7 @@ mod crew {
         /// The helpers are parked and not yet woken for this call.
         pending: Cell<bool>,
         /// When the call started, if pending.
-        start: Cell<Option<Instant>>,
+        start: Option<Instant>,
         /// Rows the caller has done, while pending.
         done: Cell<u64>,
     }
@@ -457,17 +457,16 @@ mod crew {
 
         /// After each of the caller's rows: with `left()` rows not yet
         /// taken, wake the parked helpers if those rows, at this call's
-        /// pace so far, come to more than twice what a wake costs (the
-        /// caller is blocked for the wake, then shares the rest).
+        /// pace so far, come to more than [`WAKE_WORTH`] and more than
+        /// twice what a wake was measured to cost (the caller is blocked
+        /// for the wake, then shares the rest).
         pub fn row_done(&self, left: impl FnOnce() -> usize) {
             if !self.pending.get() {
                 return;
             }
             let done = self.done.get() + 1;
             self.done.set(done);
-            let Some(start) = self.start.get() else {
-                return;
-            };
+            let Some(start) = self.start else { return };
             let spent = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
             if spent < WAKE_AFTER.as_nanos() as u64 {
                 return;
