@@ -4,8 +4,8 @@ Everything here is re-exported from the `corral` package; import it from there.
 """
 
 import os
-from collections.abc import Sequence
-from typing import Any, Literal, final
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, SupportsIndex, final
 
 __all__ = [
     "CompiledGrammar",
@@ -458,13 +458,21 @@ class GrammarMatcher:
             ValueError: If a stop token id is out of range.
         """
 
-    def accept_token(self, token_id: int) -> bool:
+    def accept_token(self, token_id: SupportsIndex) -> bool:
         """Advance by one token.
+
+        Args:
+            token_id: An `int`, or any integer with `__index__` as samplers
+                hand them out (a numpy integer, a one-element integer torch
+                tensor); not a `bool`.
 
         Returns:
             True if the grammar allows the token here; otherwise False and the
             state is unchanged (also for ids out of range, after termination,
             and in the error state).
+
+        Raises:
+            TypeError: If `token_id` is not an integer (or is a `bool`).
         """
 
     def accept_string(self, data: str | bytes) -> bool:
@@ -615,7 +623,7 @@ def batch_fill_next_token_bitmask(
 
 def batch_accept_token(
     matchers: Sequence[GrammarMatcher],
-    token_ids: Sequence[int],
+    token_ids: Iterable[SupportsIndex],
     num_threads: int | None = None,
 ) -> list[bool]:
     """Accept one token in each matcher in one call, in parallel, without the GIL.
@@ -638,9 +646,11 @@ def batch_accept_token(
     Args:
         matchers: The matchers (a list, tuple or other iterable), each at
             most once.
-        token_ids: One token id (a Python `int`) per matcher; an int that is
-            no token id (negative, past the vocabulary) is refused, as by
-            `accept_token`.
+        token_ids: One token id per matcher, each as `accept_token` takes
+            it (a list of ints, a numpy array; a tensor's `.tolist()` is
+            faster than the tensor itself, whose elements are tensors); an
+            int that is no token id (negative, past the vocabulary) is
+            refused, as by `accept_token`.
         num_threads: As for `batch_fill_next_token_bitmask`.
 
     Returns:
@@ -648,8 +658,8 @@ def batch_accept_token(
         leaves that matcher unchanged, as `accept_token` does).
 
     Raises:
-        TypeError: If a token id is not an `int` (pass a tensor or array as
-            `.tolist()`), or `token_ids` is a `str`.
+        TypeError: If a token id is not an integer (or is a `bool`), or
+            `token_ids` is a `str`.
         ValueError: If `token_ids` and `matchers` differ in length, a matcher
             appears twice, or `num_threads` is 0.
     """

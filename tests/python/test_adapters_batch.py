@@ -172,8 +172,8 @@ def test_batch_accept_errors(byte_compiler):
         batch_accept_token([m1], [a], num_threads=0)
     with pytest.raises(TypeError, match=r"token_ids\[1\] must be an int, not float"):
         batch_accept_token([m1, m2], [a, 1.0])  # type: ignore[list-item]
-    with pytest.raises(TypeError, match=r"tolist"):
-        batch_accept_token([m1], np.array([a]))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"token_ids\[0\] must be an int, not bool"):
+        batch_accept_token([m1], [True])
     with pytest.raises(TypeError, match="not str"):
         batch_accept_token([m1], "a")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="matcher 0"):
@@ -183,6 +183,12 @@ def test_batch_accept_errors(byte_compiler):
     assert batch_accept_token([], []) == []
     assert batch_accept_token((m1, m2), iter([a, -3]), num_threads=2) == [True, False]
     assert (m1.num_accepted_tokens, m2.num_accepted_tokens) == (1, 0)
+    # what samplers hand out: a numpy array, a tensor's elements
+    bb = byte_compiler.tokenizer_info.decoded_vocab.index(b"b")
+    assert batch_accept_token([m1, m2], np.array([bb, a], dtype=np.int64)) == [True, True]
+    m3 = GrammarMatcher(g)
+    assert batch_accept_token([m2, m3], torch.tensor([bb, a])) == [True, True]
+    assert (m1.num_accepted_tokens, m2.num_accepted_tokens, m3.num_accepted_tokens) == (2, 2, 1)
 
 
 def test_batch_concurrent_callers(qwen_compiler):

@@ -182,6 +182,27 @@ def test_out_of_range_token_is_refused(matcher: GrammarMatcher, token: int) -> N
     assert matcher.accept_token(ord("a"))
 
 
+def test_token_ids_from_samplers(matcher: GrammarMatcher) -> None:
+    """Ids as samplers hand them out (numpy integers, one-element integer
+    tensors) are ints; bools, floats and other tensors are not."""
+    import torch
+
+    assert matcher.accept_token(np.int64(ord("a")))
+    assert matcher.accept_token(torch.tensor(ord("b"), dtype=torch.int32))
+    assert not matcher.accept_token(np.uint16(ord("a")))  # an int, refused here
+    assert matcher.accept_token(np.int32(EOS))
+    assert matcher.num_accepted_tokens == 3
+    fresh = GrammarMatcher(matcher.compiled_grammar)
+    for bad in (True, np.float64(97.0), 97.0, "a", None, torch.tensor([97, 98])):
+        with pytest.raises(TypeError):
+            fresh.accept_token(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="token_id must be an int, not bool"):
+        fresh.accept_token(True)
+    with pytest.raises(TypeError, match="token_id must be an int, not float"):
+        fresh.accept_token(97.0)  # type: ignore[arg-type]
+    assert fresh.num_accepted_tokens == 0
+
+
 def test_refused_token_leaves_state(matcher: GrammarMatcher) -> None:
     assert not matcher.accept_token(ord("b"))
     assert not matcher.accept_token(EOS)

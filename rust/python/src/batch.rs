@@ -3,10 +3,10 @@
 //! calling thread and a crew of helper threads, with the GIL released.
 
 use crate::buffers::MaskBuffer;
-use crate::matcher::PyGrammarMatcher;
+use crate::matcher::{token_id_of, PyGrammarMatcher};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyInt, PyString};
+use pyo3::types::PyString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -64,9 +64,8 @@ fn batch_accept_token(
     Ok(py.detach(|| each_row(crew.as_deref(), &mut work, |(m, id)| m.accept_id(*id))))
 }
 
-/// The ids of `token_ids` (any sequence of `int` but `str`); an int that is
-/// no token id (negative, huge) is `None`, which no matcher accepts, as with
-/// `GrammarMatcher.accept_token`.
+/// The ids of `token_ids` (any iterable of ints but `str`: a list, a numpy
+/// array), each read as `GrammarMatcher.accept_token` reads one.
 fn token_ids_of(token_ids: &Bound<'_, PyAny>) -> PyResult<Vec<Option<u32>>> {
     if token_ids.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err(
@@ -75,14 +74,7 @@ fn token_ids_of(token_ids: &Bound<'_, PyAny>) -> PyResult<Vec<Option<u32>>> {
     }
     let mut ids = Vec::with_capacity(token_ids.len().unwrap_or(0));
     for (i, t) in token_ids.try_iter()?.enumerate() {
-        let t = t?;
-        if !t.is_instance_of::<PyInt>() {
-            let ty = t.get_type().name()?;
-            return Err(PyTypeError::new_err(format!(
-                "token_ids[{i}] must be an int, not {ty} (pass a tensor or array as .tolist())"
-            )));
-        }
-        ids.push(t.extract::<u32>().ok());
+        ids.push(token_id_of(&t?, || format!("token_ids[{i}]"))?);
     }
     Ok(ids)
 }

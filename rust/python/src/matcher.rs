@@ -7,8 +7,34 @@ use corral_core::mask::words_for;
 use corral_core::Matcher;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyInt;
+use pyo3::types::{PyBool, PyInt};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// The token id `obj` stands for: a Python `int` or any integer with
+/// `__index__` (a numpy integer, a one-element integer torch tensor), as
+/// samplers hand them out; `None` for an int that is no token id (negative,
+/// huge), which no matcher accepts. `bool` and non-integers are a
+/// `TypeError` naming `what()`.
+pub(crate) fn token_id_of(
+    obj: &Bound<'_, PyAny>,
+    what: impl FnOnce() -> String,
+) -> PyResult<Option<u32>> {
+    if let Ok(int) = obj.cast::<PyInt>() {
+        if !obj.is_instance_of::<PyBool>() {
+            return Ok(int.extract::<u32>().ok());
+        }
+    } else if obj.hasattr(pyo3::intern!(obj.py(), "__index__"))? {
+        let int = obj.call_method0(pyo3::intern!(obj.py(), "__index__"))?;
+        if let Ok(int) = int.cast::<PyInt>() {
+            return Ok(int.extract::<u32>().ok());
+        }
+    }
+    let ty = obj.get_type().name()?;
+    Err(PyTypeError::new_err(format!(
+        "{} must be an int, not {ty}",
+        what()
+    )))
+}
 
 /// See `_core.pyi`.
 #[pyclass(name = "GrammarMatcher", module = "corral")]
@@ -91,14 +117,8 @@ impl PyGrammarMatcher {
     }
 
     fn accept_token(&mut self, token_id: &Bound<'_, PyAny>) -> PyResult<bool> {
-        if !token_id.is_instance_of::<PyInt>() {
-            let ty = token_id.get_type().name()?;
-            return Err(PyTypeError::new_err(format!(
-                "token_id must be an int, not {ty}"
-            )));
-        }
-        // Any int that is not a valid id (negative, huge) is simply not accepted.
-        Ok(self.accept_id(token_id.extract::<u32>().ok()))
+        let id = token_id_of(token_id, || "token_id".to_owned())?;
+        Ok(self.accept_id(id))
     }
 
     fn accept_string(&mut self, data: Text) -> bool {
