@@ -127,6 +127,36 @@ pub struct CompiledGrammar {
 /// (state, register class, origin context) to the uncertain tokens found valid.
 type HandedMemo = FxHashMap<(u32, u64, u32), Arc<TokenSet>>;
 
+/// A matcher's own copy of the hand-over answers it has used (see
+/// [`CompiledGrammar::handed_over`]): a warm mask then reads them without
+/// touching the grammar's memo, whose lock word and reference counts every
+/// thread filling rows of the grammar would otherwise write (a cache line
+/// moved between cores per uncertain item).
+#[derive(Clone, Debug, Default)]
+pub struct HandedLocal {
+    map: HandedMemo,
+}
+
+/// Entries a [`HandedLocal`] keeps before it starts over.
+const HANDED_LOCAL_MAX: usize = 128;
+
+impl HandedLocal {
+    /// How many answers are kept.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// No answer kept.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Heap bytes held (the answers themselves are the grammar's).
+    pub fn heap_bytes(&self) -> usize {
+        self.map.capacity() * (std::mem::size_of::<((u32, u64, u32), Arc<TokenSet>)>() + 1)
+    }
+}
+
 /// The uncertain tokens of one entry with their completion points: a token
 /// is valid through the item iff, at one of them, the rest of the token (its
 /// *suffix*) parses after the completion.
@@ -1406,7 +1436,8 @@ impl CompiledGrammar {
 
     /// The uncertain tokens of kernel item `it` (whose entry lists
     /// `uncertain`) that the current parse accepts, with `ctx` the context of
-    /// the item's origin set. The parser is left as it was.
+    /// the item's origin set. The parser is left as it was. Answers with a
+    /// context come from (and go to) `local` first, then the grammar's memo.
     ///
     /// A token is valid through the item iff it stays inside the rule
     /// instance (then it would be accepted, not uncertain) or, at one of its
@@ -1414,7 +1445,39 @@ impl CompiledGrammar {
     /// makes: the item's parents in the origin set, advanced. That set
     /// depends only on the origin's context, so the answer is memoised by
     /// (state, register class, context).
-    pub fn handed_over(
+    pub fn handed_over<'l>(
+        &self,
+        parser: &mut Parser,
+        it: Item,
+        entry: &CacheEntry,
+        ctx: Option<u32>,
+        local: &'l mut HandedLocal,
+    ) -> std::borrow::Cow<'l, TokenSet> {
+        use std::borrow::Cow;
+        let class = self.aux_class(it.state, it.aux);
+        let Some(c) = ctx else {
+            return Cow::Owned(Arc::unwrap_or_clone(
+                self.handed_over_shared(parser, it, entry, None),
+            ));
+        };
+        let key = (it.state, class, c);
+        if !local.map.contains_key(&key) {
+            let known = {
+                let memo = self.handed.read().unwrap_or_else(|p| p.into_inner());
+                memo.get(&key).cloned()
+            };
+            let v = known.unwrap_or_else(|| self.handed_over_shared(parser, it, entry, ctx));
+            if local.map.len() >= HANDED_LOCAL_MAX {
+                local.map.clear();
+            }
+            local.map.insert(key, v);
+        }
+        Cow::Borrowed(&local.map[&key])
+    }
+
+    /// A walk for [`Self::handed_over`], kept in the grammar's memo when
+    /// `ctx` is known.
+    fn handed_over_shared(
         &self,
         parser: &mut Parser,
         it: Item,
@@ -1423,12 +1486,6 @@ impl CompiledGrammar {
     ) -> Arc<TokenSet> {
         let uncertain = &entry.uncertain;
         let class = self.aux_class(it.state, it.aux);
-        if let Some(c) = ctx {
-            let memo = self.handed.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(v) = memo.get(&(it.state, class, c)) {
-                return v.clone();
-            }
-        }
         let valid = if uncertain.len() > self.walked_handover {
             self.handed_over_by_walk(parser, it, uncertain)
         } else {
@@ -1442,7 +1499,7 @@ impl CompiledGrammar {
                     counted.bytes += size;
                     drop(counted);
                     let mut memo = self.handed.write().unwrap_or_else(|p| p.into_inner());
-                    memo.insert((it.state, class, c), valid.clone());
+                    memo.insert((it.state, class, c), Arc::clone(&valid));
                 }
             }
         }
@@ -3627,6 +3684,58 @@ str ::= "\"" [a-y]* "\"""#);
             }
         }
         assert!(steps > 400, "{steps} steps");
+    }
+
+    /// A matcher that has handed many uncertain items over (its own copy
+    /// of the answers filled along the way, and started over at
+    /// `HANDED_LOCAL_MAX`) masks as a fresh matcher brought to the same
+    /// point does, whose copy is empty.
+    #[test]
+    fn kept_hand_over_answers_mask_as_fresh_ones() {
+        let vocab = vocab();
+        let words = crate::mask::words_for(vocab.vocab_size());
+        let grammars = [
+            "root ::= item (\",\" ws item)*\nitem ::= \"a\" | \"b\" ws | \"\\\"\" [ab ]* \"\\\"\"\nws ::= \" \"*",
+            "root ::= expr\nexpr ::= term (ws \":\" ws term)*\n\
+             term ::= \"a\"+ ws | \"1\" | \"b\" ws expr ws \"b\"\nws ::= [ ]*",
+        ];
+        let mut next = crate::xorshift(0x2545_F491_4F6C_DD1D);
+        let (mut steps, mut most) = (0, 0);
+        for src in grammars {
+            let ir = parse_gbnf(src.as_bytes(), "root").expect("grammar");
+            let g = Arc::new(
+                CompiledGrammar::from_grammar(&ir, vocab.clone(), &Limits::default(), None)
+                    .expect("compiles"),
+            );
+            for _ in 0..4 {
+                let mut long = crate::Matcher::new(g.clone());
+                let mut path = Vec::new();
+                for _ in 0..150 {
+                    let mut fresh = crate::Matcher::new(g.clone());
+                    assert!(path.iter().all(|&t| fresh.accept_token(t)));
+                    let (mut ml, mut mf) = (vec![0u32; words], vec![0u32; words]);
+                    long.fill_mask(&mut ml);
+                    fresh.fill_mask(&mut mf);
+                    assert_eq!(ml, mf, "{src}: masks differ after {path:?}");
+                    most = most.max(long.handed_answers());
+                    assert!(long.handed_answers() <= HANDED_LOCAL_MAX);
+                    steps += 1;
+                    let allowed: Vec<u32> = (0..vocab.vocab_size() as u32)
+                        .filter(|&t| ml[(t / 32) as usize] >> (t % 32) & 1 == 1)
+                        .filter(|t| !vocab.stop_ids().contains(t))
+                        .collect();
+                    let Some(&t) = allowed.get(next() as usize % allowed.len().max(1)) else {
+                        break;
+                    };
+                    assert!(long.accept_token(t));
+                    path.push(t);
+                }
+            }
+        }
+        assert!(
+            steps > 400 && most > 0,
+            "{steps} steps, at most {most} answers kept"
+        );
     }
 
     #[test]

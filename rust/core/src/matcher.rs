@@ -8,7 +8,7 @@
 //! grammar can end here.
 
 use crate::automaton::earley::{Item, Parser, DROPPED};
-use crate::compiler::{CacheEntry, CompiledGrammar};
+use crate::compiler::{CacheEntry, CompiledGrammar, HandedLocal};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mask::{get_bit, set_bit};
 use crate::vocab::TokenId;
@@ -39,6 +39,9 @@ pub struct Matcher {
     /// Context id per parser set, computed on demand (see
     /// [`CompiledGrammar::context_of`]); cut whenever sets are dropped.
     contexts: Vec<u32>,
+    /// The hand-over answers this matcher has used (context ids are the
+    /// grammar's, so they stay valid across rollback and reset).
+    handed: HandedLocal,
 }
 
 impl Matcher {
@@ -59,7 +62,14 @@ impl Matcher {
             scratch_items: Vec::new(),
             scratch_handover: Vec::new(),
             contexts: Vec::new(),
+            handed: HandedLocal::default(),
         }
+    }
+
+    /// How many hand-over answers this matcher keeps (tests).
+    #[cfg(test)]
+    pub(crate) fn handed_answers(&self) -> usize {
+        self.handed.len()
     }
 
     /// Use these stop tokens instead of the vocabulary's.
@@ -208,7 +218,7 @@ impl Matcher {
         if self.terminated || self.error.is_some() {
             return false;
         }
-        let g = Arc::clone(&self.grammar);
+        let g = &*self.grammar;
         let before = self.parser.num_sets();
         if data
             .iter()
@@ -313,7 +323,7 @@ impl Matcher {
             mask.fill(0);
             return true;
         }
-        let g = Arc::clone(&self.grammar);
+        let g = &*self.grammar;
         let (a, vocab) = (g.automaton(), g.vocab());
         let mut pending = std::mem::take(&mut self.scratch_handover);
         pending.clear();
@@ -364,7 +374,7 @@ impl Matcher {
                 Some(e) => e,
                 None => g.entry(it.state),
             };
-            let valid = g.handed_over(&mut self.parser, it, entry, ctx);
+            let valid = g.handed_over(&mut self.parser, it, entry, ctx, &mut self.handed);
             match &*valid {
                 crate::mask::TokenSet::Bits(_) => dense = true,
                 crate::mask::TokenSet::List(ids) => listed += ids.len(),
@@ -372,6 +382,7 @@ impl Matcher {
             valid.or_into(mask);
         }
         self.scratch_handover = pending;
+        let n = vocab.vocab_size();
         if self.parser.can_accept(a) {
             for &s in &self.stop_ids {
                 set_bit(mask, s);
@@ -385,7 +396,6 @@ impl Matcher {
                 }
             }
         }
-        let n = vocab.vocab_size();
         if !dense && listed + self.stop_ids.len() < n {
             return true;
         }
@@ -398,7 +408,7 @@ impl Matcher {
     /// `id` (elements consume a token whole, whatever its bytes). The vector
     /// is the reusable scratch buffer; hand it back via `scratch_items`.
     fn element_seeds(&mut self, id: TokenId) -> Vec<Item> {
-        let g = Arc::clone(&self.grammar);
+        let g = &*self.grammar;
         let (a, vocab) = (g.automaton(), g.vocab());
         let mut seeds = std::mem::take(&mut self.scratch_items);
         seeds.clear();
@@ -444,5 +454,6 @@ impl Matcher {
             + self.scratch_items.capacity() * size_of::<Item>()
             + self.scratch_handover.capacity() * size_of::<(Item, Option<Arc<CacheEntry>>)>()
             + self.error.as_ref().map_or(0, String::capacity)
+            + self.handed.heap_bytes()
     }
 }

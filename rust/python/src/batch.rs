@@ -174,6 +174,7 @@ fn borrow_all<'py>(matchers: &Bound<'py, PyAny>) -> PyResult<Vec<PyRefMut<'py, P
 /// of an even share of what is left (guided scheduling: runs first, single
 /// rows at the end), since every take moves the word between cores (~0.1 us;
 /// a warm row is ~0.6); half a share balanced cold calls worse.
+#[repr(align(128))]
 struct Ends {
     left: AtomicU64,
     threads: u64,
@@ -271,6 +272,7 @@ mod crew {
     type Job<'a> = &'a (dyn Fn() + Sync + 'a);
 
     #[derive(Debug)]
+    #[repr(align(128))]
     struct Shared {
         /// `epoch << 32 | OPEN | joined`: the current (or last) call, whether
         /// it is open, and how many helpers joined it.
