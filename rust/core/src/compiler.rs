@@ -3636,22 +3636,38 @@ str ::= "\"" [a-y]* "\"""#);
         m
     }
 
+    /// Grammars whose masks hand uncertain tokens over (the last two with
+    /// few contexts).
+    const HANDOVER_GRAMMARS: [&str; 4] = [
+        "root ::= item (\",\" ws item)*\nitem ::= \"a\" | \"b\" ws | \"\\\"\" [ab ]* \"\\\"\"\nws ::= \" \"*",
+        "root ::= expr\nexpr ::= term (ws \":\" ws term)*\n\
+         term ::= \"a\"+ ws | \"1\" | \"b\" ws expr ws \"b\"\nws ::= [ ]*",
+        "root ::= \"a\" | root root [ab] | \"aa\"",
+        "root ::= (\"a\" ws)+ \"1\"\nws ::= ([ ,]+)",
+    ];
+
+    /// A token `mask` allows, other than a stop token, picked by `next`.
+    fn random_allowed(
+        mask: &[u32],
+        vocab: &Vocabulary,
+        next: &mut impl FnMut() -> u64,
+    ) -> Option<u32> {
+        let allowed: Vec<u32> = (0..vocab.vocab_size() as u32)
+            .filter(|&t| mask[(t / 32) as usize] >> (t % 32) & 1 == 1)
+            .filter(|t| !vocab.stop_ids().contains(t))
+            .collect();
+        allowed.get(next() as usize % allowed.len().max(1)).copied()
+    }
+
     /// Masks along random walks are the same whether hand-overs are
     /// decided suffix by suffix or by a walk in context.
     #[test]
     fn handover_by_walk_equals_by_suffix() {
         let vocab = vocab();
         let words = crate::mask::words_for(vocab.vocab_size());
-        let grammars = [
-            "root ::= item (\",\" ws item)*\nitem ::= \"a\" | \"b\" ws | \"\\\"\" [ab ]* \"\\\"\"\nws ::= \" \"*",
-            "root ::= expr\nexpr ::= term (ws \":\" ws term)*\n\
-             term ::= \"a\"+ ws | \"1\" | \"b\" ws expr ws \"b\"\nws ::= [ ]*",
-            "root ::= \"a\" | root root [ab] | \"aa\"",
-            "root ::= (\"a\" ws)+ \"1\"\nws ::= ([ ,]+)",
-        ];
         let mut next = crate::xorshift(0x9E37_79B9_7F4A_7C15);
         let mut steps = 0;
-        for src in grammars {
+        for src in HANDOVER_GRAMMARS {
             let ir = parse_gbnf(src.as_bytes(), "root").expect("grammar");
             let compiled = |walked| {
                 let mut g =
@@ -3671,11 +3687,7 @@ str ::= "\"" [a-y]* "\"""#);
                     s.fill_mask(&mut ms);
                     assert_eq!(mw, ms, "{src}: masks differ after {path:?}");
                     steps += 1;
-                    let allowed: Vec<u32> = (0..vocab.vocab_size() as u32)
-                        .filter(|&t| ms[(t / 32) as usize] >> (t % 32) & 1 == 1)
-                        .filter(|t| !vocab.stop_ids().contains(t))
-                        .collect();
-                    let Some(&t) = allowed.get(next() as usize % allowed.len().max(1)) else {
+                    let Some(t) = random_allowed(&ms, &vocab, &mut next) else {
                         break;
                     };
                     assert!(w.accept_token(t) && s.accept_token(t));
@@ -3694,14 +3706,9 @@ str ::= "\"" [a-y]* "\"""#);
     fn kept_hand_over_answers_mask_as_fresh_ones() {
         let vocab = vocab();
         let words = crate::mask::words_for(vocab.vocab_size());
-        let grammars = [
-            "root ::= item (\",\" ws item)*\nitem ::= \"a\" | \"b\" ws | \"\\\"\" [ab ]* \"\\\"\"\nws ::= \" \"*",
-            "root ::= expr\nexpr ::= term (ws \":\" ws term)*\n\
-             term ::= \"a\"+ ws | \"1\" | \"b\" ws expr ws \"b\"\nws ::= [ ]*",
-        ];
         let mut next = crate::xorshift(0x2545_F491_4F6C_DD1D);
         let (mut steps, mut most) = (0, 0);
-        for src in grammars {
+        for src in &HANDOVER_GRAMMARS[..2] {
             let ir = parse_gbnf(src.as_bytes(), "root").expect("grammar");
             let g = Arc::new(
                 CompiledGrammar::from_grammar(&ir, vocab.clone(), &Limits::default(), None)
@@ -3720,11 +3727,7 @@ str ::= "\"" [a-y]* "\"""#);
                     most = most.max(long.handed_answers());
                     assert!(long.handed_answers() <= HANDED_LOCAL_MAX);
                     steps += 1;
-                    let allowed: Vec<u32> = (0..vocab.vocab_size() as u32)
-                        .filter(|&t| ml[(t / 32) as usize] >> (t % 32) & 1 == 1)
-                        .filter(|t| !vocab.stop_ids().contains(t))
-                        .collect();
-                    let Some(&t) = allowed.get(next() as usize % allowed.len().max(1)) else {
+                    let Some(t) = random_allowed(&ml, &vocab, &mut next) else {
                         break;
                     };
                     assert!(long.accept_token(t));
