@@ -1457,35 +1457,34 @@ impl CompiledGrammar {
         let class = self.aux_class(it.state, it.aux);
         let Some(c) = ctx else {
             return Cow::Owned(Arc::unwrap_or_clone(
-                self.handed_over_shared(parser, it, entry, None),
+                self.handed_over_shared(parser, it, entry, class, None),
             ));
         };
         let key = (it.state, class, c);
-        if !local.map.contains_key(&key) {
+        if local.map.len() >= HANDED_LOCAL_MAX && !local.map.contains_key(&key) {
+            local.map.clear();
+        }
+        // One hash lookup when the matcher has the answer (a warm mask).
+        Cow::Borrowed(local.map.entry(key).or_insert_with(|| {
             let known = {
                 let memo = self.handed.read().unwrap_or_else(|p| p.into_inner());
                 memo.get(&key).cloned()
             };
-            let v = known.unwrap_or_else(|| self.handed_over_shared(parser, it, entry, ctx));
-            if local.map.len() >= HANDED_LOCAL_MAX {
-                local.map.clear();
-            }
-            local.map.insert(key, v);
-        }
-        Cow::Borrowed(&local.map[&key])
+            known.unwrap_or_else(|| self.handed_over_shared(parser, it, entry, class, ctx))
+        }))
     }
 
-    /// A walk for [`Self::handed_over`], kept in the grammar's memo when
-    /// `ctx` is known.
+    /// A walk for [`Self::handed_over`] (`class`: the item's register
+    /// class), kept in the grammar's memo when `ctx` is known.
     fn handed_over_shared(
         &self,
         parser: &mut Parser,
         it: Item,
         entry: &CacheEntry,
+        class: u64,
         ctx: Option<u32>,
     ) -> Arc<TokenSet> {
         let uncertain = &entry.uncertain;
-        let class = self.aux_class(it.state, it.aux);
         let valid = if uncertain.len() > self.walked_handover {
             self.handed_over_by_walk(parser, it, uncertain)
         } else {
