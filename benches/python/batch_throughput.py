@@ -16,6 +16,8 @@ step's thread count (`--accept batch`); only the fill calls are timed.
   vocabulary for every state they meet), per thread count;
 - warm: `--rounds` passes per thread count after a warm-up pass, interleaved
   so that machine load hits both alike; masks/s of the median and best round;
+- default: the same warm step refilled back to back with `num_threads=None`
+  (one thread per core) and with that count named: median call times;
 - spaced: calls far apart, as a server's once per decoding step (every 2 and
   20 ms; the same warm step refilled, 1 and 2 threads alternated), where the
   helpers have parked between calls: median call time per thread count;
@@ -167,6 +169,19 @@ def main() -> None:
         f"{statistics.median(warm[2]) / statistics.median(warm[1]):.2f}, "
         f"warm best {max(warm[2]) / max(warm[1]):.2f}"
     )
+
+    # The default thread count (`num_threads=None`, what the adapters pass)
+    # must cost no more than naming it: the same warm step refilled.
+    named = os.cpu_count() or 1
+    calls: dict[int | None, list[float]] = {None: [], named: []}
+    for _ in range(5):
+        for threads in calls:
+            for _ in range(40):
+                t0 = time.perf_counter()
+                batch_fill_next_token_bitmask(rows.matchers, rows.bitmask, num_threads=threads)
+                calls[threads].append(time.perf_counter() - t0)
+    dflt, named_s = (statistics.median(calls[t]) * 1e6 for t in (None, named))
+    print(f"num_threads=None: median call {dflt:.1f} us; num_threads={named}: {named_s:.1f} us")
 
     # Spaced calls: the helpers park between them (past the 0.5 ms linger),
     # and waking one blocks the caller for the wake's system call.

@@ -266,6 +266,30 @@ def test_batch_long_call_wakes_parked_helper(qwen):
     assert np.array_equal(got, want)
 
 
+def _read_syscalls() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("syscr:"):
+            return int(line.split()[1])
+    raise AssertionError("no syscr in /proc/self/io")
+
+
+def test_default_thread_count_read_once(byte_compiler):
+    """`num_threads=None` (every adapter's default) counts the cores once
+    per process: counting reads cgroup files, ~7 reads and ~23 us a call,
+    which was more than a warm 64-row fill on two threads."""
+    compiled = byte_compiler.compile_regex("[ab]+")
+    matchers = [GrammarMatcher(compiled) for _ in range(4)]
+    bitmask = allocate_token_bitmask(len(matchers), byte_compiler.tokenizer_info.vocab_size)
+    batch_fill_next_token_bitmask(matchers, bitmask)
+    batch_accept_token(matchers, [ord("a")] * len(matchers))
+    before = _read_syscalls()
+    for _ in range(50):
+        batch_fill_next_token_bitmask(matchers, bitmask)
+        batch_accept_token(matchers, [ord("b")] * len(matchers))
+    reads = _read_syscalls() - before - 1  # the first read of /proc/self/io
+    assert reads < 10, f"{reads} read system calls in 100 batch calls"
+
+
 def _fill_in_child(conn, matchers, want) -> None:  # type: ignore[no-untyped-def]
     """In a forked child: fill with 2 threads, report (rows right, a helper
     thread started). The child begins with the forking thread alone; a

@@ -299,26 +299,52 @@ mod crew {
     pub struct Crew {
         shared: Arc<Shared>,
         threads: Vec<Thread>,
-        /// The process that started the threads: a child forked after that
+        /// [`forks`] when the threads started: a child forked after that
         /// has none of them, and starts its own crew.
-        pid: u32,
+        forks: u64,
     }
 
     /// One thread per core (`available_parallelism`, which counts the
-    /// process's CPU affinity and cgroup quota), the caller included.
+    /// process's CPU affinity and cgroup quota), the caller included; read
+    /// once per process, as it reads cgroup files (~23 us a call here, more
+    /// than a warm 64-row fill on two threads).
     pub fn default_threads() -> usize {
-        std::thread::available_parallelism().map_or(1, usize::from)
+        static THREADS: OnceLock<usize> = OnceLock::new();
+        *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// How many times this process is a fork's child, counted from the
+    /// first crew on: checked in place of `getpid`, a system call on every
+    /// call (glibc no longer caches it).
+    fn forks() -> u64 {
+        FORKS.load(Ordering::Relaxed)
+    }
+
+    static FORKS: AtomicU64 = AtomicU64::new(0);
+
+    extern "C" fn forked_child() {
+        FORKS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The crew of `helpers` threads, started on first use.
     pub fn get(helpers: usize) -> PyResult<Arc<Crew>> {
         static CREWS: OnceLock<Mutex<HashMap<usize, Arc<Crew>>>> = OnceLock::new();
         let mut crews = CREWS
-            .get_or_init(|| Mutex::new(HashMap::new()))
+            .get_or_init(|| {
+                // SAFETY: registers a function without arguments that adds
+                // to one atomic, as async-signal-safe as a fork handler
+                // must be; before any crew exists, so every fork that could
+                // leave one behind is counted.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::pthread_atfork(None, None, Some(forked_child));
+                }
+                Mutex::new(HashMap::new())
+            })
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let pid = std::process::id();
-        if let Some(c) = crews.get(&helpers).filter(|c| c.pid == pid) {
+        let forks = forks();
+        if let Some(c) = crews.get(&helpers).filter(|c| c.forks == forks) {
             return Ok(Arc::clone(c));
         }
         let shared = Arc::new(Shared {
@@ -346,7 +372,7 @@ mod crew {
         let crew = Arc::new(Crew {
             shared,
             threads,
-            pid,
+            forks,
         });
         crews.insert(helpers, Arc::clone(&crew));
         Ok(crew)
