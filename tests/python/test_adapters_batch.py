@@ -105,6 +105,10 @@ def test_batch_errors(byte_compiler):
         batch_fill_next_token_bitmask([m1, m2], bm, indices=[0])
     with pytest.raises(ValueError, match="out of range"):
         batch_fill_next_token_bitmask([m1, m2], bm, indices=[0, 2])
+    with pytest.raises(ValueError, match="need at least"):
+        batch_fill_next_token_bitmask([m1, m2], np.ascontiguousarray(bm[:, :1]))
+    with pytest.raises(ValueError, match="need at least"):  # the width is checked first
+        batch_fill_next_token_bitmask([m1, m2], np.ascontiguousarray(bm[:, :1]), indices=[0, 5])
     with pytest.raises(ValueError, match="num_threads"):
         batch_fill_next_token_bitmask([m1], bm, num_threads=0)
     with pytest.raises(TypeError):

@@ -65,6 +65,11 @@ impl MaskBuffer {
         Ok(MaskBuffer { buf, rows, width })
     }
 
+    /// The buffer's first word (rows follow every `width` words).
+    fn base(&self) -> *mut u32 {
+        self.buf.buf_ptr().cast::<u32>()
+    }
+
     /// The start of row `index`, checked to exist and to hold `min_words`.
     fn row_ptr(&self, index: usize, min_words: usize) -> PyResult<*mut u32> {
         if self.width < min_words {
@@ -81,7 +86,7 @@ impl MaskBuffer {
         }
         // SAFETY: the buffer is C-contiguous with rows*width i32 elements, so the row
         // `index` lies inside it; i32 and u32 have the same size and alignment.
-        Ok(unsafe { (self.buf.buf_ptr() as *mut u32).add(index * self.width) })
+        Ok(unsafe { self.base().add(index * self.width) })
     }
 
     /// Rows `(index, min_words)`, each checked; an index may appear once
@@ -90,22 +95,38 @@ impl MaskBuffer {
         &self,
         wanted: impl Iterator<Item = (usize, usize)>,
     ) -> PyResult<Vec<BufferRow<'_>>> {
+        // Checked in one pass over plain integers, the errors built after:
+        // per row through `row_ptr` this was ~8 ns a row, a twentieth of a
+        // warm two-thread call of 64 rows.
         let mut taken = vec![false; self.rows];
-        wanted
+        let (mut widest, mut bad, mut twice) = (0, None, None);
+        let rows: Vec<BufferRow<'_>> = wanted
             .map(|(index, min_words)| {
-                let ptr = self.row_ptr(index, min_words)?;
-                if std::mem::replace(&mut taken[index], true) {
-                    return Err(PyValueError::new_err(format!(
-                        "row {index} appears twice in indices"
-                    )));
+                widest = widest.max(min_words);
+                match taken.get_mut(index) {
+                    Some(t) if *t => twice = twice.or(Some(index)),
+                    Some(t) => *t = true,
+                    None => bad = bad.or(Some(index)),
                 }
-                Ok(BufferRow {
-                    ptr,
+                BufferRow {
+                    ptr: self.base().wrapping_add(index.wrapping_mul(self.width)),
                     len: self.width,
                     _buf: std::marker::PhantomData,
-                })
+                }
             })
-            .collect()
+            .collect();
+        if let Some(index) = bad {
+            self.row_ptr(index, widest)?;
+        }
+        if widest > self.width {
+            self.row_ptr(0, widest)?;
+        }
+        if let Some(index) = twice {
+            return Err(PyValueError::new_err(format!(
+                "row {index} appears twice in indices"
+            )));
+        }
+        Ok(rows)
     }
 }
 
