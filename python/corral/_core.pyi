@@ -621,6 +621,19 @@ def batch_fill_next_token_bitmask(
             or the bitmask is read-only, not C-contiguous or too narrow.
     """
 
+def _apply_bitmask_rows(
+    logits: Any,
+    bitmask: Any,
+    rows: Sequence[int] | None,
+    vocab_size: int,
+    num_threads: int | None = None,
+) -> None:
+    """The CPU kernel of `corral.apply_token_bitmask_inplace` (which checks
+    the arguments and calls this for numpy arrays and CPU tensors): -inf
+    over the clear bits of each listed row, and over columns at or past
+    `vocab_size`. `logits`: 2-D float32, float64, or float16 viewed as
+    uint16, rows contiguous; `bitmask`: int32, C-contiguous."""
+
 def batch_accept_token(
     matchers: Sequence[GrammarMatcher],
     token_ids: Iterable[SupportsIndex],

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from corral._core import _apply_bitmask_rows
+
 __all__ = [
     "allocate_token_bitmask",
     "apply_token_bitmask_inplace",
@@ -28,6 +30,9 @@ __all__ = [
 Tensor = Any
 
 _BITS = 32
+
+#: Logit dtypes the native kernel masks in place (numpy's path takes the rest).
+_NATIVE_FLOATS = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.float16))
 
 
 def _positive(name: str, value: int) -> int:
@@ -119,6 +124,12 @@ def apply_token_bitmask_inplace(
 ) -> None:
     """Set the logits of disallowed tokens to -inf, in place.
 
+    numpy arrays and CPU tensors of float16, float32 or float64 (rows
+    contiguous) are masked by a native kernel in one pass, with the GIL
+    released and rows shared out among the threads of
+    `batch_fill_next_token_bitmask`; other CPU logits by numpy, tensors on
+    other devices by torch on their device.
+
     Args:
         logits: Floating-point logits of shape `(batch, V)` or `(V,)`: a writable
             numpy array or a torch tensor on any device.
@@ -159,6 +170,12 @@ def apply_token_bitmask_inplace(
         raise _not_int32(bitmask.dtype)
     logits2, bitmask2, n = _shapes(logits.ndim, bitmask.ndim, logits, bitmask, vocab_size)
     rows = _rows(indices, logits2.shape[0], bitmask2.shape[0])
+    native = _native_view(logits2)
+    if native is not None and not np.may_share_memory(logits2, bitmask2):
+        rows_list = None if rows is None else rows.tolist()
+        _apply_bitmask_rows(native, np.ascontiguousarray(bitmask2), rows_list, n)
+        return
+    # Other float types (longdouble), rows with gaps between elements.
     if rows is None:
         allowed = _unpack_numpy(bitmask2)[:, :n]
         np.copyto(logits2[:, :n], -np.inf, where=~allowed)
@@ -167,6 +184,21 @@ def apply_token_bitmask_inplace(
         allowed = _unpack_numpy(bitmask2[rows])[:, :n]
         logits2[rows, :n] = np.where(allowed, logits2[rows, :n], -np.inf)
         logits2[rows, n:] = -np.inf
+
+
+def _native_view(logits2: npt.NDArray[Any]) -> npt.NDArray[Any] | None:
+    """`logits2` as the native kernel takes it (float16 viewed as uint16),
+    or None if its dtype or layout needs the numpy path."""
+    dt = logits2.dtype
+    if dt not in _NATIVE_FLOATS or not dt.isnative:
+        return None
+    rows, width = logits2.shape
+    s0, s1 = logits2.strides
+    if width > 1 and s1 != dt.itemsize:
+        return None
+    if rows > 1 and (s0 % dt.itemsize or s0 < width * dt.itemsize):
+        return None
+    return logits2.view(np.uint16) if dt == np.float16 else logits2
 
 
 def _shapes(
@@ -227,6 +259,19 @@ def _apply_torch(logits: Tensor, bitmask: Tensor, indices: Any, vocab_size: int 
 
     if not logits.dtype.is_floating_point:
         raise TypeError(f"logits must have a floating-point dtype, got {logits.dtype}")
+    if logits.device.type == "cpu" and logits.dtype in (
+        torch.float32,
+        torch.float64,
+        torch.float16,
+    ):
+        # The numpy view shares the tensor's memory: the native kernel masks
+        # it in place (torch's bit ops built a 32-times-wider temporary).
+        if isinstance(bitmask, torch.Tensor):
+            bitmask = bitmask.detach().cpu().numpy()
+        apply_token_bitmask_inplace(
+            logits.detach().numpy(), bitmask, indices=indices, vocab_size=vocab_size
+        )
+        return
     if isinstance(bitmask, np.ndarray):
         if bitmask.dtype != np.int32:
             raise _not_int32(bitmask.dtype)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import corral
 from corral import (
@@ -289,3 +293,160 @@ def test_pointer_fill_rejects_what_it_can_check() -> None:
         m.unsafe_fill_next_token_bitmask_ptr(buf.ctypes.data + 2, 9)
     with pytest.raises(ValueError, match="need at least 9"):
         m.unsafe_fill_next_token_bitmask_ptr(buf.ctypes.data, 8)
+
+
+# The native kernel (`_apply_bitmask_rows`, taken for numpy float16/32/64
+# arrays and CPU tensors of those types) against the slow reference above.
+
+_DTYPES = [np.float32, np.float64, np.float16]
+
+
+@st.composite
+def _apply_case(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, Any, int | None, str]:
+    rows = draw(st.integers(1, 5))
+    width = draw(st.integers(1, 200))
+    words = draw(st.integers(-(-width // 32), -(-width // 32) + 2))
+    # Per word: all clear, all set, or random bits at a drawn density.
+    kinds = draw(st.lists(st.sampled_from("01r"), min_size=rows * words, max_size=rows * words))
+    density = draw(st.floats(0.0, 1.0))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    allowed = rng.random((rows, words * 32)) < density
+    for k, kind in enumerate(kinds):
+        r, w = divmod(k, words)
+        if kind != "r":
+            allowed[r, w * 32 : (w + 1) * 32] = kind == "1"
+    bits = pack(allowed)
+    cap = min(width, words * 32)
+    vocab = draw(st.one_of(st.none(), st.integers(1, cap)))
+    indices = draw(st.one_of(st.none(), st.lists(st.integers(0, rows - 1), max_size=2 * rows)))
+    layout = draw(st.sampled_from(["contiguous", "column slice", "every other row", "1-D"]))
+    return allowed, bits, indices, vocab, layout
+
+
+def _reference(
+    logits: np.ndarray, allowed: np.ndarray, indices: Any, vocab: int | None
+) -> np.ndarray:
+    out = logits.copy()
+    n = min(out.shape[1], allowed.shape[1]) if vocab is None else vocab
+    for r in range(out.shape[0]) if indices is None else sorted(set(indices)):
+        keep = np.zeros(out.shape[1], dtype=bool)
+        keep[:n] = allowed[r, :n]
+        out[r, ~keep] = NEG
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=_apply_case(), dtype=st.sampled_from(_DTYPES), torch_logits=st.booleans())
+def test_apply_native_equals_reference(case, dtype, torch_logits) -> None:  # type: ignore[no-untyped-def]
+    """Every dtype, layout (contiguous, a column slice of wider rows, every
+    other row, 1-D), vocab_size and indices (repeats included): exactly the
+    reference's -inf, other logits bit for bit unchanged."""
+    allowed, bits, indices, vocab, layout = case
+    rows, width = allowed.shape[0], min(allowed.shape[1], 200)
+    rng = np.random.default_rng(7)
+    if layout == "1-D":
+        if indices is not None:
+            indices = [0] * min(len(indices), 1)
+        allowed, bits = allowed[:1], bits[:1]
+        rows = 1
+    base = rng.standard_normal((2 * rows, width + 5)).astype(dtype)
+    if layout == "column slice":
+        logits = base[:rows, 3 : 3 + width]
+    elif layout == "every other row":
+        logits = base[::2, :width]
+    else:
+        logits = np.ascontiguousarray(base[:rows, :width])
+    want = _reference(logits, allowed, indices, vocab)
+    target = logits[0] if layout == "1-D" else logits
+    bm = bits[0] if layout == "1-D" else bits
+    if torch_logits:
+        tensor = torch.from_numpy(target)  # shares memory with `logits`
+        apply_token_bitmask_inplace(tensor, torch.from_numpy(bm), indices=indices, vocab_size=vocab)
+    else:
+        apply_token_bitmask_inplace(target, bm, indices=indices, vocab_size=vocab)
+    assert logits.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()
+
+
+@pytest.mark.parametrize("num_threads", [None, 1, 2, 3])
+def test_apply_native_real_vocab(num_threads: int | None) -> None:
+    """Qwen2.5's padded width: 9 rows of every kind of word, on 1-3 threads."""
+    from corral._core import _apply_bitmask_rows
+
+    rng = np.random.default_rng(11)
+    v, width = 151_643, 151_936
+    allowed = rng.random((9, v)) < np.linspace(0.0, 1.0, 9)[:, None]
+    allowed[4, :50_000] = True
+    bits = pack_fast(allowed)
+    logits = rng.standard_normal((9, width)).astype(np.float32)
+    want = _reference(logits, allowed, None, v)
+    got = logits.copy()
+    _apply_bitmask_rows(got, bits, None, v, num_threads=num_threads)
+    assert np.array_equal(got, want)
+    got = logits.copy()
+    _apply_bitmask_rows(got, bits, [8, 2, 2], v, num_threads=num_threads)
+    assert np.array_equal(got[[2, 8]], want[[2, 8]])
+    assert np.array_equal(np.delete(got, [2, 8], axis=0), np.delete(logits, [2, 8], axis=0))
+
+
+def pack_fast(allowed: np.ndarray) -> np.ndarray:
+    """`pack` through numpy, for real vocabulary sizes (checked against it)."""
+    rows, v = allowed.shape
+    padded = np.zeros((rows, -(-v // 32) * 32), dtype=bool)
+    padded[:, :v] = allowed
+    out = np.packbits(padded, axis=1, bitorder="little").view("<i4").astype(np.int32)
+    return np.ascontiguousarray(out)
+
+
+def test_pack_fast_equals_pack() -> None:
+    allowed = random_allowed(np.random.default_rng(12), 3, 100)
+    assert np.array_equal(pack_fast(allowed), pack(allowed))
+
+
+def test_apply_native_errors() -> None:
+    """The kernel keeps memory safe whatever it is passed."""
+    from corral._core import _apply_bitmask_rows
+
+    bm = allocate_token_bitmask(2, 64)
+    logits = np.zeros((2, 64), dtype=np.float32)
+    with pytest.raises(ValueError, match="out of range"):
+        _apply_bitmask_rows(logits, bm, [2], 64)
+    with pytest.raises(ValueError, match="exceeds"):
+        _apply_bitmask_rows(logits, bm, None, 65)
+    with pytest.raises(ValueError, match="exceeds"):
+        _apply_bitmask_rows(np.zeros((2, 64), dtype=np.float32), bm[:, :1].copy(), None, 64)
+    with pytest.raises(TypeError, match="float32, float64"):
+        _apply_bitmask_rows(logits.astype(np.int64), bm, None, 64)
+    with pytest.raises(ValueError, match="2-D"):
+        _apply_bitmask_rows(logits[0], bm, None, 64)
+    readonly = logits.copy()
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        _apply_bitmask_rows(readonly, bm, None, 64)
+    with pytest.raises(ValueError, match="contiguous"):
+        _apply_bitmask_rows(np.zeros((2, 128), dtype=np.float32)[:, ::2], bm, None, 64)
+    with pytest.raises(ValueError, match="overlap or run backwards"):
+        _apply_bitmask_rows(logits[::-1], bm, None, 64)
+    shared = np.zeros((2, 64), dtype=np.int32)
+    with pytest.raises(ValueError, match="share memory"):
+        _apply_bitmask_rows(shared.view(np.float32), shared, None, 64)
+
+
+def test_apply_logits_sharing_the_bitmask_memory() -> None:
+    """Through the public function, logits that alias the bitmask take the
+    numpy path and still mask by the bits as they were."""
+    buf = pack(random_allowed(np.random.default_rng(13), 2, 64 * 32))
+    allowed = bitmask_to_bool(buf)[:, :64]
+    logits = buf.view(np.float32)  # (2, 64): the first 64 words as floats
+    want = expected(logits, allowed)
+    apply_token_bitmask_inplace(logits, buf)
+    assert logits.view(np.uint8).tobytes() == want.view(np.uint8).tobytes()
+
+
+def test_apply_readonly_bitmask() -> None:
+    words = pack(random_allowed(np.random.default_rng(14), 2, 64))
+    words.flags.writeable = False
+    logits = np.ones((2, 64), dtype=np.float32)
+    apply_token_bitmask_inplace(logits, words)
+    assert np.array_equal(
+        logits, expected(np.ones((2, 64), dtype=np.float32), bitmask_to_bool(words))
+    )

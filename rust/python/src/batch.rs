@@ -81,7 +81,10 @@ fn token_ids_of(token_ids: &Bound<'_, PyAny>) -> PyResult<Vec<Option<u32>>> {
 
 /// The crew for a call of `rows` rows on `num_threads` threads (`None`:
 /// one per core), or `None` to work on the calling thread alone.
-fn crew_for(num_threads: Option<usize>, rows: usize) -> PyResult<Option<Arc<crew::Crew>>> {
+pub(crate) fn crew_for(
+    num_threads: Option<usize>,
+    rows: usize,
+) -> PyResult<Option<Arc<crew::Crew>>> {
     let threads = match num_threads {
         Some(0) => return Err(PyValueError::new_err("num_threads must be positive")),
         Some(n) => n,
@@ -96,7 +99,7 @@ fn crew_for(num_threads: Option<usize>, rows: usize) -> PyResult<Option<Arc<crew
 
 /// `f` applied to every row of `work`, in order of rows; the rows are
 /// shared out between the calling thread and the crew's helpers.
-fn each_row<W: Send>(
+pub(crate) fn each_row<W: Send>(
     crew: Option<&crew::Crew>,
     work: &mut [W],
     f: impl Fn(&mut W) -> bool + Sync,

@@ -3,7 +3,7 @@
 //! at a raw address the caller passes (the pointer entry point).
 #![allow(unsafe_code)]
 
-use pyo3::buffer::PyBuffer;
+use pyo3::buffer::{Element, PyBuffer};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -194,4 +194,182 @@ impl MaskRow {
         // and `&mut self` guarantees this is the only slice handed out.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
+}
+
+/// A writable 2-D buffer of logits (`T`: `f32`, `f64`, or `u16` for IEEE
+/// half floats viewed as integers) whose rows are contiguous; the row stride
+/// may exceed the width (rows of a slice of a wider array).
+pub(crate) struct LogitsBuffer<T: Element> {
+    buf: PyBuffer<T>,
+    rows: usize,
+    width: usize,
+    /// Elements from one row's start to the next's.
+    stride: usize,
+}
+
+impl<T: Element> LogitsBuffer<T> {
+    /// `obj` as such a buffer, or `None` if its element type is not `T`.
+    pub(crate) fn new(obj: &Bound<'_, PyAny>) -> PyResult<Option<LogitsBuffer<T>>> {
+        let Ok(buf) = PyBuffer::<T>::get(obj) else {
+            return Ok(None);
+        };
+        if buf.readonly() {
+            return Err(PyValueError::new_err("logits must be writable"));
+        }
+        let (&[rows, width], &[s0, s1]) = (buf.shape(), buf.strides()) else {
+            return Err(PyValueError::new_err(format!(
+                "logits must be 2-D here, got {} dimensions",
+                buf.dimensions()
+            )));
+        };
+        let size = std::mem::size_of::<T>() as isize;
+        if width > 1 && s1 != size {
+            return Err(PyValueError::new_err("logits rows must be contiguous"));
+        }
+        // Elements from row to row: forward, rows not overlapping.
+        let stride = match rows {
+            0 | 1 => width,
+            _ => match usize::try_from(s0 / size) {
+                Ok(st) if s0 % size == 0 && st >= width => st,
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "logits rows must not overlap or run backwards",
+                    ))
+                }
+            },
+        };
+        Ok(Some(LogitsBuffer {
+            buf,
+            rows,
+            width,
+            stride,
+        }))
+    }
+
+    /// Logits per row.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Every row's index.
+    pub(crate) fn all_rows(&self) -> Vec<usize> {
+        (0..self.rows).collect()
+    }
+
+    /// The bytes the rows span.
+    fn span(&self) -> std::ops::Range<usize> {
+        let start = self.buf.buf_ptr() as usize;
+        let len = match self.rows {
+            0 => 0,
+            r => ((r - 1) * self.stride + self.width) * std::mem::size_of::<T>(),
+        };
+        start..start + len
+    }
+}
+
+/// A read-only int32 bitmask buffer, 1-D or 2-D and C-contiguous.
+pub(crate) struct WordsBuffer {
+    buf: PyBuffer<i32>,
+    rows: usize,
+    width: usize,
+}
+
+impl WordsBuffer {
+    pub(crate) fn new(obj: &Bound<'_, PyAny>) -> PyResult<WordsBuffer> {
+        let buf = PyBuffer::<i32>::get(obj)
+            .map_err(|e| PyTypeError::new_err(format!("bitmask must be int32: {e}")))?;
+        if !buf.is_c_contiguous() {
+            return Err(PyValueError::new_err("bitmask must be C-contiguous"));
+        }
+        let (rows, width) = match *buf.shape() {
+            [w] => (1, w),
+            [r, w] => (r, w),
+            ref shape => {
+                return Err(PyValueError::new_err(format!(
+                    "bitmask must be 1-D or 2-D, got {} dimensions",
+                    shape.len()
+                )))
+            }
+        };
+        Ok(WordsBuffer { buf, rows, width })
+    }
+
+    /// Words per row.
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    fn span(&self) -> std::ops::Range<usize> {
+        let start = self.buf.buf_ptr() as usize;
+        start..start + self.rows * self.width * 4
+    }
+}
+
+/// Row `r` of a [`LogitsBuffer`] with row `r` of a [`WordsBuffer`], no
+/// logits row handed out twice.
+pub(crate) struct MaskedRow<'a, T> {
+    logits: *mut T,
+    width: usize,
+    words: *const u32,
+    n_words: usize,
+    _bufs: std::marker::PhantomData<&'a WordsBuffer>,
+}
+
+// SAFETY: the buffers outlive the row (the borrow); logits rows are distinct
+// and do not overlap the bitmask (checked in `masked_rows`), so each row's
+// logits are written by one thread at a time and the words only read.
+unsafe impl<T: Send> Send for MaskedRow<'_, T> {}
+
+impl<T> MaskedRow<'_, T> {
+    /// The row's logits and its words.
+    pub(crate) fn parts(&mut self) -> (&mut [T], &[u32]) {
+        // SAFETY: both ranges lie in their live buffers (`masked_rows`), the
+        // logits row is this row's alone (`&mut self`, distinct rows), and
+        // the words are in a buffer no logits row overlaps; i32 and u32 have
+        // the same size and alignment.
+        unsafe {
+            (
+                std::slice::from_raw_parts_mut(self.logits, self.width),
+                std::slice::from_raw_parts(self.words, self.n_words),
+            )
+        }
+    }
+}
+
+/// Rows `rows` (sorted, distinct) of `logits`, each with the bitmask row of
+/// the same index.
+pub(crate) fn masked_rows<'a, T: Element>(
+    logits: &'a LogitsBuffer<T>,
+    words: &'a WordsBuffer,
+    rows: &[usize],
+) -> PyResult<Vec<MaskedRow<'a, T>>> {
+    if rows.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(PyValueError::new_err("rows must be sorted and distinct"));
+    }
+    if let Some(&last) = rows.last() {
+        if last >= logits.rows.min(words.rows) {
+            return Err(PyValueError::new_err(format!(
+                "index {last} is out of range: logits have {} rows, the bitmask has {}",
+                logits.rows, words.rows
+            )));
+        }
+    }
+    let (a, b) = (logits.span(), words.span());
+    if a.start < b.end && b.start < a.end {
+        return Err(PyValueError::new_err("logits and bitmask share memory"));
+    }
+    let (lbase, wbase) = (
+        logits.buf.buf_ptr().cast::<T>(),
+        words.buf.buf_ptr().cast::<u32>(),
+    );
+    Ok(rows
+        .iter()
+        .map(|&r| MaskedRow {
+            logits: lbase.wrapping_add(r * logits.stride),
+            width: logits.width,
+            words: wbase.wrapping_add(r * words.width).cast_const(),
+            n_words: words.width,
+            _bufs: std::marker::PhantomData,
+        })
+        .collect())
 }

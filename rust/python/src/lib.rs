@@ -3,6 +3,7 @@
 //! Each method converts its arguments, makes one call into corral-core, and
 //! converts the result; no algorithm lives here.
 
+mod apply;
 mod batch;
 mod buffers;
 mod compiler;
@@ -46,5 +47,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     compiler::register(m)?;
     matcher::register(m)?;
     batch::register(m)?;
+    apply::register(m)?;
     Ok(())
 }
