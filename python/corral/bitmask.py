@@ -175,7 +175,8 @@ def apply_token_bitmask_inplace(
         rows_list = None if rows is None else rows.tolist()
         _apply_bitmask_rows(native, np.ascontiguousarray(bitmask2), rows_list, n)
         return
-    # Other float types (longdouble), rows with gaps between elements.
+    # Other float types (longdouble), rows with gaps between elements, or
+    # logits in the bitmask's memory: numpy unpacks the bits before writing.
     if rows is None:
         allowed = _unpack_numpy(bitmask2)[:, :n]
         np.copyto(logits2[:, :n], -np.inf, where=~allowed)

@@ -1,8 +1,9 @@
 //! `_apply_bitmask_rows`: the CPU side of `apply_token_bitmask_inplace`
 //! for numpy arrays (and CPU tensors, through their numpy view). One pass
 //! over each row's words, writing -inf under cleared bits, rows shared out
-//! as for batch fills. numpy's unpack-and-select made five passes over the
-//! row and took 47 us for one Qwen2.5 row, 3.1 ms for 64 (benchmarks.md).
+//! as for batch fills. numpy's unpack-and-select makes five passes over the
+//! row: 23.5 us for one Qwen2.5 row, 13.1 ms for 64, where this takes 6.7 us
+//! and 0.8 ms (benchmarks.md, `benches/python/apply_cpu.py`).
 
 use crate::batch::{crew_for, each_row};
 use crate::buffers::{masked_rows, LogitsBuffer, WordsBuffer};
