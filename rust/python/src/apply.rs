@@ -28,67 +28,80 @@ fn _apply_bitmask_rows(
     num_threads: Option<usize>,
 ) -> PyResult<()> {
     let words = WordsBuffer::new(bitmask)?;
-    if let Some(l) = LogitsBuffer::<f32>::new(logits)? {
-        return apply(
-            py,
-            &l,
-            &words,
-            rows,
-            vocab_size,
-            num_threads,
-            f32::NEG_INFINITY,
-        );
-    }
-    if let Some(l) = LogitsBuffer::<f64>::new(logits)? {
-        return apply(
-            py,
-            &l,
-            &words,
-            rows,
-            vocab_size,
-            num_threads,
-            f64::NEG_INFINITY,
-        );
-    }
-    if let Some(l) = LogitsBuffer::<u16>::new(logits)? {
-        // -inf in IEEE binary16: sign, all-ones exponent, zero mantissa.
-        return apply(py, &l, &words, rows, vocab_size, num_threads, 0xFC00u16);
+    let call = Call {
+        words: &words,
+        rows: rows.as_deref(),
+        vocab_size,
+        num_threads,
+    };
+    if call.apply::<f32>(py, logits)?
+        || call.apply::<f64>(py, logits)?
+        || call.apply::<u16>(py, logits)?
+    {
+        return Ok(());
     }
     Err(PyTypeError::new_err(
         "logits must be float32, float64, or float16 viewed as uint16",
     ))
 }
 
-fn apply<T: Element + Copy + Send + Sync>(
-    py: Python<'_>,
-    logits: &LogitsBuffer<T>,
-    words: &WordsBuffer,
-    rows: Option<Vec<usize>>,
+/// A logit type the kernel writes, with its -inf.
+trait Logit: Element + Copy + Send + Sync {
+    const NEG_INF: Self;
+}
+
+impl Logit for f32 {
+    const NEG_INF: f32 = f32::NEG_INFINITY;
+}
+
+impl Logit for f64 {
+    const NEG_INF: f64 = f64::NEG_INFINITY;
+}
+
+/// IEEE binary16 as its bits: sign, all-ones exponent, zero mantissa.
+impl Logit for u16 {
+    const NEG_INF: u16 = 0xFC00;
+}
+
+/// The arguments of one call, whatever the logits' type.
+struct Call<'a> {
+    words: &'a WordsBuffer,
+    rows: Option<&'a [usize]>,
     vocab_size: usize,
     num_threads: Option<usize>,
-    neg: T,
-) -> PyResult<()> {
-    if vocab_size > logits.width() || vocab_size.div_ceil(32) > words.width() {
-        return Err(PyValueError::new_err(format!(
-            "vocab_size {vocab_size} exceeds the logits width {} or the bitmask's {} words",
-            logits.width(),
-            words.width()
-        )));
+}
+
+impl Call<'_> {
+    /// Mask `logits` if its elements are `T`s (true), else leave it (false).
+    fn apply<T: Logit>(&self, py: Python<'_>, logits: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Some(logits) = LogitsBuffer::<T>::new(logits)? else {
+            return Ok(false);
+        };
+        let (n, words) = (self.vocab_size, self.words);
+        if n > logits.width() || n.div_ceil(32) > words.width() {
+            return Err(PyValueError::new_err(format!(
+                "vocab_size {n} exceeds the logits width {} or the bitmask's {} words",
+                logits.width(),
+                words.width()
+            )));
+        }
+        let mut rows = self
+            .rows
+            .map_or_else(|| logits.all_rows(), <[usize]>::to_vec);
+        // Masking a row twice changes nothing; once keeps each row one thread's.
+        rows.sort_unstable();
+        rows.dedup();
+        let mut work = masked_rows(&logits, words, &rows)?;
+        let crew = crew_for(self.num_threads, work.len())?;
+        py.detach(|| {
+            each_row(crew.as_deref(), &mut work, |row| {
+                let (logits, words) = row.parts();
+                mask_row(logits, words, n, T::NEG_INF);
+                true
+            })
+        });
+        Ok(true)
     }
-    let mut rows = rows.unwrap_or_else(|| logits.all_rows());
-    // Masking a row twice changes nothing; once keeps each row one thread's.
-    rows.sort_unstable();
-    rows.dedup();
-    let mut work = masked_rows(logits, words, &rows)?;
-    let crew = crew_for(num_threads, work.len())?;
-    py.detach(|| {
-        each_row(crew.as_deref(), &mut work, |row| {
-            let (logits, words) = row.parts();
-            mask_row(logits, words, vocab_size, neg);
-            true
-        })
-    });
-    Ok(())
 }
 
 /// -inf over `logits[t]` where bit `t` of `words` is clear or `t >= n`.
