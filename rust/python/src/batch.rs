@@ -325,6 +325,7 @@ mod crew {
 
     static FORKS: AtomicU64 = AtomicU64::new(0);
 
+    #[cfg(unix)]
     extern "C" fn forked_child() {
         FORKS.fetch_add(1, Ordering::Relaxed);
     }
@@ -337,7 +338,9 @@ mod crew {
                 // SAFETY: registers a function without arguments that adds
                 // to one atomic, as async-signal-safe as a fork handler
                 // must be; before any crew exists, so every fork that could
-                // leave one behind is counted.
+                // leave one behind is counted. (Without `fork`, nothing to
+                // count.)
+                #[cfg(unix)]
                 #[allow(unsafe_code)]
                 unsafe {
                     libc::pthread_atfork(None, None, Some(forked_child));
