@@ -178,11 +178,11 @@ def main() -> None:
     named = os.cpu_count() or 1
     calls: dict[int | None, list[float]] = {None: [], named: []}
     for _ in range(5):
-        for threads in calls:
+        for asked in calls:
             for _ in range(40):
                 t0 = time.perf_counter()
-                batch_fill_next_token_bitmask(rows.matchers, rows.bitmask, num_threads=threads)
-                calls[threads].append(time.perf_counter() - t0)
+                batch_fill_next_token_bitmask(rows.matchers, rows.bitmask, num_threads=asked)
+                calls[asked].append(time.perf_counter() - t0)
     dflt, named_s = (statistics.median(calls[t]) * 1e6 for t in (None, named))
     print(f"num_threads=None: median call {dflt:.1f} us; num_threads={named}: {named_s:.1f} us")
 
