@@ -6,7 +6,7 @@
 //! and 0.8 ms (benchmarks.md, `benches/python/apply_cpu.py`).
 
 use crate::batch::{crew_for, each_row};
-use crate::buffers::{masked_rows, LogitsBuffer, WordsBuffer};
+use crate::buffers::{masked_rows, LogitsBuffer, MaskBuffer};
 use pyo3::buffer::Element;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -27,7 +27,7 @@ fn _apply_bitmask_rows(
     vocab_size: usize,
     num_threads: Option<usize>,
 ) -> PyResult<()> {
-    let words = WordsBuffer::new(bitmask)?;
+    let words = MaskBuffer::read(bitmask)?;
     let call = Call {
         words: &words,
         rows: rows.as_deref(),
@@ -65,7 +65,7 @@ impl Logit for u16 {
 
 /// The arguments of one call, whatever the logits' type.
 struct Call<'a> {
-    words: &'a WordsBuffer,
+    words: &'a MaskBuffer,
     rows: Option<&'a [usize]>,
     vocab_size: usize,
     num_threads: Option<usize>,

@@ -20,8 +20,9 @@ pub(crate) struct MaskRow {
 // the `&mut [u32]` handed out by `as_mut_slice`, by one thread at a time.
 unsafe impl Send for MaskRow {}
 
-/// A checked, writable int32 bitmask buffer (1-D or 2-D, C-contiguous),
-/// acquired once for any number of rows.
+/// A checked int32 bitmask buffer (1-D or 2-D, C-contiguous), acquired
+/// once for any number of rows: writable for fills ([`MaskBuffer::new`]),
+/// possibly read-only when only read ([`MaskBuffer::read`], applying it).
 pub(crate) struct MaskBuffer {
     buf: PyBuffer<i32>,
     rows: usize,
@@ -31,6 +32,15 @@ pub(crate) struct MaskBuffer {
 impl MaskBuffer {
     /// Check `obj` (1-D or 2-D, C-contiguous, writable, int32).
     pub(crate) fn new(obj: &Bound<'_, PyAny>) -> PyResult<MaskBuffer> {
+        let buf = MaskBuffer::read(obj)?;
+        if buf.buf.readonly() {
+            return Err(PyValueError::new_err("bitmask buffer is read-only"));
+        }
+        Ok(buf)
+    }
+
+    /// Check `obj` (1-D or 2-D, C-contiguous, int32), to be read only.
+    pub(crate) fn read(obj: &Bound<'_, PyAny>) -> PyResult<MaskBuffer> {
         let wrong = |err: PyErr| {
             PyTypeError::new_err(format!(
                 "bitmask must be an int32 array in CPU memory (allocate it with \
@@ -45,9 +55,6 @@ impl MaskBuffer {
                 Err(_) => return Err(wrong(e)),
             },
         };
-        if buf.readonly() {
-            return Err(PyValueError::new_err("bitmask buffer is read-only"));
-        }
         if !buf.is_c_contiguous() {
             return Err(PyValueError::new_err("bitmask must be C-contiguous"));
         }
@@ -267,52 +274,27 @@ impl<T: Element> LogitsBuffer<T> {
     }
 }
 
-/// A read-only int32 bitmask buffer, 1-D or 2-D and C-contiguous.
-pub(crate) struct WordsBuffer {
-    buf: PyBuffer<i32>,
-    rows: usize,
-    width: usize,
-}
-
-impl WordsBuffer {
-    pub(crate) fn new(obj: &Bound<'_, PyAny>) -> PyResult<WordsBuffer> {
-        let buf = PyBuffer::<i32>::get(obj)
-            .map_err(|e| PyTypeError::new_err(format!("bitmask must be int32: {e}")))?;
-        if !buf.is_c_contiguous() {
-            return Err(PyValueError::new_err("bitmask must be C-contiguous"));
-        }
-        let (rows, width) = match *buf.shape() {
-            [w] => (1, w),
-            [r, w] => (r, w),
-            ref shape => {
-                return Err(PyValueError::new_err(format!(
-                    "bitmask must be 1-D or 2-D, got {} dimensions",
-                    shape.len()
-                )))
-            }
-        };
-        Ok(WordsBuffer { buf, rows, width })
-    }
-
+impl MaskBuffer {
     /// Words per row.
     pub(crate) fn width(&self) -> usize {
         self.width
     }
 
+    /// The bytes the buffer spans.
     fn span(&self) -> std::ops::Range<usize> {
         let start = self.buf.buf_ptr() as usize;
         start..start + self.rows * self.width * 4
     }
 }
 
-/// Row `r` of a [`LogitsBuffer`] with row `r` of a [`WordsBuffer`], no
+/// Row `r` of a [`LogitsBuffer`] with row `r` of a [`MaskBuffer`], no
 /// logits row handed out twice.
 pub(crate) struct MaskedRow<'a, T> {
     logits: *mut T,
     width: usize,
     words: *const u32,
     n_words: usize,
-    _bufs: std::marker::PhantomData<&'a WordsBuffer>,
+    _bufs: std::marker::PhantomData<&'a MaskBuffer>,
 }
 
 // SAFETY: the buffers outlive the row (the borrow); logits rows are distinct
@@ -340,7 +322,7 @@ impl<T> MaskedRow<'_, T> {
 /// the same index.
 pub(crate) fn masked_rows<'a, T: Element>(
     logits: &'a LogitsBuffer<T>,
-    words: &'a WordsBuffer,
+    words: &'a MaskBuffer,
     rows: &[usize],
 ) -> PyResult<Vec<MaskedRow<'a, T>>> {
     if rows.windows(2).any(|w| w[0] >= w[1]) {
