@@ -15,6 +15,12 @@ Output: a Markdown report (printed, and written next to `--out` as `.md`) with
 p50 / p90 / p99 / max of mask and accept times (µs), compile times (ms:
 grammar -> ready matcher with its first mask), status counts, corral's ratio
 to each engine, and the machine; plus the raw results as JSON (`--out`).
+
+When corral is among the engines, the run then measures corral's targets
+that no other engine shares (`benches/python/`: batch_throughput.py,
+memory.py, vocab_scaling.py, each in its own process; `--no-targets` skips
+them) and ends the report with every target of issue 5 checked against this
+run's figures (`targets.py`).
 Needs the `bench` extra: `pip install '.[bench]'`.
 """
 
@@ -36,10 +42,17 @@ from typing import Any
 
 import numpy as np
 import qwen
+import targets
 import workloads
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+# corral's own target scripts: name -> (script, arguments, --quick arguments)
+CORRAL_ONLY = {
+    "batch": ("batch_throughput.py", [], ["--steps", "40", "--rounds", "3"]),
+    "memory": ("memory.py", [], ["--schemas", "50"]),
+    "vocab_scaling": ("vocab_scaling.py", [], ["--docs", "5", "--schemas", "3", "--rounds", "1"]),
+}
 ENGINES = ("corral", "xgrammar", "llguidance", "outlines")
 STATUSES = (
     "passed",
@@ -299,6 +312,24 @@ def summarize(res: EngineResult) -> dict[str, Any]:
     return out
 
 
+def corral_only(quick: bool, log_dir: Path) -> dict[str, Any]:
+    """Run corral's own target scripts; their figures by name (absent if one failed)."""
+    out: dict[str, Any] = {}
+    for name, (script, argv, quick_argv) in CORRAL_ONLY.items():
+        path = log_dir / f"{name}.json"
+        cmd = [sys.executable, str(REPO / "benches" / "python" / script), "--json", str(path)]
+        cmd += quick_argv if quick else argv
+        t0 = time.time()
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)
+        if done.returncode != 0 or not path.exists():
+            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+            print(f"  {script} failed ({done.returncode}):\n{tail}", file=sys.stderr)
+            continue
+        out[name] = json.loads(path.read_text())
+        print(f"  {script}: {time.time() - t0:.1f} s", file=sys.stderr)
+    return out
+
+
 def fmt(x: float | None) -> str:
     if x is None:
         return "-"
@@ -473,6 +504,8 @@ def markdown(report: dict[str, Any]) -> str:
         )
     if not wrong:
         lines.append("- none")
+    if "corral" in report["versions"]:
+        lines += ["", *targets.markdown(targets.check(report, workloads.TITLES))]
     lines += ["", "Compile errors and time-outs by cause (texts):", ""]
     causes: dict[tuple[str, str, str], int] = {}
     for f in report["findings"]:
@@ -506,6 +539,11 @@ def main() -> None:
     )
     ap.add_argument("--start-timeout", type=float, default=300.0, metavar="S")
     ap.add_argument("--out", type=Path, default=Path("compare-results.json"))
+    ap.add_argument(
+        "--no-targets",
+        action="store_true",
+        help="skip corral's own target scripts (batch, memory, vocabulary size)",
+    )
     ap.add_argument(
         "--dump",
         type=Path,
@@ -577,6 +615,10 @@ def main() -> None:
             w.kill()
             if w.starts > 1:
                 print(f"  {eng}: worker restarted {w.starts - 1} times", file=sys.stderr)
+        extra: dict[str, Any] = {}
+        if "corral" in engines and not args.no_targets:
+            print("corral's own targets ...", file=sys.stderr)
+            extra = corral_only(args.quick, log_dir)
     info["loadavg_end"] = os.getloadavg()
     findings = [
         {"workload": wl, "engine": eng, **it}
@@ -593,6 +635,7 @@ def main() -> None:
         "wall_s": time.time() - t_start,
         "summary": {wl: {e: summarize(r) for e, r in results[wl].items()} for wl in wls},
         "findings": findings,
+        "corral_only": extra,
     }
     md = markdown(report)
     print(md)

@@ -1,7 +1,7 @@
 """Batch mask fills: throughput on 1 vs 2 threads, and whether the GIL is released.
 
 Run: python benches/python/batch_throughput.py [--matchers 64] [--steps 120] [--rounds 5]
-                                               [--accept batch|each]
+                                               [--accept batch|each] [--json OUT]
 
 Sixty-four matchers over mixed grammars on the Qwen2.5 vocabulary (a quarter
 each: MaskBench JSON Schemas from the compare sample, the builtin any-JSON
@@ -27,12 +27,16 @@ thread, and the helper's rows start by fetching it from the other core.
 - GIL: a Python thread counts in a loop; its rate while the main thread is
   inside batch fills, relative to its rate while the main thread sleeps
   (1.0: the fills do not slow Python threads at all; near 0: GIL held).
+
+`--json OUT` also writes the figures (masks/s, ratios, GIL rates) as JSON,
+for the comparative benchmark's check of issue 5's targets.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import statistics
 import sys
@@ -130,8 +134,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--accept", choices=("batch", "each"), default="batch")
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = ap.parse_args()
-    print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f} (1 min)")
+    load = os.getloadavg()[0]
+    print(f"cpus {os.cpu_count()}, load {load:.2f} (1 min)")
 
     qwen = make_qwen()
     picked = pick(qwen.info, args.matchers, args.seed)
@@ -167,6 +173,15 @@ def main() -> None:
             f"{threads} thr  {cold[threads]:>13,.0f} {med:>12,.0f} {best:>10,.0f} "
             f"{u:>9.2f} {med / u:>12,.0f}"
         )
+    figures: dict[str, object] = {
+        "load": load,
+        "matchers": len(picked),
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "cold": cold,
+        "warm_median": {t: statistics.median(warm[t]) for t in warm},
+        "warm_best": {t: max(warm[t]) for t in warm},
+    }
     print(
         f"ratio 2/1: cold {cold[2] / cold[1]:.2f}, warm median "
         f"{statistics.median(warm[2]) / statistics.median(warm[1]):.2f}, "
@@ -207,6 +222,7 @@ def main() -> None:
     sys.setswitchinterval(0.0005)  # hand the GIL back quickly after each call
     counter = Counter()
     counter.start()
+    fills: dict[int, float] = {}
     try:
         n0 = counter.n
         time.sleep(1.0)
@@ -230,6 +246,7 @@ def main() -> None:
                 ticks += counter.n - n0
                 rows.advance(threads)
             rate = ticks / secs
+            fills[threads] = rate
             print(
                 f"GIL, {threads} thr: counter {rate / 1e6:.2f} M/s inside fills "
                 f"({rate / idle:.2f} of idle, {rate / busy:.2f} of sha256); "
@@ -239,6 +256,9 @@ def main() -> None:
         counter.stop = True
         counter.join()
         sys.setswitchinterval(old)
+    figures["gil"] = {"idle": idle, "sha256": busy, "fills": fills}
+    if args.json is not None:
+        args.json.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

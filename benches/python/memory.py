@@ -1,6 +1,6 @@
 """Memory of compiled grammars with a warm cache, the vocabulary and matchers.
 
-Run: python benches/python/memory.py [--schemas 300] [--seed 5] [--window 8]
+Run: python benches/python/memory.py [--schemas 300] [--seed 5] [--window 8] [--json OUT]
 
 The comparative benchmark's MaskBench sample (benches/compare: `--schemas`
 schemas that have a valid instance, fixed seed) compiled on Qwen2.5, each
@@ -13,12 +13,14 @@ matcher fresh and at the end of its instance: with no rollback limit its
 chart keeps every byte's Earley set, so it grows with the text; with a
 rollback window of `--window` tokens the chart before the window keeps only
 what completions can reach (see `Parser::compact`). Also the process RSS growth over the
-whole run, with every grammar and matcher kept alive.
+whole run, with every grammar and matcher kept alive. `--json OUT` also
+writes the figures as JSON (for the comparative benchmark's target check).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -54,6 +56,7 @@ def main() -> None:
     ap.add_argument("--schemas", type=int, default=300)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--window", type=int, default=8, help="rollback window (tokens)")
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = ap.parse_args()
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f} (1 min)")
 
@@ -116,6 +119,20 @@ def main() -> None:
         f"process RSS growth over the run: {(rss1 - rss0) / 1e6:.1f} MB "
         f"(accounted: {(sum(warm) + sum(end) + sum(windowed)) / 1e6:.1f} MB)"
     )
+    if args.json is not None:
+        figures = {
+            "vocabulary": info.memory_usage(),
+            "grammars": len(kept),
+            "refused": refused,
+            "warm_max": worst[1],
+            "warm_max_schema": worst[0],
+            "warm_over_5mb": over,
+            "matcher_fresh_max": max(fresh),
+            "matcher_end_max": max(end),
+            "window": args.window,
+            "matcher_windowed_max": max(windowed),
+        }
+        args.json.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Mask time against vocabulary size: Qwen2.5 (151,936), Qwen3.6 (248,320), Gemma 3 (262,144).
 
 Run: python benches/python/vocab_scaling.py [--docs 20] [--schemas 10] [--rounds 3] [--seed 5]
+                                             [--json OUT]
 
 The same grammars and texts on each vocabulary: the builtin any-JSON grammar
 over `--docs` MaskBench documents and `--schemas` MaskBench schemas with
@@ -12,12 +13,14 @@ masks also fill the classification cache), then again on the same grammar
 (warm); `--rounds` rounds, the vocabularies taking turns, and each mask's
 time is its median over the rounds. Prints mask p50 / p99 per vocabulary
 and, against Qwen2.5, the time ratios next to the vocabulary-size ratio
-(linear scaling: equal ratios).
+(linear scaling: equal ratios). `--json OUT` also writes the figures as
+JSON (for the comparative benchmark's target check).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -67,6 +70,7 @@ def main() -> None:
     ap.add_argument("--schemas", type=int, default=10)
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", type=Path, metavar="OUT", help="also write the figures as JSON")
     args = ap.parse_args()
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f} (1 min)")
 
@@ -147,6 +151,20 @@ def main() -> None:
             f"{statistics.mean(cold_t) / statistics.mean(base[3]):>11.2f} "
             f"{p(cold_t, 0.99) / p(base[3], 0.99):>10.2f}"
         )
+    if args.json is not None:
+        figures = [
+            {
+                "vocabulary": name,
+                "size": size,
+                "masks": n,
+                "warm_p50": p(warm, 0.5),
+                "warm_p99": p(warm, 0.99),
+                "cold_mean": statistics.mean(cold_t),
+                "cold_p99": p(cold_t, 0.99),
+            }
+            for name, size, n, cold_t, warm in rows
+        ]
+        args.json.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":
