@@ -312,22 +312,25 @@ def summarize(res: EngineResult) -> dict[str, Any]:
     return out
 
 
-def corral_only(quick: bool, log_dir: Path) -> dict[str, Any]:
-    """Run corral's own target scripts; their figures by name (absent if one failed)."""
+def corral_only(quick: bool, log_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run corral's own target scripts: their figures by name (absent if one
+    failed), and what each printed (kept in the results JSON)."""
     out: dict[str, Any] = {}
+    printed: dict[str, str] = {}
     for name, (script, argv, quick_argv) in CORRAL_ONLY.items():
         path = log_dir / f"{name}.json"
         cmd = [sys.executable, str(REPO / "benches" / "python" / script), "--json", str(path)]
         cmd += quick_argv if quick else argv
         t0 = time.time()
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=REPO)
+        printed[name] = f"$ python benches/python/{script} {' '.join(cmd[4:])}\n{done.stdout}"
         if done.returncode != 0 or not path.exists():
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
             print(f"  {script} failed ({done.returncode}):\n{tail}", file=sys.stderr)
             continue
         out[name] = json.loads(path.read_text())
         print(f"  {script}: {time.time() - t0:.1f} s", file=sys.stderr)
-    return out
+    return out, printed
 
 
 def fmt(x: float | None) -> str:
@@ -616,9 +619,10 @@ def main() -> None:
             if w.starts > 1:
                 print(f"  {eng}: worker restarted {w.starts - 1} times", file=sys.stderr)
         extra: dict[str, Any] = {}
+        printed: dict[str, str] = {}
         if "corral" in engines and not args.no_targets:
             print("corral's own targets ...", file=sys.stderr)
-            extra = corral_only(args.quick, log_dir)
+            extra, printed = corral_only(args.quick, log_dir)
     info["loadavg_end"] = os.getloadavg()
     findings = [
         {"workload": wl, "engine": eng, **it}
@@ -636,6 +640,7 @@ def main() -> None:
         "summary": {wl: {e: summarize(r) for e, r in results[wl].items()} for wl in wls},
         "findings": findings,
         "corral_only": extra,
+        "corral_only_output": printed,
     }
     md = markdown(report)
     print(md)
