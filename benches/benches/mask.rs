@@ -7,24 +7,12 @@
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
-use corral_benches::{greedy_tokenize, qwen_vocab};
+use corral_benches::{corpus, greedy_tokenize, qwen_vocab, JSON_DOC};
 use corral_core::mask::words_for;
 use corral_core::{Compiler, Matcher};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::sync::Arc;
 use std::time::Instant;
-
-const DOC: &str = r#"{"id": 1042, "name": "Ada Lovelace", "email": "ada@example.org", "active": true,
- "scores": [98.5, 87, -3.25e2, 0], "address": {"street": "12 St James's Square", "city": "London",
- "zip": null}, "tags": ["math", "poetry", "engines"], "bio": "Wrote the first \"program\" for the
- Analytical Engine\n(1843).", "unicode": "caf\u00e9 \u2603 日本語 🚀"}"#;
-
-fn grammar_path() -> String {
-    format!(
-        "{}/../../shared/corpora/gbnf/json.gbnf",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let k = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -57,8 +45,8 @@ fn bench(c: &mut Criterion) {
         vocab.trie().num_nodes(),
         vocab.heap_bytes() as f64 / 1e6
     );
-    let src = std::fs::read(grammar_path()).expect("read json.gbnf");
-    let tokens = greedy_tokenize(&vocab, DOC.replace('\n', "").as_bytes());
+    let src = std::fs::read(corpus("gbnf/json.gbnf")).expect("read json.gbnf");
+    let tokens = greedy_tokenize(&vocab, JSON_DOC.as_bytes());
     let mut mask = vec![0u32; words_for(vocab.vocab_size())];
 
     // Cold: a fresh compiler, so every cache entry is filled on first visit.

@@ -14,7 +14,7 @@
 
 #![allow(missing_docs)] // criterion's macros generate undocumented items
 
-use corral_benches::{greedy_tokenize, qwen_vocab};
+use corral_benches::{corpus, greedy_tokenize, qwen_vocab, JSON_DOC};
 use corral_core::grammar::ebnf::parse_gbnf;
 use corral_core::grammar::schema::SchemaOptions;
 use corral_core::mask::words_for;
@@ -23,15 +23,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const DOC: &str = r#"{"id": 1042, "name": "Ada Lovelace", "email": "ada@example.org", "active": true, "scores": [98.5, 87, -3.25e2, 0], "address": {"street": "12 St James's Square", "city": "London", "zip": null}, "tags": ["math", "poetry", "engines"], "bio": "Wrote the first \"program\" for the Analytical Engine\n(1843).", "unicode": "caf\u00e9 \u2603 日本語 🚀"}"#;
-
 /// A 2 KB schema with `additionalProperties`, `items` and `patternProperties`.
 const SCHEMA_FILE: &str = "Github_medium.jsonl";
 const SCHEMA_NAME: &str = "sample Github_medium/o10297.json";
-
-fn corpus(path: &str) -> String {
-    format!("{}/../../shared/corpora/{path}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn schema_text() -> String {
     let lines = std::fs::read_to_string(corpus(&format!("maskbench-dev/{SCHEMA_FILE}")))
@@ -89,7 +83,7 @@ fn bench(c: &mut Criterion) {
     let vocab = Arc::new(qwen_vocab());
     let src = std::fs::read(corpus("gbnf/json.gbnf")).expect("read json.gbnf");
     let ir = parse_gbnf(&src, "root").expect("json.gbnf parses");
-    let tokens = greedy_tokenize(&vocab, DOC.as_bytes());
+    let tokens = greedy_tokenize(&vocab, JSON_DOC.as_bytes());
     let mut mask = vec![0u32; words_for(vocab.vocab_size())];
 
     let fresh = || CompiledGrammar::from_grammar(&ir, vocab.clone(), &Limits::default(), None);

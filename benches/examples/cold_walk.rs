@@ -11,7 +11,7 @@
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
 
-use corral_benches::{greedy_tokenize, qwen_vocab};
+use corral_benches::{corpus, greedy_tokenize, qwen_vocab};
 use corral_core::grammar::schema::SchemaOptions;
 use corral_core::mask::words_for;
 use corral_core::{Compiler, Matcher};
@@ -20,11 +20,7 @@ use std::time::Instant;
 
 fn main() {
     let vocab = Arc::new(qwen_vocab());
-    let gbnf = std::fs::read(format!(
-        "{}/../../shared/corpora/gbnf/json.gbnf",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .expect("json.gbnf");
+    let gbnf = std::fs::read(corpus("gbnf/json.gbnf")).expect("json.gbnf");
     let schema =
         r#"{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"}}}"#;
     // Keys a strict schema names: the walk after `{` follows whitespace,

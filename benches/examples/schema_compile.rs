@@ -8,7 +8,7 @@
 #![allow(missing_docs)]
 #![allow(clippy::print_stdout)]
 
-use corral_benches::qwen_vocab;
+use corral_benches::{corpus, qwen_vocab};
 use corral_core::compiler::CompiledGrammar;
 use corral_core::grammar::schema::{schema_to_grammar, SchemaOptions};
 use corral_core::mask::words_for;
@@ -34,12 +34,9 @@ fn main() {
     let mut mask = vec![0u32; words_for(vocab.vocab_size())];
     for split in splits {
         let path = if split.ends_with(".jsonl") {
-            split.clone()
+            std::path::PathBuf::from(&split)
         } else {
-            format!(
-                "{}/../../shared/corpora/maskbench-dev/{split}.jsonl",
-                env!("CARGO_MANIFEST_DIR")
-            )
+            corpus(&format!("maskbench-dev/{split}.jsonl"))
         };
         let text = std::fs::read_to_string(&path).expect("read split");
         let (mut fe, mut au, mut fm, mut tot) = (vec![], vec![], vec![], vec![]);

