@@ -333,16 +333,6 @@ def corral_only(quick: bool, log_dir: Path) -> tuple[dict[str, Any], dict[str, s
     return out, printed
 
 
-def fmt(x: float | None) -> str:
-    if x is None:
-        return "-"
-    if x >= 100:
-        return f"{x:,.0f}"
-    if x >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
-
-
 def ratio(a: float | None, b: float | None) -> str:
     if a is None or b is None or b == 0:
         return "-"
@@ -443,15 +433,15 @@ def markdown(report: dict[str, Any]) -> str:
                 eng,
                 str(s["items"]),
                 *(str(c.get(st, 0)) for st in STATUSES),
-                fmt(mk["p50"]),
-                fmt(mk["p90"]),
-                fmt(mk["p99"]),
-                fmt(mk["max"]),
-                fmt(ac["p50"]),
-                fmt(ac["p99"]),
-                fmt(co["p50"]),
-                fmt(co["p99"]),
-                fmt(co["max"]),
+                targets.fmt(mk["p50"]),
+                targets.fmt(mk["p90"]),
+                targets.fmt(mk["p99"]),
+                targets.fmt(mk["max"]),
+                targets.fmt(ac["p50"]),
+                targets.fmt(ac["p99"]),
+                targets.fmt(co["p50"]),
+                targets.fmt(co["p99"]),
+                targets.fmt(co["max"]),
             ]
             lines.append("| " + " | ".join(cells) + " |")
     lines += [

@@ -42,7 +42,10 @@ class Check:
         return {True: "met", False: "**missed**", None: "not measured"}[self.met]
 
 
-def _n(x: float) -> str:
+def fmt(x: float | None) -> str:
+    """A figure in the report's tables (3 significant digits; "-" if absent)."""
+    if x is None:
+        return "-"
     if x >= 100:
         return f"{x:,.0f}"
     if x >= 10:
@@ -71,69 +74,52 @@ def _best(per_engine: Mapping[str, Any], key: str, q: str) -> tuple[str, float] 
     return eng, v
 
 
+def _at_most(name: str, value: float | None, limit: float, unit: str, line: str = "") -> Check:
+    """`value` ≤ `limit`; not measured where `value` is absent."""
+    shown = str(value) if isinstance(value, int) else fmt(value)
+    return Check(
+        name,
+        "-" if value is None else f"{shown} {unit}".strip(),
+        line or f"≤ {limit:,g} {unit}",
+        None if value is None else value <= limit,
+    )
+
+
 def _workload_checks(wl: str, title: str, per_engine: Mapping[str, Any]) -> list[Check]:
     c = per_engine.get("corral")
     if c is None:
         return []
-    out: list[Check] = []
     counts = c["counts"]
     wrong = sum(counts.get(s, 0) for s in WRONG)
-    out.append(
-        Check(
+    out = [
+        _at_most(
             f"{title}: no valid text rejected, no valid token forbidden, no crash",
-            str(wrong),
+            wrong,
+            0,
+            "",
             "0",
-            wrong == 0,
         )
-    )
+    ]
     mask = c["mask_us"]
     for q, share, what in (("p50", 1.0, "≤ the best engine's"), ("p99", 0.5, "≤ ½ the best's")):
-        best = _best(per_engine, "mask_us", q)
         name = f"{title}: mask {q} {what}"
-        if best is None or mask.get(q) is None:
+        best = _best(per_engine, "mask_us", q)
+        if best is None:
             out.append(Check(name, "-", "-", None))
             continue
         eng, v = best
-        line = v * share
-        out.append(
-            Check(
-                name,
-                f"{_n(mask[q])} µs",
-                f"≤ {_n(line)} µs ({eng} {_n(v)})",
-                mask[q] <= line,
-            )
-        )
-    if wl in MASK_MAX_US and mask.get("max") is not None:
+        line = f"≤ {fmt(v * share)} µs ({eng} {fmt(v)})"
+        out.append(_at_most(name, mask.get(q), v * share, "µs", line))
+    if wl in MASK_MAX_US:
         lim = MASK_MAX_US[wl]
-        out.append(
-            Check(
-                f"{title}: no mask over {lim / 1000:g} ms",
-                f"{_n(mask['max'])} µs",
-                f"≤ {lim:,.0f} µs",
-                mask["max"] <= lim,
-            )
-        )
+        out.append(_at_most(f"{title}: no mask over {lim / 1000:g} ms", mask.get("max"), lim, "µs"))
     acc = c["accept_us"].get("p50")
-    if acc is not None:
-        out.append(
-            Check(
-                f"{title}: accept p50",
-                f"{_n(acc)} µs",
-                f"≤ {ACCEPT_P50_US:g} µs",
-                acc <= ACCEPT_P50_US,
-            )
-        )
+    out.append(_at_most(f"{title}: accept p50", acc, ACCEPT_P50_US, "µs"))
     if wl == "schemas":
         co = c["compile_ms"]
         for q, lim in (("p50", COMPILE_P50_MS), ("p99", COMPILE_P99_MS), ("max", COMPILE_MAX_MS)):
-            if co.get(q) is None:
-                out.append(Check(f"{title}: compile {q}", "-", f"≤ {lim:g} ms", None))
-            else:
-                out.append(
-                    Check(f"{title}: compile {q}", f"{_n(co[q])} ms", f"≤ {lim:g} ms", co[q] <= lim)
-                )
-        t_o = counts.get("time-out", 0)
-        out.append(Check(f"{title}: compile time-outs", str(t_o), "0", t_o == 0))
+            out.append(_at_most(f"{title}: compile {q}", co.get(q), lim, "ms"))
+        out.append(_at_most(f"{title}: compile time-outs", counts.get("time-out", 0), 0, "", "0"))
     return out
 
 
